@@ -1,0 +1,371 @@
+"""``AsyncOrbitClient``: calls, events and presence over one AMQP connection (aio-pika).
+
+One connection, three channels: requests (publisher confirms, ``mandatory``), replies
+(one durable reply queue for every call of this client) and control (passive declares,
+subscriptions). Replies are matched by ``correlation_id`` and accepted only from the
+addressed endpoint's ``user_id`` once the client has learned it from presence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+import aiormq.exceptions
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractRobustConnection,
+)
+
+from orbit_protocol import (
+    AuthenticationFailed,
+    BrokerError,
+    DeadlineExceeded,
+    EndpointBusy,
+    EndpointOffline,
+    Event,
+    PayloadTooLarge,
+    Reply,
+    Request,
+    decode_reply,
+    naming,
+)
+from orbit_protocol.headers import CONTENT_TYPE, DEADLINE_HEADER, VERSION_HEADER
+from orbit_protocol.topology import client_queue_arguments
+from orbit_protocol.version import PROTOCOL_VERSION
+
+from ._presence import EndpointInfo, PresenceTable, TopologyCallback
+from ._proxy import AsyncPluginProxy
+from ._subscription import Subscription
+from .settings import ClientSettings
+
+log = logging.getLogger(__name__)
+_DEFAULT: Any = object()
+EventCallback = Callable[[Event], Any]
+
+
+@dataclass
+class _Pending:
+    future: asyncio.Future[Reply]
+    endpoint: str
+
+
+class AsyncOrbitClient:
+    """Talk to Orbit endpoints. Use as ``async with AsyncOrbitClient() as client:``."""
+
+    def __init__(self, settings: ClientSettings | None = None, **overrides: Any) -> None:
+        self.settings = settings or ClientSettings(**overrides)
+        self.user = self.settings.user
+        self.presence = PresenceTable()
+        self._pending: dict[str, _Pending] = {}
+        self._queue_seen: dict[str, float] = {}
+        self._connection: AbstractRobustConnection | None = None
+        self._requests: AbstractExchange | None = None
+        self._control: AbstractChannel | None = None
+        self._channels: list[AbstractChannel] = []
+        self._subscriptions: list[Subscription] = []
+        self._background: set[asyncio.Task[Any]] = set()
+        self.reply_queue = naming.reply_queue(self.user)
+
+    # -- connection ---------------------------------------------------------------------
+
+    async def connect(self) -> AsyncOrbitClient:
+        url = self.settings.url.get_secret_value()
+        try:
+            self._connection = await aio_pika.connect_robust(
+                url,
+                heartbeat=self.settings.heartbeat,
+                reconnect_interval=self.settings.reconnect_interval,
+                client_properties={"connection_name": f"orbit-client {self.user}"},
+                timeout=10,
+            )
+        except aiormq.exceptions.ProbableAuthenticationError:
+            raise AuthenticationFailed(
+                f"the broker at {self.settings.safe_url} refused the credentials of {self.user!r}"
+            ) from None
+        except (OSError, aiormq.exceptions.AMQPError) as exc:
+            raise BrokerError(f"cannot reach the broker at {self.settings.safe_url}: {exc}") from None
+        publish = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        self._requests = await publish.get_exchange(naming.REQUEST_EXCHANGE, ensure=False)
+        replies = await self._connection.channel()
+        queue = await replies.declare_queue(
+            self.reply_queue, durable=True, arguments=client_queue_arguments()
+        )
+        await queue.bind(naming.REPLY_EXCHANGE, self.reply_queue)
+        await queue.consume(self._on_reply, no_ack=True)
+        self._control = await self._connection.channel()
+        self._channels = [publish, replies, self._control]
+        await self._watch_presence()
+        return self
+
+    async def _watch_presence(self) -> None:
+        assert self._control is not None
+        pattern = naming.event_pattern(None, naming.BUILTIN_PLUGIN, naming.PRESENCE_TOPIC)
+        sub = Subscription(self._control, self.user, [pattern])
+        try:
+            await sub.start()
+        except aiormq.exceptions.ChannelAccessRefused:
+            # restricted users may not bind wildcards: fall back to per-endpoint checks
+            log.debug("no wildcard presence binding allowed for %s", self.user)
+            self._control = await self._fresh_channel()
+            return
+        self._subscriptions.append(sub)
+        self._spawn(self._feed_presence(sub))
+
+    async def _feed_presence(self, sub: Subscription) -> None:
+        while True:
+            event, sender = await sub.get_with_sender()
+            with contextlib.suppress(ValueError):
+                self.presence.update(event, sender)
+
+    async def _fresh_channel(self) -> AbstractChannel:
+        assert self._connection is not None
+        channel = await self._connection.channel()
+        self._channels.append(channel)
+        return channel
+
+    async def close(self) -> None:
+        for sub in self._subscriptions:
+            await sub.close()
+        for task in self._background:
+            task.cancel()
+        for pending in self._pending.values():
+            if not pending.future.done():
+                pending.future.cancel()
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+
+    aclose = close
+
+    async def __aenter__(self) -> AsyncOrbitClient:
+        return await self.connect()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- replies ------------------------------------------------------------------------
+
+    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
+        pending = self._pending.get(message.correlation_id or "")
+        if pending is None:
+            log.debug("dropping reply for unknown correlation id %s", message.correlation_id)
+            return
+        expected = self.presence.expected_user(pending.endpoint)
+        if expected is not None and message.user_id not in (expected, _RESPONDER_USER):
+            log.warning(
+                "dropping reply to %s from user %r (endpoint %s is %r)",
+                message.correlation_id,
+                message.user_id,
+                pending.endpoint,
+                expected,
+            )
+            return
+        if not pending.future.done():
+            pending.future.set_result(decode_reply(message.body))
+
+    # -- calls --------------------------------------------------------------------------
+
+    async def is_online(self, endpoint: str) -> bool:
+        """Presence seen recently, or a consumer on ``orbit.ep.<endpoint>`` right now."""
+        if self.presence.online(endpoint):
+            return True
+        if time.monotonic() - self._queue_seen.get(endpoint, -1e9) < 2.0:
+            return True
+        return await self._consumers(endpoint) > 0
+
+    async def _consumers(self, endpoint: str) -> int:
+        channel = await self._fresh_channel()
+        try:
+            queue = await channel.declare_queue(naming.request_queue(endpoint), passive=True)
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            raise EndpointOffline(
+                f"endpoint {endpoint!r} does not exist on this broker (no queue"
+                f" {naming.request_queue(endpoint)}; was it provisioned?)"
+            ) from None
+        finally:
+            self._channels.remove(channel)
+            with contextlib.suppress(Exception):
+                await channel.close()
+        count = queue.declaration_result.consumer_count or 0
+        if count:
+            self._queue_seen[endpoint] = time.monotonic()
+        return count
+
+    async def call(
+        self,
+        endpoint: str,
+        operation: str,
+        /,
+        *,
+        timeout: float | None = _DEFAULT,
+        idempotency_key: str | None = None,
+        wait_for_endpoint: bool = False,
+        **args: Any,
+    ) -> Any:
+        """Call ``plugin.method`` on ``endpoint`` and return its result (or raise its error).
+
+        ``timeout`` bounds the whole call and travels as the request's deadline;
+        ``wait_for_endpoint=True`` queues the call for an offline endpoint instead of
+        raising :class:`~orbit_protocol.EndpointOffline` at once.
+        """
+        reply = await self.request(
+            endpoint,
+            operation,
+            args,
+            timeout=timeout,
+            idempotency_key=idempotency_key,
+            wait_for_endpoint=wait_for_endpoint,
+        )
+        return reply.unwrap()
+
+    async def request(
+        self,
+        endpoint: str,
+        operation: str,
+        args: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = _DEFAULT,
+        idempotency_key: str | None = None,
+        wait_for_endpoint: bool = False,
+        request_id: str | None = None,
+    ) -> Reply:
+        """Like :meth:`call` but returns the :class:`~orbit_protocol.Reply` itself."""
+        if self._requests is None:
+            raise BrokerError("the client is not connected: use `async with` or connect()")
+        naming.validate_name(endpoint)
+        plugin, _, method = operation.partition(".")
+        body = Request(plugin=plugin, method=method, args=args or {}).to_bytes()
+        if len(body) > self.settings.max_body:
+            raise PayloadTooLarge(
+                f"request is {len(body)} bytes; the limit is {self.settings.max_body}"
+                " (move data with the staging plugin)",
+                {"size": len(body), "limit": self.settings.max_body},
+            )
+        if timeout is _DEFAULT:
+            timeout = self.settings.timeout
+        if not wait_for_endpoint and not await self.is_online(endpoint):
+            raise EndpointOffline(f"endpoint {endpoint!r} is offline (no consumer on its queue)")
+        corr = request_id or uuid.uuid4().hex
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._pending[corr] = _Pending(future, endpoint)
+        try:
+            await self._publish(endpoint, operation, body, corr, idempotency_key, timeout, wait_for_endpoint)
+            try:
+                return await asyncio.wait_for(future, timeout)
+            except TimeoutError:
+                raise DeadlineExceeded(
+                    f"no reply from {endpoint!r} to {operation} within {timeout} s",
+                    {"request_id": corr},
+                ) from None
+        finally:
+            self._pending.pop(corr, None)
+
+    async def _publish(
+        self,
+        endpoint: str,
+        operation: str,
+        body: bytes,
+        corr: str,
+        key: str | None,
+        timeout: float | None,
+        wait_for_endpoint: bool,
+    ) -> None:
+        headers: dict[str, Any] = {VERSION_HEADER: PROTOCOL_VERSION}
+        if timeout is not None:
+            headers[DEADLINE_HEADER] = int((time.time() + timeout) * 1000)
+        message = aio_pika.Message(
+            body,
+            content_type=CONTENT_TYPE,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            correlation_id=corr,
+            message_id=key or corr,
+            reply_to=self.reply_queue,
+            user_id=self.user,
+            type=operation,
+            headers=headers,
+            expiration=timeout,
+        )
+        assert self._requests is not None
+        try:
+            await self._requests.publish(message, endpoint, mandatory=True, timeout=timeout)
+        except aiormq.exceptions.PublishError:
+            raise EndpointOffline(
+                f"endpoint {endpoint!r} is not provisioned: nothing is bound to key {endpoint!r}"
+            ) from None
+        except aiormq.exceptions.DeliveryError:
+            raise EndpointBusy(f"endpoint {endpoint!r} has a full request queue; try later") from None
+
+    def plugin(self, endpoint: str, plugin: str) -> AsyncPluginProxy:
+        """``await client.plugin("hpc1", "sysinfo").metrics()``."""
+        return AsyncPluginProxy(self, endpoint, plugin)
+
+    # -- events and presence ------------------------------------------------------------
+
+    async def subscribe(
+        self,
+        endpoint: str | None = None,
+        plugin: str | None = None,
+        topic: str | None = None,
+    ) -> Subscription:
+        """Events matching the filter, as an async iterator (``None`` matches anything)."""
+        channel = await self._fresh_channel()
+        sub = Subscription(channel, self.user, [naming.event_pattern(endpoint, plugin, topic)])
+        await sub.start()
+        self._subscriptions.append(sub)
+        return sub
+
+    async def register_callback(
+        self,
+        callback: EventCallback,
+        endpoint: str | None = None,
+        plugin: str | None = None,
+        topic: str | None = None,
+    ) -> Subscription:
+        """Call ``callback(event)`` (plain or async) for each matching event, as in the seed."""
+        sub = await self.subscribe(endpoint, plugin, topic)
+
+        async def pump() -> None:
+            async for event in sub:
+                try:
+                    result = callback(event)
+                    if asyncio.iscoroutine(result):
+                        await result
+                except Exception:
+                    log.exception("event callback failed")
+
+        self._spawn(pump())
+        return sub
+
+    def register_topology_callback(self, callback: TopologyCallback) -> None:
+        """Call ``callback(endpoint, info)`` whenever an endpoint comes online or goes offline."""
+        self.presence.callbacks.append(callback)
+
+    def endpoints(self) -> dict[str, EndpointInfo]:
+        """Endpoints seen through presence so far (refreshed every heartbeat)."""
+        return dict(self.presence.endpoints)
+
+    async def wait_for_endpoints(self, timeout: float | None = None) -> dict[str, EndpointInfo]:
+        """Wait one heartbeat interval (or ``timeout``) so every live endpoint is seen."""
+        await asyncio.sleep(self.settings.heartbeat + 1 if timeout is None else timeout)
+        return self.endpoints()
+
+
+_RESPONDER_USER = "orbit-responder"
+"""The dead-letter responder's user: its error replies are accepted for any endpoint."""
+
+__all__ = ["AsyncOrbitClient"]

@@ -1,0 +1,183 @@
+"""Deliveries → checks → journal → ack → work. DESIGN §3 and §4, in that order.
+
+Every delivery is acked exactly once, after its fate is durable: refused (error reply
+sent), a duplicate (stored reply sent again), or accepted (journal row written). Work
+runs after the ack, so long operations never trip the broker's consumer timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from aio_pika.abc import AbstractIncomingMessage
+
+from orbit_plugins.base import Call
+from orbit_protocol import (
+    BadRequest,
+    Conflict,
+    DeadlineExceeded,
+    NotAuthorized,
+    OrbitError,
+    PayloadTooLarge,
+    Reply,
+    Request,
+    decode_request,
+)
+from orbit_protocol.headers import DEADLINE_HEADER, DEATH_HEADER
+
+from .journal import Journal, args_digest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Who may call, which routing keys are ours, how big a body may be."""
+
+    endpoint: str
+    routing_keys: frozenset[str]
+    allowed: frozenset[str]
+    admins: frozenset[str]
+    allow_all: bool
+    max_body: int
+
+    def may_call(self, user: str) -> bool:
+        return self.allow_all or user in self.allowed or user in self.admins
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A request now owned by the journal."""
+
+    user: str
+    key: str
+    reply_to: str
+    correlation_id: str
+    request: Request
+    call: Call
+
+
+Reply_ = Callable[[str, str, bytes], Coroutine[Any, Any, None]]
+
+
+def _deadline(message: AbstractIncomingMessage) -> float | None:
+    raw = (message.headers or {}).get(DEADLINE_HEADER)
+    if raw is None:
+        return None
+    try:
+        return float(raw) / 1000.0  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise BadRequest(f"{DEADLINE_HEADER} must be epoch milliseconds, got {raw!r}") from None
+
+
+class Intake:
+    """Turns one delivery into a refusal, a replayed reply, or an :class:`Accepted`."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        journal: Journal,
+        send_reply: Reply_,
+        spawn: Callable[[Coroutine[Any, Any, None]], object],
+    ) -> None:
+        self.policy = policy
+        self.journal = journal
+        self.send_reply = send_reply
+        self.spawn = spawn
+        self.waiters: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        """Extra (reply_to, correlation_id) pairs for duplicates of running requests."""
+
+    def _authorize(self, message: AbstractIncomingMessage) -> str:
+        if message.routing_key not in self.policy.routing_keys:
+            raise NotAuthorized(
+                f"routing key {message.routing_key!r} is not served by {self.policy.endpoint!r}"
+            )
+        if DEATH_HEADER in (message.headers or {}):
+            raise NotAuthorized("dead-lettered messages are not accepted as requests")
+        user = message.user_id
+        if not user:
+            raise NotAuthorized("requests must carry user_id (the connection's user)")
+        if not self.policy.may_call(user):
+            raise NotAuthorized(f"user {user!r} may not call endpoint {self.policy.endpoint!r}")
+        return user
+
+    async def receive(self, message: AbstractIncomingMessage) -> Accepted | None:
+        """Handle the delivery up to and including its ack."""
+        reply_to, corr = message.reply_to, message.correlation_id
+        if not reply_to or not corr:
+            log.warning("refusing message without reply_to/correlation_id (%s)", message.message_id)
+            await message.reject(requeue=False)
+            return None
+        try:
+            accepted = self._admit(message, reply_to, corr)
+        except OrbitError as exc:
+            log.info("refused %s from %s: %s", corr, message.user_id, exc)
+            await self.send_reply(reply_to, corr, Reply.failure(exc).to_bytes())
+            accepted = None
+        await message.ack()
+        return accepted
+
+    def _admit(self, message: AbstractIncomingMessage, reply_to: str, corr: str) -> Accepted | None:
+        user = self._authorize(message)
+        if len(message.body) > self.policy.max_body:
+            raise PayloadTooLarge(
+                f"request body is {len(message.body)} bytes; this endpoint accepts at most"
+                f" {self.policy.max_body} (use the staging plugin for data)",
+                {"size": len(message.body), "limit": self.policy.max_body},
+            )
+        deadline = _deadline(message)
+        if deadline is not None and time.time() > deadline:
+            raise DeadlineExceeded("the request's deadline passed before the endpoint picked it up")
+        request = decode_request(message.body)
+        key = message.message_id or corr
+        digest = args_digest(request.plugin, request.method, request.args)
+        known = self.journal.get(user, key)
+        if known is not None:
+            return self._duplicate(known.args_hash, digest, known.reply, user, key, reply_to, corr)
+        self.journal.accept(
+            user=user,
+            key=key,
+            request_id=corr,
+            plugin=request.plugin,
+            method=request.method,
+            args=request.args,
+            args_hash=digest,
+            reply_to=reply_to,
+            deadline=deadline,
+        )
+        call = Call(
+            request_id=corr,
+            user=user,
+            endpoint=self.policy.endpoint,
+            is_admin=user in self.policy.admins,
+            deadline=deadline,
+        )
+        return Accepted(user, key, reply_to, corr, request, call)
+
+    def _duplicate(
+        self,
+        known_hash: str,
+        digest: str,
+        stored: bytes | None,
+        user: str,
+        key: str,
+        reply_to: str,
+        corr: str,
+    ) -> None:
+        if known_hash != digest:
+            raise Conflict(
+                f"idempotency key {key!r} was already used with other arguments",
+                {"idempotency_key": key},
+            )
+        if stored is not None:
+            self.spawn(self.send_reply(reply_to, corr, stored))
+        else:
+            self.waiters.setdefault((user, key), set()).add((reply_to, corr))
+        return None
+
+
+__all__ = ["Accepted", "Intake", "Policy"]

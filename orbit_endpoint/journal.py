@@ -1,0 +1,182 @@
+"""The endpoint journal: accepted requests, their replies, and the idempotency ledger.
+
+SQLite in WAL mode. A request is written here *before* its delivery is acked, so after
+the ack the journal, not the queue, owns the work (DESIGN §3). States move forward only:
+
+    accepted ──► done ──► replied
+        │
+        └──────► (restart) resumed or answered as interrupted
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+State = Literal["accepted", "done", "replied"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+    user        TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    request_id  TEXT NOT NULL,
+    plugin      TEXT NOT NULL,
+    method      TEXT NOT NULL,
+    args_hash   TEXT NOT NULL,
+    args        TEXT NOT NULL,
+    reply_to    TEXT NOT NULL,
+    deadline    REAL,
+    state       TEXT NOT NULL,
+    reply       BLOB,
+    accepted_at REAL NOT NULL,
+    finished_at REAL,
+    PRIMARY KEY (user, key)
+);
+CREATE INDEX IF NOT EXISTS requests_by_id ON requests (request_id);
+CREATE INDEX IF NOT EXISTS requests_by_state ON requests (state);
+"""
+
+
+def args_digest(plugin: str, method: str, args: dict[str, Any]) -> str:
+    """Stable hash of what a request asks for (the idempotency comparison)."""
+    canonical = json.dumps([plugin, method, args], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One journal row."""
+
+    user: str
+    key: str
+    request_id: str
+    plugin: str
+    method: str
+    args_hash: str
+    args: dict[str, Any]
+    reply_to: str
+    deadline: float | None
+    state: State
+    reply: bytes | None
+    accepted_at: float
+    finished_at: float | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Entry:
+        data = dict(row)
+        data["args"] = json.loads(data["args"])
+        return cls(**data)
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON view used by ``orbit.requests``."""
+        return {
+            "request_id": self.request_id,
+            "idempotency_key": self.key,
+            "user": self.user,
+            "operation": f"{self.plugin}.{self.method}",
+            "state": self.state,
+            "accepted_at": self.accepted_at,
+            "finished_at": self.finished_at,
+        }
+
+
+class Journal:
+    """Synchronous SQLite journal; every call is a short local transaction."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def get(self, user: str, key: str) -> Entry | None:
+        row = self._db.execute(
+            "SELECT * FROM requests WHERE user = ? AND key = ?", (user, key)
+        ).fetchone()
+        return Entry.from_row(row) if row else None
+
+    def find(self, request_id: str) -> Entry | None:
+        row = self._db.execute(
+            "SELECT * FROM requests WHERE request_id = ? ORDER BY accepted_at DESC LIMIT 1",
+            (request_id,),
+        ).fetchone()
+        return Entry.from_row(row) if row else None
+
+    def accept(
+        self,
+        *,
+        user: str,
+        key: str,
+        request_id: str,
+        plugin: str,
+        method: str,
+        args: dict[str, Any],
+        args_hash: str,
+        reply_to: str,
+        deadline: float | None,
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO requests (user, key, request_id, plugin, method, args_hash, args,"
+            " reply_to, deadline, state, accepted_at) VALUES (?,?,?,?,?,?,?,?,?,'accepted',?)",
+            (
+                user,
+                key,
+                request_id,
+                plugin,
+                method,
+                args_hash,
+                json.dumps(args),
+                reply_to,
+                deadline,
+                time.time(),
+            ),
+        )
+
+    def finish(self, user: str, key: str, reply: bytes) -> None:
+        self._db.execute(
+            "UPDATE requests SET state = 'done', reply = ?, finished_at = ?"
+            " WHERE user = ? AND key = ?",
+            (reply, time.time(), user, key),
+        )
+
+    def mark_replied(self, user: str, key: str) -> None:
+        self._db.execute(
+            "UPDATE requests SET state = 'replied' WHERE user = ? AND key = ? AND state = 'done'",
+            (user, key),
+        )
+
+    def pending(self, state: State) -> list[Entry]:
+        rows = self._db.execute(
+            "SELECT * FROM requests WHERE state = ? ORDER BY accepted_at", (state,)
+        ).fetchall()
+        return [Entry.from_row(r) for r in rows]
+
+    def recent(self, user: str | None = None, limit: int = 100) -> list[Entry]:
+        if user is None:
+            sql, params = "SELECT * FROM requests ORDER BY accepted_at DESC LIMIT ?", (limit,)
+        else:
+            sql = "SELECT * FROM requests WHERE user = ? ORDER BY accepted_at DESC LIMIT ?"
+            params = (user, limit)  # type: ignore[assignment]
+        return [Entry.from_row(r) for r in self._db.execute(sql, params).fetchall()]
+
+    def prune(self, older_than: float) -> int:
+        """Forget answered requests finished before ``older_than`` (epoch seconds)."""
+        cur = self._db.execute(
+            "DELETE FROM requests WHERE state = 'replied' AND finished_at < ?", (older_than,)
+        )
+        return cur.rowcount
+
+
+__all__ = ["Entry", "Journal", "State", "args_digest"]

@@ -1,0 +1,121 @@
+"""One supervised AMQP connection: connect, set up, wait for loss, back off, repeat.
+
+aio-pika's robust connection reconnects at a fixed interval without jitter and has a
+history of losing consumers; the endpoint owns its reconnect loop instead
+(jittered exponential backoff 0.5 s → 30 s, forever, except after an authentication
+failure, which is fatal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+
+import aio_pika
+import aiormq.exceptions
+
+log = logging.getLogger(__name__)
+
+Setup = Callable[[aio_pika.abc.AbstractConnection], Awaitable[None]]
+
+
+class FatalLinkError(Exception):
+    """The broker refused us in a way retrying cannot fix (bad credentials)."""
+
+
+def backoff_delays(minimum: float, maximum: float) -> Callable[[int], float]:
+    """Full-jitter exponential backoff: attempt ``n`` waits in ``[min, min*2^n]`` (capped)."""
+
+    def delay(attempt: int) -> float:
+        ceiling = min(maximum, minimum * 2**attempt)
+        return random.uniform(minimum, max(minimum, ceiling))
+
+    return delay
+
+
+def _is_auth_failure(exc: BaseException) -> bool:
+    if isinstance(exc, aiormq.exceptions.ProbableAuthenticationError):
+        return True
+    text = str(exc)
+    return "ACCESS_REFUSED" in text or ("403" in text and "access" in text.lower())
+
+
+class Link:
+    """Keeps one connection alive and calls ``setup`` after every (re)connect."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        name: str,
+        setup: Setup,
+        heartbeat: int = 10,
+        reconnect_min: float = 0.5,
+        reconnect_max: float = 30.0,
+    ) -> None:
+        self._url = url
+        self.name = name
+        self._setup = setup
+        self._heartbeat = heartbeat
+        self._delay = backoff_delays(reconnect_min, reconnect_max)
+        self.connection: aio_pika.abc.AbstractConnection | None = None
+        self.ready = asyncio.Event()
+        self._closing = False
+        self.connects = 0
+
+    async def run(self) -> None:
+        """Loop until :meth:`close`; raises :class:`FatalLinkError` on bad credentials."""
+        attempt = 0
+        while not self._closing:
+            lost = asyncio.get_running_loop().create_future()
+            try:
+                conn = await aio_pika.connect(
+                    self._url,
+                    heartbeat=self._heartbeat,
+                    client_properties={"connection_name": self.name},
+                    timeout=10,
+                )
+                conn.close_callbacks.add(lambda *_: lost.done() or lost.set_result(None))
+                self.connection = conn
+                await self._setup(conn)
+                self.connects += 1
+                attempt = 0
+                self.ready.set()
+                log.info("%s connected", self.name)
+                await lost
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if _is_auth_failure(exc):
+                    raise FatalLinkError(
+                        f"{self.name}: the broker refused the credentials ({type(exc).__name__});"
+                        " check the user and password of the endpoint URL"
+                    ) from None
+                if not self._closing:
+                    log.warning("%s: %s: %s", self.name, type(exc).__name__, exc)
+            finally:
+                self.ready.clear()
+                await self._drop()
+            if self._closing:
+                break
+            wait = self._delay(attempt)
+            attempt += 1
+            log.info("%s reconnecting in %.1f s", self.name, wait)
+            await asyncio.sleep(wait)
+
+    async def _drop(self) -> None:
+        conn, self.connection = self.connection, None
+        if conn is not None and not conn.is_closed:
+            try:
+                await asyncio.wait_for(conn.close(), 5)
+            except Exception:  # closing a broken connection may fail; it is gone anyway
+                log.debug("%s: close failed", self.name, exc_info=True)
+
+    async def close(self) -> None:
+        self._closing = True
+        await self._drop()
+
+
+__all__ = ["FatalLinkError", "Link", "backoff_delays"]
