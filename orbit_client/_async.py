@@ -93,7 +93,9 @@ class AsyncOrbitClient:
                 f"the broker at {self.settings.safe_url} refused the credentials of {self.user!r}"
             ) from None
         except (OSError, aiormq.exceptions.AMQPError) as exc:
-            raise BrokerError(f"cannot reach the broker at {self.settings.safe_url}: {exc}") from None
+            raise BrokerError(
+                f"cannot reach the broker at {self.settings.safe_url}: {exc}"
+            ) from None
         publish = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         self._requests = await publish.get_exchange(naming.REQUEST_EXCHANGE, ensure=False)
         replies = await self._connection.channel()
@@ -166,7 +168,7 @@ class AsyncOrbitClient:
             log.debug("dropping reply for unknown correlation id %s", message.correlation_id)
             return
         expected = self.presence.expected_user(pending.endpoint)
-        if expected is not None and message.user_id not in (expected, _RESPONDER_USER):
+        if expected is not None and message.user_id not in (expected, naming.RESPONDER_USER):
             log.warning(
                 "dropping reply to %s from user %r (endpoint %s is %r)",
                 message.correlation_id,
@@ -264,7 +266,9 @@ class AsyncOrbitClient:
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[corr] = _Pending(future, endpoint)
         try:
-            await self._publish(endpoint, operation, body, corr, idempotency_key, timeout, wait_for_endpoint)
+            await self._publish(
+                endpoint, operation, body, corr, idempotency_key, timeout, wait_for_endpoint
+            )
             try:
                 return await asyncio.wait_for(future, timeout)
             except TimeoutError:
@@ -308,7 +312,9 @@ class AsyncOrbitClient:
                 f"endpoint {endpoint!r} is not provisioned: nothing is bound to key {endpoint!r}"
             ) from None
         except aiormq.exceptions.DeliveryError:
-            raise EndpointBusy(f"endpoint {endpoint!r} has a full request queue; try later") from None
+            raise EndpointBusy(
+                f"endpoint {endpoint!r} has a full request queue; try later"
+            ) from None
 
     def plugin(self, endpoint: str, plugin: str) -> AsyncPluginProxy:
         """``await client.plugin("hpc1", "sysinfo").metrics()``."""
@@ -364,8 +370,5 @@ class AsyncOrbitClient:
         await asyncio.sleep(self.settings.heartbeat + 1 if timeout is None else timeout)
         return self.endpoints()
 
-
-_RESPONDER_USER = "orbit-responder"
-"""The dead-letter responder's user: its error replies are accepted for any endpoint."""
 
 __all__ = ["AsyncOrbitClient"]

@@ -51,7 +51,9 @@ class OrbitClient:
 
     def __init__(self, settings: ClientSettings | None = None, **overrides: Any) -> None:
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="orbit-client", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="orbit-client", daemon=True
+        )
         self._thread.start()
         self._async = AsyncOrbitClient(settings, **overrides)
 
@@ -102,7 +104,9 @@ class OrbitClient:
             )
         )
 
-    def request(self, endpoint: str, operation: str, args: dict[str, Any] | None = None, **kw: Any) -> Reply:
+    def request(
+        self, endpoint: str, operation: str, args: dict[str, Any] | None = None, **kw: Any
+    ) -> Reply:
         """Blocking :meth:`AsyncOrbitClient.request`."""
         return self._run(self._async.request(endpoint, operation, args, **kw))
 

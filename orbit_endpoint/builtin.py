@@ -1,4 +1,4 @@
-"""The built-in ``orbit`` plugin every endpoint serves: ping, describe, cancel, requests, shutdown."""
+"""The built-in ``orbit`` plugin of every endpoint: ping, describe, cancel, requests, shutdown."""
 
 from __future__ import annotations
 

@@ -137,7 +137,8 @@ class Intake:
         digest = args_digest(request.plugin, request.method, request.args)
         known = self.journal.get(user, key)
         if known is not None:
-            return self._duplicate(known.args_hash, digest, known.reply, user, key, reply_to, corr)
+            self._duplicate(known.args_hash, digest, known.reply, user, key, reply_to, corr)
+            return None
         self.journal.accept(
             user=user,
             key=key,
@@ -177,7 +178,6 @@ class Intake:
             self.spawn(self.send_reply(reply_to, corr, stored))
         else:
             self.waiters.setdefault((user, key), set()).add((reply_to, corr))
-        return None
 
 
 __all__ = ["Accepted", "Intake", "Policy"]

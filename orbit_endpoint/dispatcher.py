@@ -14,6 +14,7 @@ from orbit_protocol import (
     Cancelled,
     InternalError,
     InvalidArgs,
+    NotAuthorized,
     OrbitError,
     Reply,
     Request,
@@ -51,7 +52,8 @@ class Dispatcher:
         if spec is None:
             methods = sorted(slot.plugin.operations())
             raise UnknownMethod(
-                f"plugin {plugin_name!r} has no operation {method!r} (it has: {', '.join(methods)})",
+                f"plugin {plugin_name!r} has no operation {method!r}"
+                f" (it has: {', '.join(methods)})",
                 {"methods": methods},
             )
         return slot.plugin, spec
@@ -76,8 +78,6 @@ class Dispatcher:
         try:
             plugin, spec = self.resolve(request.plugin, request.method)
             if spec.admin_only and not call.is_admin:
-                from orbit_protocol import NotAuthorized
-
                 raise NotAuthorized(f"{request.operation} is for the endpoint's admins only")
             args = self.validate(spec, request.args)
             return Reply.success(await plugin.invoke(spec, args, call))

@@ -9,6 +9,7 @@ failure, which is fatal).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -33,6 +34,11 @@ def backoff_delays(minimum: float, maximum: float) -> Callable[[int], float]:
         return random.uniform(minimum, max(minimum, ceiling))
 
     return delay
+
+
+def _resolve(future: asyncio.Future[None], *_: object) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _is_auth_failure(exc: BaseException) -> bool:
@@ -77,7 +83,7 @@ class Link:
                     client_properties={"connection_name": self.name},
                     timeout=10,
                 )
-                conn.close_callbacks.add(lambda *_: lost.done() or lost.set_result(None))
+                conn.close_callbacks.add(functools.partial(_resolve, lost))
                 self.connection = conn
                 await self._setup(conn)
                 self.connects += 1
@@ -98,7 +104,7 @@ class Link:
             finally:
                 self.ready.clear()
                 await self._drop()
-            if self._closing:
+            if self.closing:
                 break
             wait = self._delay(attempt)
             attempt += 1
@@ -112,6 +118,10 @@ class Link:
                 await asyncio.wait_for(conn.close(), 5)
             except Exception:  # closing a broken connection may fail; it is gone anyway
                 log.debug("%s: close failed", self.name, exc_info=True)
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
 
     async def close(self) -> None:
         self._closing = True

@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, FieldValue
 
 from orbit_protocol import Event, naming
 from orbit_protocol.headers import CONTENT_TYPE, REPLY_TYPE, VERSION_HEADER
@@ -23,7 +23,7 @@ from orbit_protocol.version import PROTOCOL_VERSION
 from .link import Link
 
 log = logging.getLogger(__name__)
-_HEADERS = {VERSION_HEADER: PROTOCOL_VERSION}
+_HEADERS: dict[str, FieldValue] = {VERSION_HEADER: PROTOCOL_VERSION}
 
 
 class Publisher:

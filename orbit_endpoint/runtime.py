@@ -15,7 +15,7 @@ import logging
 import socket
 import time
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, Literal
 
 import aiormq.exceptions
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
@@ -201,9 +201,9 @@ class Endpoint:
 
     # -- presence -----------------------------------------------------------------------
 
-    def _presence(self, state: str) -> dict[str, Any]:
+    def _presence(self, state: Literal["online", "offline"]) -> dict[str, Any]:
         return Presence(
-            state=state,  # type: ignore[arg-type]
+            state=state,
             plugins={n: s.version for n, s in self.plugins.items()},
             version=orbit_version(),
             host=socket.gethostname(),

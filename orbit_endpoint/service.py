@@ -46,7 +46,7 @@ def run(settings: EndpointSettings) -> int:
 
 
 def main() -> None:
-    settings = EndpointSettings()  # type: ignore[call-arg]  # name comes from the environment
+    settings = EndpointSettings()  # type: ignore[call-arg,unused-ignore]  # name from env
     setup_logging(settings.debug)
     sys.exit(run(settings))
 

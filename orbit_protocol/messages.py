@@ -125,7 +125,8 @@ def decode_request(body: bytes) -> Request:
         raise BadRequest("request body must be a JSON object")
     if raw.get("v") != PROTOCOL_VERSION:
         raise BadRequest(
-            f"unsupported protocol version {raw.get('v')!r}; this endpoint speaks v{PROTOCOL_VERSION}",
+            f"unsupported protocol version {raw.get('v')!r};"
+            f" this endpoint speaks v{PROTOCOL_VERSION}",
             {"supported": [PROTOCOL_VERSION]},
         )
     try:

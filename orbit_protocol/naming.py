@@ -18,6 +18,8 @@ DEAD_LETTER_QUEUE: Final = "orbit.dead"
 DEAD_LETTER_ROUTING_KEY: Final = "orbit.dead"
 BUILTIN_PLUGIN: Final = "orbit"
 PRESENCE_TOPIC: Final = "presence"
+RESPONDER_USER: Final = "orbit-responder"
+"""Service user of the dead-letter responder; clients accept its error replies."""
 
 NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 _NAME_RE: Final = re.compile(NAME_PATTERN)
@@ -103,6 +105,7 @@ __all__ = [
     "PRESENCE_TOPIC",
     "REPLY_EXCHANGE",
     "REQUEST_EXCHANGE",
+    "RESPONDER_USER",
     "event_pattern",
     "event_routing_key",
     "is_valid_name",

@@ -1,0 +1,142 @@
+"""Dispatcher, journal and plugin contract, without a broker."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from orbit_endpoint.dispatcher import Dispatcher
+from orbit_endpoint.journal import Journal, args_digest
+from orbit_endpoint.registry import LoadedPlugin, load
+from orbit_plugins import Call, Plugin, operation
+from orbit_protocol import ErrorCode, Request
+from tests.testkit.plugin import KitPlugin
+
+
+def call(user: str = "alice", admin: bool = False) -> Call:
+    return Call(request_id="r1", user=user, endpoint="ep", is_admin=admin)
+
+
+def dispatcher(debug: bool = False) -> Dispatcher:
+    plugins = {
+        "testkit": LoadedPlugin("testkit", KitPlugin()),
+        "broken": LoadedPlugin("broken", error="ImportError: no module named fake_slurm"),
+    }
+    return Dispatcher(plugins, debug=debug)
+
+
+async def run(d: Dispatcher, plugin: str, method: str, **args: object):  # type: ignore[no-untyped-def]
+    return await d.run(Request(plugin=plugin, method=method, args=args), call())
+
+
+@pytest.mark.parametrize(
+    ("plugin", "method", "args", "code"),
+    [
+        ("nope", "x", {}, ErrorCode.UNKNOWN_PLUGIN),
+        ("testkit", "nope", {}, ErrorCode.UNKNOWN_METHOD),
+        ("testkit", "sleep", {"seconds": "soon"}, ErrorCode.INVALID_ARGS),
+        ("testkit", "sleep", {}, ErrorCode.INVALID_ARGS),
+        ("broken", "x", {}, ErrorCode.UNAVAILABLE),
+        ("testkit", "fail", {"kind": "unavailable"}, ErrorCode.UNAVAILABLE),
+        ("testkit", "fail", {"kind": "not_found"}, ErrorCode.NOT_FOUND),
+        ("testkit", "fail", {}, ErrorCode.INTERNAL),
+    ],
+)
+async def test_errors_map_to_codes(plugin: str, method: str, args: dict, code: ErrorCode) -> None:
+    reply = await run(dispatcher(), plugin, method, **args)
+    assert not reply.ok and reply.error is not None
+    assert reply.error.code is code
+    assert reply.error.message
+
+
+async def test_invalid_args_details_list_pydantic_errors() -> None:
+    reply = await run(dispatcher(), "testkit", "sleep", seconds=-1)
+    assert reply.error is not None
+    assert reply.error.details["errors"][0]["loc"] == ["seconds"]
+
+
+async def test_internal_hides_traceback_unless_debug() -> None:
+    quiet = await run(dispatcher(), "testkit", "fail")
+    loud = await run(dispatcher(debug=True), "testkit", "fail")
+    assert quiet.error is not None and "traceback" not in quiet.error.details
+    assert loud.error is not None and "RuntimeError: boom" in loud.error.details["traceback"]
+
+
+async def test_success_and_thread_offload() -> None:
+    d = dispatcher()
+    reply = await run(d, "testkit", "echo", value=[1, "a"])
+    assert reply.ok and reply.result == {"value": [1, "a"]}
+    # a blocking operation runs in a thread: the loop keeps serving meanwhile
+    slow = asyncio.create_task(run(d, "testkit", "blocking_sleep", seconds=0.3))
+    quick = await asyncio.wait_for(run(d, "testkit", "echo", value=1), 0.2)
+    assert quick.ok
+    assert (await slow).ok
+
+
+def test_operation_signature_is_checked() -> None:
+    with pytest.raises(TypeError, match="must be annotated"):
+
+        class Bad(Plugin):
+            name = "bad"
+
+            @operation
+            def op(self, x: int) -> int:
+                return x
+
+
+class Args(BaseModel):
+    n: int
+
+
+def test_operation_schemas() -> None:
+    class P(Plugin):
+        name = "p"
+
+        @operation(idempotent=True)
+        def double(self, args: Args) -> int:
+            """Double n."""
+            return args.n * 2
+
+    spec = P.operations()["double"]
+    assert spec.idempotent and spec.doc == "Double n."
+    assert spec.json_schemas()["args"]["required"] == ["n"]
+    assert spec.json_schemas()["result"] == {"type": "integer"}
+
+
+def test_registry_records_failures() -> None:
+    plugins = load(["tests.testkit.plugin:KitPlugin", "no_such_plugin", "nomod:Thing"], {})
+    assert plugins["testkit"].plugin is not None
+    assert plugins["no_such_plugin"].plugin is None
+    assert "no plugin named 'no_such_plugin'" in (plugins["no_such_plugin"].error or "")
+    assert "ModuleNotFoundError" in (plugins["thing"].error or "")
+
+
+def test_journal_idempotency_and_states(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.sqlite")
+    digest = args_digest("p", "m", {"a": 1})
+    assert digest == args_digest("p", "m", {"a": 1})
+    assert digest != args_digest("p", "m", {"a": 2})
+    journal.accept(
+        user="u",
+        key="k",
+        request_id="r",
+        plugin="p",
+        method="m",
+        args={"a": 1},
+        args_hash=digest,
+        reply_to="q",
+        deadline=None,
+    )
+    assert [e.key for e in journal.pending("accepted")] == ["k"]
+    journal.finish("u", "k", b"reply")
+    assert journal.get("u", "k").reply == b"reply"  # type: ignore[union-attr]
+    journal.mark_replied("u", "k")
+    assert journal.pending("done") == [] and journal.find("r").state == "replied"  # type: ignore[union-attr]
+    journal.close()
+    # survives reopening (what a restart sees)
+    again = Journal(tmp_path / "j.sqlite")
+    assert again.get("u", "k").state == "replied"  # type: ignore[union-attr]
+    assert again.get("other-user", "k") is None
