@@ -123,9 +123,10 @@ async def test_full_queue_is_endpoint_busy(amqp_url: str, client: AsyncOrbitClie
             pass  # never acked: the queue stays full
 
         await queue.consume(hold)
-        calls = [
-            asyncio.create_task(client.call("busy", "orbit.ping", timeout=2)) for _ in range(10)
-        ]
+        calls = []
+        for _ in range(15):  # one at a time, so the queue's length is known at each publish
+            calls.append(asyncio.create_task(client.call("busy", "orbit.ping", timeout=3)))
+            await asyncio.sleep(0.05)
         results = await asyncio.gather(*calls, return_exceptions=True)
     # RabbitMQ enforces a quorum queue's max-length approximately: some calls are queued
     # (and time out here, nobody answers them), the rest are refused at once with a nack.
