@@ -135,11 +135,7 @@ class Intake:
         request = decode_request(message.body)
         key = message.message_id or corr
         digest = args_digest(request.plugin, request.method, request.args)
-        known = self.journal.get(user, key)
-        if known is not None:
-            self._duplicate(known.args_hash, digest, known.reply, user, key, reply_to, corr)
-            return None
-        self.journal.accept(
+        fresh = self.journal.accept(
             user=user,
             key=key,
             request_id=corr,
@@ -150,6 +146,11 @@ class Intake:
             reply_to=reply_to,
             deadline=deadline,
         )
+        if not fresh:
+            known = self.journal.get(user, key)
+            assert known is not None
+            self._duplicate(known.args_hash, digest, known.reply, user, key, reply_to, corr)
+            return None
         call = Call(
             request_id=corr,
             user=user,

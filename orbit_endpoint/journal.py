@@ -126,10 +126,12 @@ class Journal:
         args_hash: str,
         reply_to: str,
         deadline: float | None,
-    ) -> None:
-        self._db.execute(
+    ) -> bool:
+        """Record a new request; ``False`` (and nothing written) when the key is known."""
+        cur = self._db.execute(
             "INSERT INTO requests (user, key, request_id, plugin, method, args_hash, args,"
-            " reply_to, deadline, state, accepted_at) VALUES (?,?,?,?,?,?,?,?,?,'accepted',?)",
+            " reply_to, deadline, state, accepted_at) VALUES (?,?,?,?,?,?,?,?,?,'accepted',?)"
+            " ON CONFLICT (user, key) DO NOTHING",
             (
                 user,
                 key,
@@ -143,6 +145,7 @@ class Journal:
                 time.time(),
             ),
         )
+        return cur.rowcount == 1
 
     def finish(self, user: str, key: str, reply: bytes) -> None:
         self._db.execute(

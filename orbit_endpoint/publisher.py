@@ -38,6 +38,7 @@ class Publisher:
         self._channel: AbstractChannel | None = None
         self._boot = uuid.uuid4().hex[:8]
         self._seq = itertools.count(1)
+        self._reply_seq = itertools.count(1)
 
     async def _setup(self, conn: AbstractConnection) -> None:
         self._channel = await conn.channel(publisher_confirms=True)
@@ -73,7 +74,7 @@ class Publisher:
             content_type=CONTENT_TYPE,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             correlation_id=correlation_id,
-            message_id=uuid.uuid4().hex,
+            message_id=f"{self._boot}-r{next(self._reply_seq)}",
             user_id=self.user,
             type=REPLY_TYPE,
             headers=_HEADERS,

@@ -146,8 +146,10 @@ class Endpoint:
 
     async def _finish(self, user: str, key: str, reply_to: str, corr: str, body: bytes) -> None:
         self.journal.finish(user, key, body)
-        targets = {(reply_to, corr), *self.intake.waiters.pop((user, key), set())}
-        await asyncio.gather(*(self.publisher.reply(rt, c, body) for rt, c in targets))
+        await self.publisher.reply(reply_to, corr, body)
+        extra = self.intake.waiters.pop((user, key), set()) - {(reply_to, corr)}
+        if extra:  # duplicates that arrived while the request ran
+            await asyncio.gather(*(self.publisher.reply(rt, c, body) for rt, c in extra))
         self.journal.mark_replied(user, key)
 
     # -- recovery -----------------------------------------------------------------------
