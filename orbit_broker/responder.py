@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from urllib.parse import unquote, urlsplit
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
-from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from orbit_protocol import (
     BadRequest,
@@ -72,7 +72,7 @@ class Responder:
         self.url = url
         self.prefetch = prefetch
         self.user = unquote(urlsplit(url).username or "guest")
-        self._replies: AbstractExchange | None = None
+        self._publish: AbstractChannel | None = None
         self.answered = 0
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
@@ -82,7 +82,7 @@ class Responder:
         )
         async with connection:
             publish = await connection.channel(publisher_confirms=True)
-            self._replies = await publish.get_exchange(naming.REPLY_EXCHANGE, ensure=False)
+            self._publish = publish
             consume = await connection.channel()
             await consume.set_qos(prefetch_count=self.prefetch)
             queue = await consume.declare_queue(naming.DEAD_LETTER_QUEUE, passive=True)
@@ -107,8 +107,14 @@ class Responder:
             type=REPLY_TYPE,
             headers={VERSION_HEADER: PROTOCOL_VERSION},
         )
-        assert self._replies is not None
-        await self._replies.publish(reply, message.reply_to, mandatory=False)
+        assert self._publish is not None
+        channel = await self._publish.get_underlay_channel()  # robust: no Exchange to re-declare
+        await channel.basic_publish(
+            reply.body,
+            exchange=naming.REPLY_EXCHANGE,
+            routing_key=message.reply_to,
+            properties=reply.properties,
+        )
         await message.ack()
         self.answered += 1
         log.info("answered dead request %s: %s", message.correlation_id, error.code.value)

@@ -21,7 +21,6 @@ import aio_pika
 import aiormq.exceptions
 from aio_pika.abc import (
     AbstractChannel,
-    AbstractExchange,
     AbstractIncomingMessage,
     AbstractRobustConnection,
 )
@@ -69,7 +68,7 @@ class AsyncOrbitClient:
         self._pending: dict[str, _Pending] = {}
         self._queue_seen: dict[str, float] = {}
         self._connection: AbstractRobustConnection | None = None
-        self._requests: AbstractExchange | None = None
+        self._publish_channel: AbstractChannel | None = None
         self._control: AbstractChannel | None = None
         self._channels: list[AbstractChannel] = []
         self._subscriptions: list[Subscription] = []
@@ -96,8 +95,9 @@ class AsyncOrbitClient:
             raise BrokerError(
                 f"cannot reach the broker at {self.settings.safe_url}: {exc}"
             ) from None
+        # no Exchange object: a robust channel would re-declare it on reconnect (as direct)
         publish = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
-        self._requests = await publish.get_exchange(naming.REQUEST_EXCHANGE, ensure=False)
+        self._publish_channel = publish
         replies = await self._connection.channel()
         queue = await replies.declare_queue(
             self.reply_queue, durable=True, arguments=client_queue_arguments()
@@ -247,7 +247,7 @@ class AsyncOrbitClient:
         request_id: str | None = None,
     ) -> Reply:
         """Like :meth:`call` but returns the :class:`~orbit_protocol.Reply` itself."""
-        if self._requests is None:
+        if self._publish_channel is None:
             raise BrokerError("the client is not connected: use `async with` or connect()")
         naming.validate_name(endpoint)
         plugin, _, method = operation.partition(".")
@@ -304,9 +304,17 @@ class AsyncOrbitClient:
             headers=headers,
             expiration=timeout,
         )
-        assert self._requests is not None
+        assert self._publish_channel is not None
         try:
-            await self._requests.publish(message, endpoint, mandatory=True, timeout=timeout)
+            channel = await self._publish_channel.get_underlay_channel()
+            await channel.basic_publish(
+                message.body,
+                exchange=naming.REQUEST_EXCHANGE,
+                routing_key=endpoint,
+                properties=message.properties,
+                mandatory=True,
+                timeout=timeout,
+            )
         except aiormq.exceptions.PublishError:
             raise EndpointOffline(
                 f"endpoint {endpoint!r} is not provisioned: nothing is bound to key {endpoint!r}"

@@ -65,7 +65,14 @@ def test_definitions_lint() -> None:
     rows: dict[str, set[str]] = {}
     for row in defs["topic_permissions"]:
         rows.setdefault(row["user"], set()).add(row["exchange"])
-    shared = ["orbit.requests", "orbit.replies", "orbit.events", "orbit.dlx", "orbit.dead", "orbit.ep.demo"]
+    shared = [
+        "orbit.requests",
+        "orbit.replies",
+        "orbit.events",
+        "orbit.dlx",
+        "orbit.dead",
+        "orbit.ep.demo",
+    ]
     for perm in defs["permissions"]:
         user = perm["user"]
         if user in admins:

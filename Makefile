@@ -1,0 +1,48 @@
+# Orbit developer and CI targets. `.ci/run` prepares a fresh machine and then runs `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+VENV    := .venv
+PYTHON  := $(VENV)/bin/python
+STAMP   := $(VENV)/.orbit-installed
+EXTRAS  := dev,gateway,tasks
+PY      ?= $(shell command -v python3.11 || command -v python3)
+
+.PHONY: venv test lint broker-up broker-down demo
+
+## venv: create .venv (python3.11, else python3) and install the project; idempotent
+venv: $(STAMP)
+
+$(PYTHON):
+	$(PY) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PYTHON)
+	$(PYTHON) -m pip install -q -e '.[$(EXTRAS)]'
+	touch $(STAMP)
+
+## test: the whole suite (unit + integration against a private RabbitMQ node the suite starts)
+test: | $(PYTHON)
+	$(PYTHON) -m pytest -q tests
+
+## lint: ruff (lint + format check) and mypy --strict (packages listed in pyproject.toml)
+lint: | $(PYTHON)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+## broker-up / broker-down: the private dev RabbitMQ node (127.0.0.1:35672, management :35673)
+broker-up: | $(PYTHON)
+	$(VENV)/bin/orbit broker up
+
+broker-down: | $(PYTHON)
+	$(VENV)/bin/orbit broker down
+
+## demo: private broker + endpoint demo in a temp dir: call, sysinfo, events; always cleans up
+demo: venv
+	scripts/demo.sh
+
+## bench: RPC benchmark (orbit vs raw aio-pika on a private RabbitMQ node, ~2 min); JSON in bench/results/
+.PHONY: bench
+BENCH_ARGS ?=
+bench: | $(PYTHON)
+	$(PYTHON) bench/rpc.py --json-out bench/results/rpc-latest.json $(BENCH_ARGS)

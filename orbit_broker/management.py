@@ -1,0 +1,315 @@
+"""A small typed client over the RabbitMQ management HTTP API (httpx, synchronous).
+
+Errors become :class:`~orbit_protocol.errors.BrokerError` (401 →
+:class:`~orbit_protocol.errors.AuthenticationFailed`) carrying the HTTP status and the
+broker's reason. Request bodies (which may hold passwords) never appear in errors or logs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+import httpx
+
+from orbit_protocol.errors import AuthenticationFailed, BrokerError
+
+
+def _q(name: str) -> str:
+    return quote(name, safe="")
+
+
+@dataclass(frozen=True)
+class Permissions:
+    """One user's configure/write/read regexes in one vhost."""
+
+    configure: str
+    write: str
+    read: str
+
+
+@dataclass(frozen=True)
+class TopicPermission:
+    """One user's topic-permission row on one topic exchange."""
+
+    exchange: str
+    write: str
+    read: str
+
+
+@dataclass(frozen=True)
+class QueueInfo:
+    name: str
+    vhost: str
+    durable: bool
+    type: str
+    arguments: dict[str, Any]
+    consumers: int
+    messages: int
+    messages_ready: int
+    messages_unacknowledged: int
+
+
+@dataclass(frozen=True)
+class ExchangeInfo:
+    name: str
+    vhost: str
+    type: str
+    durable: bool
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    name: str
+    user: str
+    vhost: str
+    client_properties: dict[str, Any] = field(default_factory=dict)
+
+
+class ManagementClient:
+    """``ManagementClient("http://127.0.0.1:35673", "guest", "guest")``; also a context manager."""
+
+    def __init__(
+        self, base_url: str, username: str, password: str, *, timeout: float = 10.0
+    ) -> None:
+        parts = urlsplit(base_url)
+        if parts.username:  # credentials in the URL win over nothing, never get logged
+            username = unquote(parts.username)
+            password = unquote(parts.password or "")
+        port = f":{parts.port}" if parts.port else ""
+        self.base_url = f"{parts.scheme}://{parts.hostname}{port}{parts.path.rstrip('/')}"
+        self.username = username
+        self._http = httpx.Client(
+            base_url=self.base_url, auth=(username, password), timeout=timeout
+        )
+
+    def __repr__(self) -> str:
+        return f"ManagementClient({self.base_url!r}, user={self.username!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ManagementClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- transport -------------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        ok_missing: bool = False,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        """Send one request; ``None`` for 404 when ``ok_missing``; JSON (or None) otherwise."""
+        try:
+            resp = self._http.request(method, "/api" + path, json=json, headers=headers)
+        except httpx.HTTPError as exc:
+            raise BrokerError(
+                f"management API {self.base_url} unreachable ({method} {path}): "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+        if resp.status_code == 404 and ok_missing:
+            return None
+        if resp.status_code >= 400:
+            reason = _reason(resp)
+            message = f"management API {method} {path}: HTTP {resp.status_code}: {reason}"
+            details = {"status": resp.status_code, "path": path}
+            if resp.status_code == 401:
+                raise AuthenticationFailed(message, details)
+            raise BrokerError(message, details)
+        if not resp.content:
+            return None
+        return resp.json()
+
+    # -- overview --------------------------------------------------------------------------
+
+    def overview(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", "/overview")
+        return result
+
+    def whoami(self) -> str:
+        return str(self._request("GET", "/whoami")["name"])
+
+    # -- vhosts ----------------------------------------------------------------------------
+
+    def list_vhosts(self) -> list[str]:
+        return [v["name"] for v in self._request("GET", "/vhosts")]
+
+    def vhost_exists(self, vhost: str) -> bool:
+        return self._request("GET", f"/vhosts/{_q(vhost)}", ok_missing=True) is not None
+
+    def create_vhost(self, vhost: str, description: str = "") -> None:
+        """Create ``vhost`` (no-op when it exists)."""
+        self._request("PUT", f"/vhosts/{_q(vhost)}", json={"description": description})
+
+    def delete_vhost(self, vhost: str) -> None:
+        """Delete ``vhost`` and everything in it (no-op when it does not exist)."""
+        self._request("DELETE", f"/vhosts/{_q(vhost)}", ok_missing=True)
+
+    # -- users -----------------------------------------------------------------------------
+
+    def list_users(self) -> list[str]:
+        return [u["name"] for u in self._request("GET", "/users")]
+
+    def user_exists(self, user: str) -> bool:
+        return self._request("GET", f"/users/{_q(user)}", ok_missing=True) is not None
+
+    def create_user(self, user: str, password: str, tags: list[str] | None = None) -> None:
+        """Create ``user`` or reset its password and tags (the password is never echoed)."""
+        body = {"password": password, "tags": ",".join(tags or [])}
+        self._request("PUT", f"/users/{_q(user)}", json=body)
+
+    def delete_user(self, user: str) -> None:
+        """Delete ``user`` (no-op when missing); RabbitMQ closes its connections."""
+        self._request("DELETE", f"/users/{_q(user)}", ok_missing=True)
+
+    # -- permissions -----------------------------------------------------------------------
+
+    def get_permissions(self, user: str, vhost: str) -> Permissions | None:
+        row = self._request("GET", f"/permissions/{_q(vhost)}/{_q(user)}", ok_missing=True)
+        if row is None:
+            return None
+        return Permissions(row["configure"], row["write"], row["read"])
+
+    def set_permissions(self, user: str, vhost: str, permissions: Permissions) -> None:
+        body = {
+            "configure": permissions.configure,
+            "write": permissions.write,
+            "read": permissions.read,
+        }
+        self._request("PUT", f"/permissions/{_q(vhost)}/{_q(user)}", json=body)
+
+    def clear_permissions(self, user: str, vhost: str) -> None:
+        self._request("DELETE", f"/permissions/{_q(vhost)}/{_q(user)}", ok_missing=True)
+
+    def get_topic_permissions(self, user: str, vhost: str) -> dict[str, TopicPermission]:
+        """The user's topic-permission rows in ``vhost``, by exchange name."""
+        rows = self._request("GET", f"/topic-permissions/{_q(vhost)}/{_q(user)}", ok_missing=True)
+        return {
+            r["exchange"]: TopicPermission(r["exchange"], r["write"], r["read"]) for r in rows or []
+        }
+
+    def list_topic_permissions(self, vhost: str) -> dict[str, dict[str, TopicPermission]]:
+        """Every topic-permission row of ``vhost``: user → exchange → row."""
+        rows = self._request("GET", f"/vhosts/{_q(vhost)}/topic-permissions", ok_missing=True)
+        result: dict[str, dict[str, TopicPermission]] = {}
+        for r in rows or []:
+            result.setdefault(r["user"], {})[r["exchange"]] = TopicPermission(
+                r["exchange"], r["write"], r["read"]
+            )
+        return result
+
+    def set_topic_permission(self, user: str, vhost: str, row: TopicPermission) -> None:
+        body = {"exchange": row.exchange, "write": row.write, "read": row.read}
+        self._request("PUT", f"/topic-permissions/{_q(vhost)}/{_q(user)}", json=body)
+
+    def clear_topic_permissions(self, user: str, vhost: str) -> None:
+        """Remove all of the user's topic-permission rows in ``vhost``."""
+        self._request("DELETE", f"/topic-permissions/{_q(vhost)}/{_q(user)}", ok_missing=True)
+
+    # -- queues and exchanges --------------------------------------------------------------
+
+    def get_queue(self, vhost: str, name: str) -> QueueInfo | None:
+        row = self._request("GET", f"/queues/{_q(vhost)}/{_q(name)}", ok_missing=True)
+        return None if row is None else _queue_info(row)
+
+    def list_queues(self, vhost: str) -> list[QueueInfo]:
+        return [_queue_info(r) for r in self._request("GET", f"/queues/{_q(vhost)}")]
+
+    def delete_queue(self, vhost: str, name: str) -> None:
+        self._request("DELETE", f"/queues/{_q(vhost)}/{_q(name)}", ok_missing=True)
+
+    def get_exchange(self, vhost: str, name: str) -> ExchangeInfo | None:
+        row = self._request("GET", f"/exchanges/{_q(vhost)}/{_q(name)}", ok_missing=True)
+        if row is None:
+            return None
+        return ExchangeInfo(
+            row["name"], row["vhost"], row["type"], row["durable"], row.get("arguments") or {}
+        )
+
+    def list_bindings(self, vhost: str, queue: str) -> list[tuple[str, str]]:
+        """(exchange, routing key) pairs bound to ``queue`` (default-exchange binding omitted)."""
+        rows = self._request("GET", f"/queues/{_q(vhost)}/{_q(queue)}/bindings")
+        return [(r["source"], r["routing_key"]) for r in rows if r["source"]]
+
+    def list_all_bindings(self, vhost: str) -> set[tuple[str, str, str]]:
+        """(exchange, queue, routing key) of every queue binding in ``vhost``."""
+        rows = self._request("GET", f"/bindings/{_q(vhost)}", ok_missing=True) or []
+        return {
+            (r["source"], r["destination"], r["routing_key"])
+            for r in rows
+            if r["source"] and r.get("destination_type") == "queue"
+        }
+
+    # -- connections -----------------------------------------------------------------------
+
+    def list_connections(self, user: str | None = None) -> list[ConnectionInfo]:
+        """Open AMQP connections, optionally only those of ``user``."""
+        rows = self._request("GET", "/connections")
+        conns = [
+            ConnectionInfo(
+                r["name"], r.get("user", ""), r.get("vhost", ""), r.get("client_properties") or {}
+            )
+            for r in rows
+        ]
+        return [c for c in conns if user is None or c.user == user]
+
+    def close_connection(self, name: str, reason: str = "closed by orbit") -> None:
+        self._request(
+            "DELETE", f"/connections/{_q(name)}", ok_missing=True, headers={"X-Reason": reason}
+        )
+
+    def close_user_connections(self, user: str, reason: str = "closed by orbit") -> int:
+        """Close every connection of ``user``; returns how many were asked to close."""
+        conns = self.list_connections(user)
+        for conn in conns:
+            self.close_connection(conn.name, reason)
+        return len(conns)
+
+
+def _reason(resp: httpx.Response) -> str:
+    try:
+        body = resp.json()
+    except ValueError:
+        return resp.reason_phrase or "error"
+    if isinstance(body, dict):
+        return str(body.get("reason") or body.get("error") or resp.reason_phrase)
+    return resp.reason_phrase or "error"
+
+
+def _queue_info(row: dict[str, Any]) -> QueueInfo:
+    return QueueInfo(
+        name=row["name"],
+        vhost=row["vhost"],
+        durable=bool(row.get("durable")),
+        type=str(row.get("type", "classic")),
+        arguments=dict(row.get("arguments") or {}),
+        consumers=int(row.get("consumers") or 0),
+        messages=int(row.get("messages") or 0),
+        messages_ready=int(row.get("messages_ready") or 0),
+        messages_unacknowledged=int(row.get("messages_unacknowledged") or 0),
+    )
+
+
+__all__ = [
+    "ConnectionInfo",
+    "ExchangeInfo",
+    "ManagementClient",
+    "Permissions",
+    "QueueInfo",
+    "TopicPermission",
+]

@@ -1,0 +1,386 @@
+"""``orbit broker up|down|status|serve`` (+ provision/grant/revoke from ``broker_access``)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from .. import localbroker, process, profile, render
+from ..errors import CliError
+from ..options import DebugOpt, JsonOpt
+from . import broker_access
+
+if TYPE_CHECKING:
+    from orbit_broker.local import LocalNode
+    from orbit_broker.provision import Provisioner, ProvisionResult
+
+app = typer.Typer(
+    help="Run a private RabbitMQ node and manage users, permissions and grants.",
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+)
+app.command("provision", epilog=broker_access.PROVISION_EPILOG)(broker_access.provision)
+app.command("grant", epilog=broker_access.GRANT_EPILOG)(broker_access.grant)
+app.command("revoke", epilog=broker_access.REVOKE_EPILOG)(broker_access.revoke)
+
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Node directory (default ~/.local/state/orbit/broker)."),
+]
+PortOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--port", min=1, max=65530, help="AMQP port (default 35672; management = port+1)."
+    ),
+]
+
+UP_EPILOG = """\
+[bold]Examples[/]
+
+  [cyan]orbit broker up[/]                    node on 127.0.0.1:35672, vhost orbit, endpoint demo
+  [cyan]orbit broker up --endpoint hpc1 --endpoint laptop[/]
+  [cyan]ORBIT_PROFILE=/tmp/p.json orbit broker up --port 45672 --data-dir /tmp/orbit-node[/]
+
+Writes the profile file (0600) so that later commands need no flags."""
+
+
+@app.command("up", epilog=UP_EPILOG)
+def up(
+    data_dir: DataDirOpt = None,
+    port: PortOpt = None,
+    endpoint: Annotated[
+        list[str] | None,
+        typer.Option("--endpoint", "-e", help="Endpoints to provision (default: demo)."),
+    ] = None,
+    client: Annotated[
+        str | None, typer.Option("--client", help="Your client user (default: your login name).")
+    ] = None,
+    responder: Annotated[
+        bool, typer.Option("--responder/--no-responder", help="Run the dead-letter responder.")
+    ] = True,
+    debug: DebugOpt = False,
+) -> None:
+    """Start the private local RabbitMQ node, provision vhost [bold]orbit[/], topology,
+    users and a default endpoint, start the dead-letter responder, write the profile."""
+    from orbit_broker.provision import ClientSpec, EndpointSpec, ProvisionSpec
+    from orbit_protocol import naming
+
+    n = localbroker.node(data_dir, port)
+    endpoints = [naming.validate_name(e) for e in (endpoint or ["demo"])]
+    me = naming.validate_name(client or localbroker.default_client_name(), "user")
+    if me in endpoints or me == naming.RESPONDER_USER:
+        raise CliError(
+            f"client name {me!r} clashes with an endpoint; pass --client NAME",
+            code="USAGE",
+            exit_code=2,
+        )
+    with render.err_console.status(f"starting RabbitMQ node {n.nodename} (≈10 s) …"):
+        n.start(wait=True, timeout=120)
+    render.success(f"RabbitMQ node {n.nodename} ready on 127.0.0.1:{n.amqp_port}")
+    prov = localbroker.provisioner(n.management_url, n.amqp_url("/"), naming.DEFAULT_VHOST)
+    spec = ProvisionSpec(
+        endpoints=[EndpointSpec(e) for e in endpoints],
+        clients=[ClientSpec(me, endpoints)],
+        responder=responder,
+    )
+    result = prov.provision_sync(spec)
+    render.success(f"vhost {prov.vhost}: {len(result.plan.actions)} change(s) applied")
+    urls = _credentials(
+        prov, n, result, [me, *endpoints] + ([naming.RESPONDER_USER] if responder else [])
+    )
+    path = _write_profile(n, prov.vhost, me, endpoints, urls)
+    responder_note = _start_responder(n, urls.get(naming.RESPONDER_USER)) if responder else "off"
+    render.console.print(_up_panel(n, prov.vhost, me, endpoints, urls[me], path, responder_note))
+
+
+def _credentials(
+    prov: Provisioner, n: LocalNode, result: ProvisionResult, users: list[str]
+) -> dict[str, str]:
+    """An AMQP URL per user: new passwords from provisioning, known ones from the profile,
+    and a fresh password for a user that exists but whose password we no longer know."""
+    import secrets
+
+    from orbit_broker.provision import make_url
+
+    known = _known_urls(n)
+    urls: dict[str, str] = {}
+    for user in users:
+        if user in result.credentials:
+            urls[user] = result.credentials[user].url(n.amqp_url("/"), prov.vhost)
+        elif user in known and _login_ok(known[user]):
+            urls[user] = known[user]
+        else:
+            password = secrets.token_urlsafe(24)
+            prov.management.create_user(user, password)
+            urls[user] = make_url(n.amqp_url("/"), user, password, prov.vhost)
+    return urls
+
+
+def _known_urls(n: LocalNode) -> dict[str, str]:
+    """user → URL from the profile, for URLs that point at this node."""
+    from urllib.parse import unquote, urlsplit
+
+    data = profile.load()
+    candidates = [data.get("client", {}).get("url"), data.get("responder", {}).get("url")]
+    candidates += [e.get("url") for e in data.get("endpoints", {}).values() if isinstance(e, dict)]
+    found: dict[str, str] = {}
+    for url in filter(None, candidates):
+        parts = urlsplit(url)
+        if parts.port == n.amqp_port and parts.username:
+            found[unquote(parts.username)] = url
+    return found
+
+
+def _login_ok(url: str) -> bool:
+    import pika
+    import pika.exceptions
+
+    try:
+        pika.BlockingConnection(
+            pika.URLParameters(url + "?connection_attempts=1&socket_timeout=3")
+        ).close()
+    except (pika.exceptions.AMQPError, OSError):
+        return False
+    return True
+
+
+def _write_profile(
+    n: LocalNode, vhost: str, me: str, endpoints: list[str], urls: dict[str, str]
+) -> Path:
+    from orbit_protocol import naming
+
+    data = profile.load()
+    eps = data.get("endpoints", {})
+    for e in endpoints:
+        eps[e] = {**eps.get(e, {}), "url": urls[e], "owner": me}
+    data |= {"client": {**data.get("client", {}), "url": urls[me]}, "endpoints": eps}
+    data["broker"] = localbroker.broker_section(n, vhost)
+    if naming.RESPONDER_USER in urls:
+        data["responder"] = {"url": urls[naming.RESPONDER_USER]}
+    return profile.save(data)
+
+
+def responder_paths(n: LocalNode) -> tuple[Path, Path]:
+    return n.data_dir / "responder.pid", n.log_dir / "responder.log"
+
+
+def _start_responder(n: LocalNode, url: str | None) -> str:
+    """Run ``orbit broker serve`` in the background; wait until it consumes orbit.dead."""
+    try:
+        import orbit_broker.responder  # noqa: F401
+    except ImportError:
+        return "not available yet"
+    if url is None:
+        return "no credentials"
+    pid_file, log_file = responder_paths(n)
+    pid = process.read_pid(pid_file)
+    if pid is not None:
+        return f"running, pid {pid}"
+    env = dict(os.environ) | {"ORBIT_RESPONDER_URL": url}
+    proc = process.spawn(
+        ["-m", "orbit_cli", "broker", "serve"], env=env, pid_file=pid_file, log_file=log_file
+    )
+    deadline = time.monotonic() + 15
+    mgmt = localbroker.management(n.management_url)
+    while time.monotonic() < deadline and proc.poll() is None:
+        queue = mgmt.get_queue(profile.load().get("broker", {}).get("vhost", "orbit"), "orbit.dead")
+        if queue is not None and queue.consumers > 0:
+            return f"running, pid {proc.pid}"
+        time.sleep(0.3)
+    render.error(
+        "UNAVAILABLE",
+        f"dead-letter responder did not start; log {log_file}:\n{process.tail(log_file, 10)}",
+    )
+    return "[red]failed[/]"
+
+
+def _up_panel(
+    n: LocalNode, vhost: str, me: str, endpoints: list[str], url: str, path: Path, responder: str
+) -> Any:
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim")
+    grid.add_column()
+    grid.add_row("client URL", f"{render.mask_url(url)}  [dim](user {me})[/]")
+    grid.add_row("management", f"{n.management_url}  [dim](guest/guest, loopback only)[/]")
+    grid.add_row("vhost", vhost)
+    grid.add_row("endpoints", ", ".join(endpoints) + "  [dim](users and queues provisioned)[/]")
+    grid.add_row("dead letters", f"responder {responder}")
+    grid.add_row("data", str(n.data_dir))
+    grid.add_row("profile", f"{path}  [dim](0600, holds the passwords)[/]")
+    first = endpoints[0]
+    steps = (
+        "\n[bold]Next steps[/]\n"
+        f"  [cyan]orbit endpoint start --name {first} --detach[/]\n"
+        "  [cyan]orbit endpoints[/]\n"
+        f"  [cyan]orbit call {first} orbit.ping[/]\n"
+        f"  [cyan]orbit sysinfo {first}[/]\n"
+        "  [cyan]orbit broker down[/]"
+    )
+    return Panel(
+        Group(grid, steps),
+        title="[bold green]Orbit broker is up[/]",
+        title_align="left",
+        expand=False,
+    )
+
+
+@app.command("down", epilog="[bold]Examples[/]\n\n  [cyan]orbit broker down[/]")
+def down(data_dir: DataDirOpt = None, port: PortOpt = None, debug: DebugOpt = False) -> None:
+    """Stop the dead-letter responder and the local node (data is kept for the next [bold]up[/])."""
+    n = localbroker.node(data_dir, port)
+    pid = process.stop(responder_paths(n)[0], timeout=10)
+    if pid:
+        render.success(f"dead-letter responder stopped (pid {pid})")
+    if not n.is_running():
+        render.info(f"RabbitMQ node {n.nodename} is not running")
+        return
+    with render.err_console.status(f"stopping RabbitMQ node {n.nodename} …"):
+        n.stop()
+    render.success(f"RabbitMQ node {n.nodename} stopped (data kept in {n.data_dir})")
+
+
+@app.command(
+    "status",
+    epilog="[bold]Examples[/]\n\n  [cyan]orbit broker status[/]\n  [cyan]orbit broker status --json[/]",  # noqa: E501
+)
+def status(
+    data_dir: DataDirOpt = None,
+    port: PortOpt = None,
+    json_out: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Show the local node, the responder and the request queues (exit 1 when the node is down)."""
+    n = localbroker.node(data_dir, port)
+    st = n.status()
+    report: dict[str, Any] = {
+        "node": st.node,
+        "running": st.running,
+        "ready": st.ready,
+        "pid": st.pid,
+        "version": st.version,
+        "amqp": f"127.0.0.1:{st.amqp_port}",
+        "management": n.management_url,
+        "data_dir": str(st.data_dir),
+        "responder_pid": process.read_pid(responder_paths(n)[0]),
+        "queues": [],
+    }
+    if st.ready:
+        vhost = profile.load().get("broker", {}).get("vhost", "orbit")
+        queues = localbroker.management(n.management_url).list_queues(vhost)
+        report["queues"] = [
+            {"queue": q.name, "type": q.type, "consumers": q.consumers, "messages": q.messages}
+            for q in queues
+            if q.name.startswith(("orbit.ep.", "orbit.pool.", "orbit.dead"))
+        ]
+    if json_out:
+        render.print_json(report, raw=True)
+    else:
+        _print_status(report)
+    if not st.ready:
+        raise typer.Exit(1)
+
+
+def _print_status(r: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    t = Table(title="[bold]Local broker[/]", title_justify="left", show_header=False)
+    t.add_column(style="dim")
+    t.add_column()
+    state = (
+        "[green]ready[/]"
+        if r["ready"]
+        else ("[yellow]starting/unresponsive[/]" if r["running"] else "[red]stopped[/]")
+    )
+    rows = [
+        ("node", r["node"]),
+        ("state", state),
+        ("version", r["version"] or "–"),
+        ("pid", str(r["pid"] or "–")),
+        ("amqp", r["amqp"]),
+        ("management", r["management"]),
+        ("data", r["data_dir"]),
+        ("responder", f"pid {r['responder_pid']}" if r["responder_pid"] else "[dim]not running[/]"),
+    ]
+    for key, value in rows:
+        t.add_row(key, value)
+    render.console.print(t)
+    if r["queues"]:
+        q = Table(title="[bold]Queues[/]", title_justify="left", header_style="bold")
+        for col in ("queue", "type", "consumers", "messages"):
+            q.add_column(col, justify="right" if col in {"consumers", "messages"} else "left")
+        for row in r["queues"]:
+            q.add_row(row["queue"], row["type"], str(row["consumers"]), str(row["messages"]))
+        render.console.print(q)
+
+
+SERVE_EPILOG = """\
+[bold]Examples[/]
+
+  [cyan]orbit broker serve[/]                                     uses the profile's responder URL
+  [cyan]ORBIT_RESPONDER_URL=amqp://orbit-responder:…@host/orbit orbit broker serve[/]
+
+[bold]orbit broker up[/] starts it in the background for the local node."""
+
+
+@app.command("serve", epilog=SERVE_EPILOG)
+def serve(
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            envvar="ORBIT_RESPONDER_URL",
+            show_envvar=True,
+            help="AMQP URL of the orbit-responder user.",
+        ),
+    ] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Run the dead-letter responder in the foreground: every request that dies in the broker
+    (expired, poison, rejected) gets an error reply instead of leaving its caller waiting."""
+    import asyncio
+    import logging
+    import signal
+
+    try:
+        from orbit_broker.responder import Responder
+    except ImportError:
+        raise CliError(
+            "the dead-letter responder is not available yet", code="UNAVAILABLE"
+        ) from None
+    url = url or profile.load().get("responder", {}).get("url")
+    if not url:
+        raise CliError(
+            "no responder URL: pass --url or run `orbit broker up` first", code="USAGE", exit_code=2
+        )
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("aio_pika", "aiormq"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await Responder(url).run(stop)
+
+    import aiormq.exceptions
+
+    from orbit_protocol import AuthenticationFailed, BrokerError
+
+    try:
+        asyncio.run(main())
+    except aiormq.exceptions.ProbableAuthenticationError:
+        raise AuthenticationFailed("the broker refused the responder's credentials") from None
+    except (OSError, aiormq.exceptions.AMQPError) as exc:
+        raise BrokerError(f"dead-letter responder cannot use the broker: {exc}") from None

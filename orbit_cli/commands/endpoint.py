@@ -1,0 +1,346 @@
+"""``orbit endpoint start|stop|status``: run an endpoint on this machine."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from .. import process, profile, render, session
+from ..errors import CliError
+from ..options import STATE, DebugOpt, JsonOpt
+
+if TYPE_CHECKING:
+    from orbit_endpoint.settings import EndpointSettings
+
+app = typer.Typer(
+    help="Run, stop and check an endpoint on this machine.",
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+)
+
+NameOpt = Annotated[
+    str,
+    typer.Option(
+        "--name", "-n", help="Endpoint name (its queue is orbit.ep.NAME).", show_default=False
+    ),
+]
+StateDirOpt = Annotated[
+    Path | None,
+    typer.Option("--state-dir", help="Journal directory (default ~/.local/state/orbit/endpoints)."),
+]
+PidFileOpt = Annotated[
+    Path | None, typer.Option("--pid-file", help="Default: STATE_DIR/NAME/endpoint.pid.")
+]
+ENV_PREFIX = "ORBIT_ENDPOINT_"
+
+START_EPILOG = """\
+[bold]Examples[/]
+
+  [cyan]orbit endpoint start --name demo[/]                         foreground, Ctrl-C stops it
+  [cyan]orbit endpoint start --name demo --plugins sysinfo --detach[/]
+  [cyan]orbit endpoint start --name hpc1 --url amqps://hpc1:…@host/orbit --allow alice[/]
+
+URL, owner and allow-list default to the profile entry written by [bold]orbit broker up[/] /
+[bold]orbit broker provision --profile-out[/]; every setting also reads ORBIT_ENDPOINT_<NAME>."""
+
+
+@app.command("start", epilog=START_EPILOG)
+def start(
+    name: NameOpt,
+    plugins: Annotated[
+        str | None,
+        typer.Option("--plugins", "-p", help="Comma-separated plugin names, e.g. sysinfo,psij."),
+    ] = None,
+    allow: Annotated[
+        list[str] | None,
+        typer.Option("--allow", help="User allowed to call (repeatable; '*' = anyone)."),
+    ] = None,
+    admin: Annotated[
+        list[str] | None, typer.Option("--admin", help="Admin user (repeatable).")
+    ] = None,
+    pool: Annotated[
+        list[str] | None, typer.Option("--pool", help="Also serve this pool (repeatable).")
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            envvar="ORBIT_ENDPOINT_URL",
+            show_envvar=True,
+            help="AMQP URL of the endpoint's own user.",
+        ),
+    ] = None,
+    state_dir: StateDirOpt = None,
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background.")] = False,
+    pid_file: PidFileOpt = None,
+    log_file: Annotated[
+        Path | None,
+        typer.Option("--log-file", help="With --detach; default STATE_DIR/NAME/endpoint.log."),
+    ] = None,
+    wait: Annotated[
+        float,
+        typer.Option("--wait", min=1, help="With --detach: seconds to wait for the first ping."),
+    ] = 30.0,
+    debug: DebugOpt = False,
+) -> None:
+    """Start an endpoint: in the foreground, or with [bold]--detach[/] as a background process."""
+    flags: dict[str, Any] = {
+        "url": url,
+        "plugins": [p.strip() for p in plugins.split(",") if p.strip()] if plugins else None,
+        "allowed_users": allow or None,
+        "admins": admin or None,
+        "pools": pool or None,
+        "state_dir": state_dir,
+        "debug": True if STATE.debug else None,
+    }
+    settings = resolve_settings(name, flags)
+    if detach:
+        _start_detached(settings, pid_file, log_file, wait)
+    else:
+        _run_foreground(settings)
+
+
+def resolve_settings(name: str, flags: dict[str, Any]) -> EndpointSettings:
+    """Flags > ``ORBIT_ENDPOINT_*`` environment > profile entry > defaults."""
+    from orbit_endpoint.settings import EndpointSettings
+
+    entry = profile.endpoint_entry(name)
+    values: dict[str, Any] = {}
+    for key in (
+        "url",
+        "owner",
+        "plugins",
+        "allowed_users",
+        "admins",
+        "pools",
+        "state_dir",
+        "debug",
+    ):
+        if flags.get(key) is not None:
+            values[key] = flags[key]
+        elif ENV_PREFIX + key.upper() not in os.environ and key in entry:
+            values[key] = entry[key]
+    return EndpointSettings(name=name, **values)
+
+
+def _describe(settings: EndpointSettings) -> str:
+    allowed = settings.allowed_users or [f"{settings.owner or settings.amqp_user} (owner only)"]
+    return (
+        f"endpoint [bold]{settings.name}[/] → {settings.safe_url}\n"
+        f"  plugins: {', '.join(settings.plugins) or '–'} · allowed: {', '.join(allowed)}"
+        + (f" · admins: {', '.join(settings.admins)}" if settings.admins else "")
+    )
+
+
+def _run_foreground(settings: EndpointSettings) -> None:
+    from orbit_endpoint import service
+
+    service.setup_logging(settings.debug)
+    render.err_console.print(_describe(settings) + "\n  [dim]Ctrl-C to stop[/]")
+    code = service.run(settings)
+    if code:
+        raise CliError(
+            "endpoint stopped: the broker refused its credentials (see the log above)",
+            code="AUTH",
+            exit_code=2,
+        )
+
+
+def _env_for(settings: EndpointSettings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    keep = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
+    dumped = settings.model_dump(mode="json")
+    dumped["url"] = settings.url.get_secret_value()
+    for key in (
+        "name",
+        "url",
+        "plugins",
+        "plugin_settings",
+        "pools",
+        "owner",
+        "allowed_users",
+        "admins",
+        "state_dir",
+        "debug",
+    ):
+        value = dumped.get(key)
+        if value is not None:
+            keep[ENV_PREFIX + key.upper()] = value if isinstance(value, str) else json.dumps(value)
+    return env | keep
+
+
+def paths(settings_or_dir: EndpointSettings | Path, name: str) -> tuple[Path, Path]:
+    base = settings_or_dir if isinstance(settings_or_dir, Path) else settings_or_dir.state_dir
+    return base / name / "endpoint.pid", base / name / "endpoint.log"
+
+
+def _start_detached(
+    settings: EndpointSettings, pid_file: Path | None, log_file: Path | None, wait: float
+) -> None:
+    default_pid, default_log = paths(settings, settings.name)
+    pid_file, log_file = pid_file or default_pid, log_file or default_log
+    proc = process.spawn(
+        ["-m", "orbit_endpoint"], env=_env_for(settings), pid_file=pid_file, log_file=log_file
+    )
+    render.err_console.print(_describe(settings))
+    with render.err_console.status(f"waiting for {settings.name} to answer orbit.ping …"):
+        answered, note = _wait_ready(settings.name, proc.poll, wait)
+    if not answered:
+        if proc.poll() is None:
+            process.stop(pid_file, timeout=5)
+        raise CliError(
+            f"endpoint {settings.name} did not come up ({note}); log {log_file}:\n"
+            + process.tail(log_file),
+            code="ENDPOINT_OFFLINE",
+        )
+    render.success(f"endpoint {settings.name} running, pid {proc.pid} ({note})")
+    render.info(f"log {log_file} · stop with: orbit endpoint stop --name {settings.name}")
+
+
+def _wait_ready(name: str, exited: Any, timeout: float) -> tuple[bool, str]:
+    """Ping until the endpoint answers, its process exits, or ``timeout`` passes."""
+    from orbit_client import AsyncOrbitClient
+    from orbit_protocol import BrokerError, NotAuthorized, OrbitError
+
+    async def poll() -> tuple[bool, str]:
+        deadline = time.monotonic() + timeout
+        note = "no answer"
+        client: AsyncOrbitClient | None = None
+        try:
+            while time.monotonic() < deadline:
+                if exited() is not None:
+                    return False, "the process exited"
+                try:
+                    if client is None:
+                        client = await AsyncOrbitClient(session.client_settings()).connect()
+                    started = time.monotonic()
+                    await client.call(name, "orbit.ping", timeout=3)
+                    return True, f"ping {1000 * (time.monotonic() - started):.0f} ms"
+                except NotAuthorized:
+                    return (
+                        True,
+                        f"answering; user {client.user if client else '?'} is not allowed to call",
+                    )
+                except BrokerError as exc:
+                    note, client = f"client cannot connect: {exc.message}", None
+                except OrbitError as exc:
+                    note = exc.message
+                await asyncio.sleep(0.5)
+            return False, note
+        finally:
+            if client is not None:
+                await client.close()
+
+    return asyncio.run(poll())
+
+
+def _state_dir(name: str, flag: Path | None) -> Path:
+    if flag is not None:
+        return flag
+    env = os.environ.get(ENV_PREFIX + "STATE_DIR")
+    if env:
+        return Path(env)
+    entry = profile.endpoint_entry(name)
+    if "state_dir" in entry:
+        return Path(entry["state_dir"])
+    from orbit_endpoint.settings import default_state_dir
+
+    return default_state_dir()
+
+
+@app.command("stop", epilog="[bold]Examples[/]\n\n  [cyan]orbit endpoint stop --name demo[/]")
+def stop(
+    name: NameOpt,
+    state_dir: StateDirOpt = None,
+    pid_file: PidFileOpt = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds before SIGKILL.")] = 20.0,
+    debug: DebugOpt = False,
+) -> None:
+    """Stop a detached endpoint (SIGTERM via its pid file; it finishes running work first)."""
+    pid_file = pid_file or paths(_state_dir(name, state_dir), name)[0]
+    pid = process.stop(pid_file, timeout=timeout)
+    if pid is None:
+        render.info(f"endpoint {name} is not running (no live pid in {pid_file})")
+    else:
+        render.success(f"endpoint {name} stopped (pid {pid})")
+
+
+@app.command("status", epilog="[bold]Examples[/]\n\n  [cyan]orbit endpoint status --name demo[/]")
+def status(
+    name: NameOpt,
+    state_dir: StateDirOpt = None,
+    pid_file: PidFileOpt = None,
+    json_out: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Is the endpoint's process alive here, and does it answer through the broker?
+
+    Exits 1 when it does not answer."""
+    pid_file = pid_file or paths(_state_dir(name, state_dir), name)[0]
+    report: dict[str, Any] = {
+        "endpoint": name,
+        "pid": process.read_pid(pid_file),
+        "pid_file": str(pid_file),
+    }
+    report |= _probe(name)
+    if json_out:
+        render.print_json(report, raw=True)
+    else:
+        _print_status(report)
+    if not report.get("answering"):
+        raise typer.Exit(1)
+
+
+def _probe(name: str) -> dict[str, Any]:
+    from orbit_client import AsyncOrbitClient
+    from orbit_protocol import OrbitError
+
+    async def probe(client: AsyncOrbitClient) -> dict[str, Any]:
+        found: dict[str, Any] = {"consumer": await client.is_online(name)}
+        started = time.monotonic()
+        try:
+            info = await client.call(name, "orbit.describe", timeout=5)
+        except OrbitError as exc:
+            return found | {"answering": False, "error": str(exc)}
+        return found | {
+            "answering": True,
+            "ping_ms": round(1000 * (time.monotonic() - started), 1),
+            "host": info.get("host"),
+            "version": info.get("versions", {}).get("orbit"),
+            "plugins": sorted(info.get("plugins", {})),
+        }
+
+    try:
+        return session.run(probe, timeout=5)
+    except OrbitError as exc:
+        return {"answering": False, "error": str(exc)}
+
+
+def _print_status(r: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    t = Table.grid(padding=(0, 2))
+    t.add_column(style="dim")
+    t.add_column()
+    t.add_row("endpoint", f"[bold]{r['endpoint']}[/]")
+    t.add_row(
+        "process",
+        f"[green]running[/], pid {r['pid']}"
+        if r["pid"]
+        else f"[dim]not running here[/] ({r['pid_file']})",
+    )
+    t.add_row("consumer", render.yes_no(r.get("consumer")))
+    if r.get("answering"):
+        t.add_row("answers", f"[green]yes[/], {r['ping_ms']} ms")
+        t.add_row("host", str(r.get("host")))
+        t.add_row("version", str(r.get("version")))
+        t.add_row("plugins", ", ".join(r.get("plugins", [])))
+    else:
+        t.add_row("answers", f"[red]no[/] {r.get('error', '')}")
+    render.console.print(t)

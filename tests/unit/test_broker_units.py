@@ -1,0 +1,110 @@
+"""orbit_broker pieces that need no broker: permission rows, grant parsing, profile, config."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from orbit_broker.local import LocalNode
+from orbit_broker.management import Permissions
+from orbit_broker.provision import (
+    Credentials,
+    client_permissions,
+    client_topic_permissions,
+    endpoint_permissions,
+    make_url,
+    parse_grants,
+    write_profile,
+)
+from orbit_broker.topology import full_topology, queue_differences
+from orbit_protocol import topology as spec
+from orbit_protocol.errors import BrokerError
+
+
+def test_endpoint_rows_are_literal_design_rows() -> None:
+    assert endpoint_permissions("hpc1") == Permissions(
+        "^$", r"^orbit\.(replies|events)$", r"^orbit\.ep\.hpc1$"
+    )
+    assert endpoint_permissions("hpc1", ["gpu", "cpu"]).read == (
+        r"^orbit\.(ep\.hpc1|pool\.cpu|pool\.gpu)$"
+    )
+
+
+def test_client_rows_are_literal_design_rows() -> None:
+    assert client_permissions("alice") == Permissions(
+        r"^orbit\.(reply|sub)\.alice\..+$",
+        r"^(orbit\.requests|orbit\.(reply|sub)\.alice\..+)$",
+        r"^(orbit\.replies|orbit\.events|orbit\.(reply|sub)\.alice\..+)$",
+    )
+    rows = client_topic_permissions("alice", ["b", "a"], ["gpu"])
+    assert rows["orbit.requests"].write == r"^(a|b|pool\.gpu)$"
+    assert rows["orbit.events"].read == r"^(a|b)\."
+    assert rows["orbit.replies"].read == r"^orbit\.reply\.alice\."
+    empty = client_topic_permissions("alice")
+    assert empty["orbit.requests"].write == "^$" and empty["orbit.events"].read == "^$"
+
+
+def test_grants_round_trip() -> None:
+    rows = client_topic_permissions("alice", ["ep-1", "ep_2"], ["gpu"])
+    assert parse_grants(rows["orbit.requests"].write) == ({"ep-1", "ep_2"}, {"gpu"})
+    assert parse_grants("^$") == (set(), set())
+    with pytest.raises(BrokerError, match="not written by Orbit"):
+        parse_grants(".*")
+
+
+def test_names_are_validated() -> None:
+    with pytest.raises(ValueError):
+        client_permissions("Alice.x")
+    with pytest.raises(ValueError):
+        endpoint_permissions("a|b")
+
+
+def test_queue_differences() -> None:
+    queue = spec.endpoint("ep1").queues[0]
+    assert queue_differences(queue, queue.args) == []
+    changed = {**queue.args, "x-max-length": 10}
+    del changed["x-message-ttl"]
+    assert queue_differences(queue, changed) == [
+        "x-max-length: is 10, Orbit wants 100000",
+        "x-message-ttl: absent, Orbit wants 86400000",
+    ]
+    assert len(full_topology(["a", "b"], ["p"]).queues) == 4  # dead + 2 endpoints + pool
+
+
+def test_credentials_and_urls_hide_passwords() -> None:
+    creds = Credentials("alice", "s3cr:t/")
+    assert "s3cr" not in repr(creds)
+    url = creds.url("amqp://admin:pw@host:5672/", "orbit")
+    assert url == "amqp://alice:s3cr%3At%2F@host:5672/orbit"
+    assert make_url("amqps://h", "u", "p", "/") == "amqps://u:p@h/%2F"
+
+
+def test_write_profile_is_private_and_merges(tmp_path: Path) -> None:
+    path = tmp_path / "cfg" / "profile.json"
+    write_profile(path, "amqp://a:b@h/orbit", timeout=30)
+    write_profile(path, "amqp://e:f@h/orbit", section="endpoint", name="hpc1")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    data = json.loads(path.read_text())
+    assert data["client"] == {"url": "amqp://a:b@h/orbit", "timeout": 30}
+    assert data["endpoint"]["name"] == "hpc1"
+    assert list(path.parent.iterdir()) == [path]
+
+
+def test_local_node_config_is_private(tmp_path: Path) -> None:
+    node = LocalNode(data_dir=tmp_path, name="orbit-unit", amqp_port=40001, management_port=40002)
+    node._write_config()
+    conf = (tmp_path / "rabbitmq.conf").read_text()
+    assert "listeners.tcp.default = 127.0.0.1:40001" in conf
+    assert "management.tcp.port = 40002" in conf
+    assert "max_message_size = 16777216" in conf and "loopback_users = none" in conf
+    assert (tmp_path / "enabled_plugins").read_text().strip() == "[rabbitmq_management]."
+    env = node.env()
+    assert env["RABBITMQ_NODENAME"] == "orbit-unit@localhost"
+    assert env["ERL_EPMD_PORT"] == "14369" and env["HOME"] == str(tmp_path / "home")
+    assert env["RABBITMQ_CONF_ENV_FILE"].startswith(str(tmp_path))  # never /etc/rabbitmq
+    assert node.amqp_url("orbit") == "amqp://guest:guest@127.0.0.1:40001/orbit"
+    assert node.amqp_url("/") == "amqp://guest:guest@127.0.0.1:40001/%2F"
+    assert not node.is_running() and node.pid is None
