@@ -108,9 +108,14 @@ class Intake:
     async def receive(self, message: AbstractIncomingMessage) -> Accepted | None:
         """Handle the delivery up to and including its ack."""
         reply_to, corr = message.reply_to, message.correlation_id
-        if not reply_to or not corr:
-            log.warning("refusing message without reply_to/correlation_id (%s)", message.message_id)
+        if not reply_to:  # nobody to answer: dead-letter it, where operators can see it
+            log.warning("refusing message without reply_to (%s)", message.message_id)
             await message.reject(requeue=False)
+            return None
+        if not corr:
+            error = BadRequest("requests must carry a correlation_id (the request id)")
+            await self.send_reply(reply_to, "", Reply.failure(error).to_bytes())
+            await message.ack()
             return None
         try:
             accepted = self._admit(message, reply_to, corr)

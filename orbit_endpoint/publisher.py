@@ -73,7 +73,7 @@ class Publisher:
             body,
             content_type=CONTENT_TYPE,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            correlation_id=correlation_id,
+            correlation_id=correlation_id or None,
             message_id=f"{self._boot}-r{next(self._reply_seq)}",
             user_id=self.user,
             type=REPLY_TYPE,

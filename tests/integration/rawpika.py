@@ -35,13 +35,13 @@ class RawCaller:
         expiration_ms: int | None = None,
         routing_key: str | None = None,
     ) -> str:
-        corr = correlation_id or uuid.uuid4().hex
+        corr = uuid.uuid4().hex if correlation_id is None else correlation_id
         raw = json.dumps(body).encode() if isinstance(body, dict) else body
         props = pika.BasicProperties(
             content_type="application/json",
             delivery_mode=2,
-            correlation_id=corr,
-            message_id=message_id or corr,
+            correlation_id=corr or None,
+            message_id=message_id or corr or uuid.uuid4().hex,
             reply_to=self.reply_queue if reply_to == "" else reply_to,
             user_id=self.user if user_id == "" else user_id,
             headers={"x-orbit-v": 1, **(headers or {})},

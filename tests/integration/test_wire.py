@@ -91,6 +91,10 @@ async def test_error_codes_from_raw_messages(start_endpoint: StartEndpoint, raw:
         await asyncio.to_thread(raw.publish, "ep1", body, **options)
         _, reply = await asyncio.to_thread(raw.reply)
         assert code_of(reply) == expected, (body, options, reply)
+    # no correlation id: answered BAD_REQUEST (uncorrelated); no reply_to: dead-lettered
+    await asyncio.to_thread(raw.publish, "ep1", request("orbit", "ping"), correlation_id="")
+    props, reply = await asyncio.to_thread(raw.reply)
+    assert code_of(reply) == "BAD_REQUEST" and not props.correlation_id
     # a result over the cap is refused as well, and the endpoint keeps serving
     await asyncio.to_thread(raw.publish, "ep1", request("testkit", "big", size=70000))
     _, reply = await asyncio.to_thread(raw.reply)
