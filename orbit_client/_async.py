@@ -32,6 +32,7 @@ from orbit_protocol import (
     EndpointBusy,
     EndpointOffline,
     Event,
+    NotAuthorized,
     PayloadTooLarge,
     Reply,
     Request,
@@ -322,6 +323,11 @@ class AsyncOrbitClient:
         except aiormq.exceptions.DeliveryError:
             raise EndpointBusy(
                 f"endpoint {endpoint!r} has a full request queue; try later"
+            ) from None
+        except aiormq.exceptions.ChannelAccessRefused:
+            raise NotAuthorized(
+                f"the broker refused {self.user!r} publishing to endpoint {endpoint!r}"
+                " (no grant: ask an admin for `orbit broker grant`)"
             ) from None
 
     def plugin(self, endpoint: str, plugin: str) -> AsyncPluginProxy:
