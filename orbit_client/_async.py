@@ -50,6 +50,7 @@ from .settings import ClientSettings
 
 log = logging.getLogger(__name__)
 _DEFAULT: Any = object()
+MAX_UNCLAIMED = 10_000
 EventCallback = Callable[[Event], Any]
 
 
@@ -62,7 +63,15 @@ class _Pending:
 class AsyncOrbitClient:
     """Talk to Orbit endpoints. Use as ``async with AsyncOrbitClient() as client:``."""
 
-    def __init__(self, settings: ClientSettings | None = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        settings: ClientSettings | None = None,
+        *,
+        session: str | None = None,
+        **overrides: Any,
+    ) -> None:
+        """``session`` names a durable reply queue that outlives this client: a later client
+        with the same user and session receives the replies (see :meth:`collect`)."""
         self.settings = settings or ClientSettings(**overrides)
         self.user = self.settings.user
         self.presence = PresenceTable()
@@ -74,7 +83,9 @@ class AsyncOrbitClient:
         self._channels: list[AbstractChannel] = []
         self._subscriptions: list[Subscription] = []
         self._background: set[asyncio.Task[Any]] = set()
-        self.reply_queue = naming.reply_queue(self.user)
+        self.session = naming.validate_name(session, "session") if session else None
+        self.reply_queue = naming.reply_queue(self.user, self.session)
+        self._unclaimed: dict[str, Reply] = {}
 
     # -- connection ---------------------------------------------------------------------
 
@@ -164,11 +175,17 @@ class AsyncOrbitClient:
     # -- replies ------------------------------------------------------------------------
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
-        pending = self._pending.get(message.correlation_id or "")
+        corr = message.correlation_id or ""
+        pending = self._pending.get(corr)
         if pending is None:
-            log.debug("dropping reply for unknown correlation id %s", message.correlation_id)
+            if self.session is not None and corr:  # a reply to an earlier client of the session
+                self._unclaimed[corr] = decode_reply(message.body)
+                while len(self._unclaimed) > MAX_UNCLAIMED:
+                    self._unclaimed.pop(next(iter(self._unclaimed)))
+            else:
+                log.debug("dropping reply for unknown correlation id %s", corr)
             return
-        expected = self.presence.expected_user(pending.endpoint)
+        expected = self.presence.expected_user(pending.endpoint) if pending.endpoint else None
         if expected is not None and message.user_id not in (expected, naming.RESPONDER_USER):
             log.warning(
                 "dropping reply to %s from user %r (endpoint %s is %r)",
@@ -248,17 +265,7 @@ class AsyncOrbitClient:
         request_id: str | None = None,
     ) -> Reply:
         """Like :meth:`call` but returns the :class:`~orbit_protocol.Reply` itself."""
-        if self._publish_channel is None:
-            raise BrokerError("the client is not connected: use `async with` or connect()")
-        naming.validate_name(endpoint)
-        plugin, _, method = operation.partition(".")
-        body = Request(plugin=plugin, method=method, args=args or {}).to_bytes()
-        if len(body) > self.settings.max_body:
-            raise PayloadTooLarge(
-                f"request is {len(body)} bytes; the limit is {self.settings.max_body}"
-                " (move data with the staging plugin)",
-                {"size": len(body), "limit": self.settings.max_body},
-            )
+        body = self._encode(endpoint, operation, args)
         if timeout is _DEFAULT:
             timeout = self.settings.timeout
         if not wait_for_endpoint and not await self.is_online(endpoint):
@@ -279,6 +286,18 @@ class AsyncOrbitClient:
                 ) from None
         finally:
             self._pending.pop(corr, None)
+
+    def _encode(self, endpoint: str, operation: str, args: dict[str, Any] | None) -> bytes:
+        naming.validate_name(endpoint)
+        plugin, _, method = operation.partition(".")
+        body = Request(plugin=plugin, method=method, args=args or {}).to_bytes()
+        if len(body) > self.settings.max_body:
+            raise PayloadTooLarge(
+                f"request is {len(body)} bytes; the limit is {self.settings.max_body}"
+                " (move data with the staging plugin)",
+                {"size": len(body), "limit": self.settings.max_body},
+            )
+        return body
 
     async def _publish(
         self,
@@ -305,7 +324,8 @@ class AsyncOrbitClient:
             headers=headers,
             expiration=timeout,
         )
-        assert self._publish_channel is not None
+        if self._publish_channel is None:
+            raise BrokerError("the client is not connected: use `async with` or connect()")
         try:
             channel = await self._publish_channel.get_underlay_channel()
             await channel.basic_publish(
@@ -329,6 +349,50 @@ class AsyncOrbitClient:
                 f"the broker refused {self.user!r} publishing to endpoint {endpoint!r}"
                 " (no grant: ask an admin for `orbit broker grant`)"
             ) from None
+
+    async def send(
+        self,
+        endpoint: str,
+        operation: str,
+        args: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = _DEFAULT,
+        idempotency_key: str | None = None,
+        wait_for_endpoint: bool = False,
+    ) -> str:
+        """Publish a request without waiting; returns its request id for :meth:`collect`.
+
+        Use with a ``session`` client: the reply waits in the session's durable reply
+        queue even if this client disconnects first.
+        """
+        if timeout is _DEFAULT:
+            timeout = self.settings.timeout
+        body = self._encode(endpoint, operation, args)
+        if not wait_for_endpoint and not await self.is_online(endpoint):
+            raise EndpointOffline(f"endpoint {endpoint!r} is offline (no consumer on its queue)")
+        corr = uuid.uuid4().hex
+        await self._publish(
+            endpoint, operation, body, corr, idempotency_key, timeout, wait_for_endpoint
+        )
+        return corr
+
+    async def collect(self, request_id: str, timeout: float | None = _DEFAULT) -> Reply:
+        """The reply to a request sent earlier by :meth:`send` (possibly by another client
+        of the same session); raises ``DeadlineExceeded`` after ``timeout``."""
+        if timeout is _DEFAULT:
+            timeout = self.settings.timeout
+        if request_id in self._unclaimed:
+            return self._unclaimed.pop(request_id)
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = _Pending(future, "")
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise DeadlineExceeded(
+                f"no reply to request {request_id} within {timeout} s", {"request_id": request_id}
+            ) from None
+        finally:
+            self._pending.pop(request_id, None)
 
     def plugin(self, endpoint: str, plugin: str) -> AsyncPluginProxy:
         """``await client.plugin("hpc1", "sysinfo").metrics()``."""

@@ -49,13 +49,19 @@ class SyncSubscription:
 class OrbitClient:
     """Blocking Orbit client; use as ``with OrbitClient() as client: client.call(...)``."""
 
-    def __init__(self, settings: ClientSettings | None = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        settings: ClientSettings | None = None,
+        *,
+        session: str | None = None,
+        **overrides: Any,
+    ) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="orbit-client", daemon=True
         )
         self._thread.start()
-        self._async = AsyncOrbitClient(settings, **overrides)
+        self._async = AsyncOrbitClient(settings, session=session, **overrides)
 
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
@@ -109,6 +115,16 @@ class OrbitClient:
     ) -> Reply:
         """Blocking :meth:`AsyncOrbitClient.request`."""
         return self._run(self._async.request(endpoint, operation, args, **kw))
+
+    def send(
+        self, endpoint: str, operation: str, args: dict[str, Any] | None = None, **kw: Any
+    ) -> str:
+        """Blocking :meth:`AsyncOrbitClient.send`."""
+        return self._run(self._async.send(endpoint, operation, args, **kw))
+
+    def collect(self, request_id: str, timeout: float | None = _DEFAULT) -> Reply:
+        """Blocking :meth:`AsyncOrbitClient.collect`."""
+        return self._run(self._async.collect(request_id, timeout))
 
     def is_online(self, endpoint: str) -> bool:
         return self._run(self._async.is_online(endpoint))

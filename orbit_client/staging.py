@@ -1,0 +1,260 @@
+"""Upload and download files through an endpoint's ``staging`` plugin, resumably.
+
+``await upload(client, "hpc1", "data.bin", "~/in/data.bin", progress=cb)`` hashes the file,
+opens (or re-opens) an upload session, sends the chunks the endpoint has not confirmed,
+``parallel`` at a time, and commits: the endpoint checks the SHA-256 and renames the file
+into place. ``download`` keeps ``<local>.orbit-part`` plus a ``.json`` record of the
+confirmed ranges next to the target, so a second call continues where the first stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from orbit_protocol import Conflict, InvalidArgs
+
+if TYPE_CHECKING:
+    from ._async import AsyncOrbitClient
+
+MiB = 1024 * 1024
+DEFAULT_CHUNK = MiB
+DEFAULT_PARALLEL = 4
+Progress = Callable[[int, int], Any]
+"""``progress(done_bytes, total_bytes)``; called after every confirmed chunk."""
+Range = tuple[int, int]
+
+
+def sha256_of(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(4 * MiB):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def chunks(gaps: list[Range], size: int) -> Iterator[Range]:
+    """``(offset, length)`` pieces of at most ``size`` bytes covering ``gaps``."""
+    for lo, hi in gaps:
+        for offset in range(lo, hi, size):
+            yield offset, min(size, hi - offset)
+
+
+def gaps_of(received: list[Range], total: int) -> list[Range]:
+    """The parts of ``[0, total)`` not covered by the sorted, merged ``received``."""
+    gaps: list[Range] = []
+    pos = 0
+    for lo, hi in received:
+        if lo > pos:
+            gaps.append((pos, lo))
+        pos = max(pos, hi)
+    if pos < total:
+        gaps.append((pos, total))
+    return gaps
+
+
+def merge(ranges: list[Range], start: int, end: int) -> list[Range]:
+    merged: list[Range] = []
+    for lo, hi in sorted([*ranges, (start, end)]):
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+async def _run_bounded(jobs: Iterator[Range], parallel: int, work: Callable[..., Any]) -> None:
+    """Run ``work(offset, length)`` for every job, at most ``parallel`` at a time."""
+
+    async def worker() -> None:
+        for offset, length in jobs:  # the shared iterator hands out each job once
+            await work(offset, length)
+
+    tasks = [asyncio.create_task(worker()) for _ in range(max(1, parallel))]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _describe_source(source: Path) -> tuple[int, str]:
+    if not source.is_file():
+        raise FileNotFoundError(f"{source} is not a file")
+    return source.stat().st_size, sha256_of(source)
+
+
+def _check_target(target: Path, overwrite: bool) -> None:
+    if target.is_dir():
+        raise InvalidArgs(f"{target} is a directory; name the file to create")
+    if target.exists() and not overwrite:
+        raise Conflict(f"{target} exists (pass overwrite to replace it)", {"path": str(target)})
+
+
+def _notify(progress: Progress | None, done: int, total: int) -> None:
+    if progress is not None:
+        progress(done, total)
+
+
+async def upload(
+    client: AsyncOrbitClient,
+    endpoint: str,
+    local: str | os.PathLike[str],
+    remote: str,
+    *,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+    parallel: int = DEFAULT_PARALLEL,
+    resume: bool = True,
+) -> dict[str, Any]:
+    """Copy ``local`` to ``remote`` on ``endpoint``; returns ``{path, size, sha256, resumed}``.
+
+    ``resumed`` is the number of bytes the endpoint already had from an interrupted upload
+    of the same content to the same path (0 for a fresh upload).
+    """
+    source = Path(local)
+    size, digest = await asyncio.to_thread(_describe_source, source)
+    session = await client.call(
+        endpoint,
+        "staging.put_begin",
+        path=remote,
+        size=size,
+        sha256=digest,
+        overwrite=overwrite,
+        resume=resume,
+    )
+    upload_id: str = session["upload_id"]
+    chunk_size = min(chunk_size, int(session["max_chunk"]))
+    received = [(int(lo), int(hi)) for lo, hi in session["received"]]
+    resumed = done = int(session["received_bytes"])
+    _notify(progress, done, size)
+    fd = os.open(source, os.O_RDONLY)
+
+    async def send(offset: int, length: int) -> None:
+        nonlocal done
+        data = await asyncio.to_thread(os.pread, fd, length, offset)
+        await client.call(
+            endpoint,
+            "staging.put_chunk",
+            upload_id=upload_id,
+            offset=offset,
+            data=base64.b64encode(data).decode("ascii"),
+            idempotency_key=f"{upload_id}:{offset}:{length}",
+        )
+        done += length
+        _notify(progress, done, size)
+
+    try:
+        await _run_bounded(chunks(gaps_of(received, size), chunk_size), parallel, send)
+    finally:
+        os.close(fd)
+    result: dict[str, Any] = await client.call(endpoint, "staging.put_commit", upload_id=upload_id)
+    return result | {"resumed": resumed}
+
+
+class _PartRecord:
+    """``<target>.orbit-part`` and its ``.json`` record (remote identity + confirmed ranges)."""
+
+    def __init__(self, target: Path, remote: dict[str, Any]) -> None:
+        self.part = target.with_name(target.name + ".orbit-part")
+        self.record = target.with_name(target.name + ".orbit-part.json")
+        self.remote = {k: remote[k] for k in ("path", "size", "sha256")}
+        self.received: list[Range] = []
+
+    def load(self) -> int:
+        """Confirmed bytes of a matching earlier attempt (0 if none: start afresh)."""
+        try:
+            saved = json.loads(self.record.read_text())
+        except (OSError, ValueError):
+            saved = None
+        if saved and saved.get("remote") == self.remote and self.part.exists():
+            self.received = [(int(lo), int(hi)) for lo, hi in saved["received"]]
+        else:
+            self.received = []
+            with open(self.part, "wb") as handle:
+                handle.truncate(int(self.remote["size"]))
+        self.save()
+        return sum(hi - lo for lo, hi in self.received)
+
+    def save(self) -> None:
+        temp = self.record.with_suffix(".tmp")
+        temp.write_text(json.dumps({"remote": self.remote, "received": self.received}))
+        os.replace(temp, self.record)
+
+    def drop(self) -> None:
+        for path in (self.part, self.record):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+async def download(
+    client: AsyncOrbitClient,
+    endpoint: str,
+    remote: str,
+    local: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+    parallel: int = DEFAULT_PARALLEL,
+    resume: bool = True,
+) -> dict[str, Any]:
+    """Copy ``remote`` on ``endpoint`` to ``local``; returns ``{path, size, sha256, resumed}``."""
+    target = Path(local)
+    await asyncio.to_thread(_check_target, target, overwrite)
+    info = await client.call(endpoint, "staging.stat", path=remote, checksum=True)
+    if info["type"] != "file":
+        raise InvalidArgs(f"{remote} is a {info['type']}, not a file", {"path": remote})
+    size = int(info["size"])
+    await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
+    part = _PartRecord(target, info)
+    if not resume:
+        part.drop()
+    resumed = done = await asyncio.to_thread(part.load)
+    _notify(progress, done, size)
+    fd = os.open(part.part, os.O_WRONLY)
+
+    async def fetch(offset: int, length: int) -> None:
+        nonlocal done
+        chunk = await client.call(
+            endpoint, "staging.get_chunk", path=info["path"], offset=offset, size=length
+        )
+        data = base64.b64decode(chunk["data"])
+        if len(data) != length:
+            raise Conflict(f"{remote} changed during the download; start again")
+        await asyncio.to_thread(os.pwrite, fd, data, offset)
+        part.received = merge(part.received, offset, offset + length)
+        await asyncio.to_thread(part.save)
+        done += length
+        _notify(progress, done, size)
+
+    try:
+        gaps = gaps_of(part.received, size)
+        await _run_bounded(chunks(gaps, chunk_size), parallel, fetch)
+        await asyncio.to_thread(os.fsync, fd)
+    finally:
+        os.close(fd)
+    digest = await asyncio.to_thread(sha256_of, part.part)
+    if digest != info["sha256"]:
+        part.drop()
+        raise Conflict(
+            f"checksum mismatch for {remote}: expected {info['sha256']}, got {digest};"
+            " the partial download was discarded",
+            {"expected": info["sha256"], "actual": digest},
+        )
+    await asyncio.to_thread(_check_target, target, overwrite)
+    os.replace(part.part, target)
+    await asyncio.to_thread(part.record.unlink, missing_ok=True)
+    return {"path": str(target), "size": size, "sha256": digest, "resumed": resumed}
+
+
+__all__ = ["DEFAULT_CHUNK", "DEFAULT_PARALLEL", "Progress", "download", "sha256_of", "upload"]

@@ -1,0 +1,33 @@
+"""A client that disconnects after sending and comes back gets all its replies."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from orbit_client import AsyncOrbitClient
+
+from .conftest import StartEndpoint
+
+pytestmark = pytest.mark.rabbit
+
+
+async def test_replies_wait_for_a_returning_session(
+    start_endpoint: StartEndpoint, amqp_url: str
+) -> None:
+    await start_endpoint("ep1")
+    async with AsyncOrbitClient(url=amqp_url, session="nightly") as first:
+        ids = [
+            await first.send("ep1", "testkit.echo", {"value": i, "delay": 0.5}) for i in range(50)
+        ]
+    # gone before any reply could arrive; the durable session queue keeps them
+    await asyncio.sleep(2)
+    async with AsyncOrbitClient(url=amqp_url, session="nightly") as second:
+        replies = [await second.collect(i, timeout=30) for i in ids]
+    assert [r.unwrap() for r in replies] == [{"value": i} for i in range(50)]
+
+
+async def test_session_names_are_validated(amqp_url: str) -> None:
+    with pytest.raises(ValueError, match="invalid session name"):
+        AsyncOrbitClient(url=amqp_url, session="../x")
