@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.orbit-installed
 EXTRAS  := dev,gateway,tasks
 PY      ?= $(shell command -v python3.11 || command -v python3)
 
-.PHONY: venv test lint broker-up broker-down demo
+.PHONY: venv test lint broker-up broker-down demo bench trust
 
 ## venv: create .venv (python3.11, else python3) and install the project; idempotent
 venv: $(STAMP)
@@ -46,3 +46,10 @@ demo: venv
 BENCH_ARGS ?=
 bench: | $(PYTHON)
 	$(PYTHON) bench/rpc.py --json-out bench/results/rpc-latest.json $(BENCH_ARGS)
+
+## trust: the security and reliability suite at full size (isolation matrix, 10,000 fuzzed
+## messages, 10,000 requests with 5 endpoint SIGKILLs, broker kill -9, poison, sessions); prints the figures
+trust: | $(PYTHON)
+	ORBIT_FUZZ_N=10000 ORBIT_LEDGER_N=10000 ORBIT_LEDGER_KILLS=5 $(PYTHON) -m pytest -q -s -p no:cacheprovider \
+	    tests/integration/test_isolation.py tests/integration/test_fuzz.py tests/integration/test_ledger.py \
+	    tests/integration/test_reliability.py tests/integration/test_session.py
