@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
-from orbit_plugins.base import Call, Plugin, operation
+from orbit_plugins.base import Call, NoArgs, Plugin, operation
 from orbit_protocol import NotFound
 from orbit_protocol.version import PROTOCOL_VERSION
 
@@ -83,7 +83,7 @@ class OrbitPlugin(Plugin):
         return PingResult(endpoint=self.services.name, time=time.time())
 
     @operation(idempotent=True)
-    async def describe(self) -> dict[str, Any]:
+    async def describe(self, call: Call) -> dict[str, Any]:
         """Plugins, their operations with JSON Schemas, and versions of this endpoint."""
         plugins: dict[str, Any] = {}
         for name, slot in sorted(self.services.plugins.items()):
@@ -116,8 +116,21 @@ class OrbitPlugin(Plugin):
             "platform": f"{platform.system()} {platform.release()} {platform.machine()}",
             "python_executable": sys.executable,
             "started_at": self.services.started_at,
+            "host_role": await self._host_role(call),
             "plugins": plugins,
         }
+
+    async def _host_role(self, call: Call) -> str | None:
+        """The sysinfo plugin's verdict (login, compute, batch-job, laptop), when it is loaded."""
+        slot = self.services.plugins.get("sysinfo")
+        spec = slot.plugin.operations().get("host_role") if slot and slot.plugin else None
+        if slot is None or slot.plugin is None or spec is None:
+            return None
+        try:
+            role = await slot.plugin.invoke(spec, NoArgs(), call)
+        except Exception:  # describe must answer even if the probe fails
+            return None
+        return role.get("role") if isinstance(role, dict) else None
 
     @operation(idempotent=True)
     async def cancel(self, args: CancelArgs, call: Call) -> CancelResult:

@@ -27,6 +27,7 @@ async def test_round_trip_and_describe(
     ops = described["plugins"]["testkit"]["operations"]
     assert ops["sleep"]["args"]["properties"]["seconds"]["type"] == "number"
     assert described["protocol"] == 1 and described["versions"]["python"]
+    assert described["host_role"] is None  # no sysinfo plugin on this endpoint
 
 
 async def test_100_concurrent_calls(
