@@ -1,0 +1,309 @@
+"""``orbit job submit|status|list|cancel|logs``: jobs through an endpoint's ``psij`` plugin."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from .. import render, session
+from ..options import DebugOpt, EndpointArg, JsonOpt, TimeoutOpt, UrlOpt
+
+if TYPE_CHECKING:
+    from orbit_client import AsyncOrbitClient
+    from orbit_plugins.psij.client import JobHandle
+    from orbit_plugins.psij.schema import JobInfo, JobSpec
+
+EPILOG = """\
+[bold]Examples[/]
+
+  [cyan]orbit job submit demo -- bash -c 'for i in 1 2 3; do echo $i; sleep 1; done'[/]
+  [cyan]orbit job submit hpc -e slurm -q debug -A m1234 -N 2 --time 10:00 -- ./run.sh[/]
+  [cyan]orbit job submit demo --detach -- sleep 600[/]       print the job id and return
+  [cyan]orbit job list demo[/]
+  [cyan]orbit job logs demo JOB_ID --follow[/]
+  [cyan]orbit job cancel demo JOB_ID[/]"""
+
+app = typer.Typer(
+    help="Run and manage jobs through an endpoint's psij plugin.",
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    epilog=EPILOG,
+)
+
+JobIdArg = Annotated[str, typer.Argument(help="Job id (as printed by submit/list).")]
+
+
+def parse_duration(text: str) -> int:
+    """Seconds from ``S``, ``M:S`` or ``H:M:S``."""
+    from ..errors import UsageError
+
+    try:
+        parts = [int(p) for p in text.split(":")]
+    except ValueError:
+        parts = []
+    if not 1 <= len(parts) <= 3 or any(p < 0 for p in parts):
+        raise UsageError(f"--time {text!r}: use seconds, M:S or H:M:S")
+    seconds = 0
+    for part in parts:
+        seconds = seconds * 60 + part
+    return seconds
+
+
+def build_spec(
+    command: list[str],
+    *,
+    directory: str | None,
+    env: list[str],
+    queue: str | None,
+    account: str | None,
+    nodes: int | None,
+    duration: str | None,
+) -> JobSpec:
+    from orbit_plugins.psij.schema import Attributes, JobSpec, Resources
+
+    from ..errors import UsageError
+
+    if not command:
+        raise UsageError("no command given: orbit job submit EP -- COMMAND [ARGS...]")
+    environment: dict[str, str] = {}
+    for item in env:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--env {item!r}: use KEY=VALUE")
+        environment[key] = value
+    return JobSpec(
+        executable=command[0],
+        arguments=command[1:],
+        directory=directory,
+        environment=environment,
+        resources=Resources(node_count=nodes),
+        attributes=Attributes(
+            queue_name=queue,
+            account=account,
+            duration=parse_duration(duration) if duration else None,
+        ),
+    )
+
+
+def exit_code_of(state: str, exit_code: int | None) -> int:
+    """The shell exit code mirroring a finished job."""
+    if exit_code is not None:
+        return exit_code
+    return 0 if state == "COMPLETED" else 130 if state == "CANCELED" else 1
+
+
+async def follow(job: JobHandle) -> None:
+    """Copy the job's output to our stdout/stderr as it arrives."""
+    async for chunk in job.stream(poll=2.0):
+        out = sys.stdout if chunk.stream == "stdout" else sys.stderr
+        out.write(chunk.data)
+        out.flush()
+
+
+@app.command("submit", epilog=EPILOG)
+def submit(
+    endpoint: EndpointArg,
+    command: Annotated[
+        list[str] | None, typer.Argument(help="The command after [bold]--[/].", show_default=False)
+    ] = None,
+    executor: Annotated[
+        str, typer.Option("--executor", "-e", help="local, slurm, pbs or lsf.")
+    ] = "local",
+    queue: Annotated[str | None, typer.Option("--queue", "-q", help="Queue/partition.")] = None,
+    account: Annotated[str | None, typer.Option("--account", "-A", help="Account.")] = None,
+    nodes: Annotated[int | None, typer.Option("--nodes", "-N", help="Node count.")] = None,
+    duration: Annotated[
+        str | None, typer.Option("--time", help="Wall time: seconds, MM:SS or HH:MM:SS.")
+    ] = None,
+    directory: Annotated[
+        str | None, typer.Option("--dir", "-d", help="Working directory on the endpoint.")
+    ] = None,
+    env: Annotated[
+        list[str] | None, typer.Option("--env", help="KEY=VALUE for the job; repeatable.")
+    ] = None,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Print the job id and return at once.")
+    ] = False,
+    json_out: JsonOpt = False,
+    timeout: TimeoutOpt = None,
+    url: UrlOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Submit a job, stream its output live and exit with its exit code."""
+    spec = build_spec(
+        command or [],
+        directory=directory,
+        env=env or [],
+        queue=queue,
+        account=account,
+        nodes=nodes,
+        duration=duration,
+    )
+
+    async def work(client: AsyncOrbitClient) -> tuple[str, str, int | None]:
+        from orbit_plugins.psij.client import PsijJobs
+
+        job = await PsijJobs(client, endpoint).submit(spec, executor)
+        if detach:
+            assert job.info is not None
+            return job.job_id, job.info.state, None
+        render.err_console.print(f"[dim]job {job.job_id} submitted to {endpoint}[/]")
+        await follow(job)
+        assert job.final is not None
+        return job.job_id, job.final.state, job.final.exit_code
+
+    job_id, state, code = session.run(work, url=url, timeout=timeout)
+    if detach:
+        if json_out:
+            render.print_json({"job_id": job_id, "state": state}, raw=True)
+        else:
+            render.console.print(job_id, markup=False)
+        return
+    render.err_console.print(f"[dim]job {job_id} {state} (exit code {code})[/]")
+    raise typer.Exit(exit_code_of(state, code))
+
+
+@app.command("status")
+def status(
+    endpoint: EndpointArg,
+    job_id: JobIdArg,
+    json_out: JsonOpt = False,
+    timeout: TimeoutOpt = None,
+    url: UrlOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Show one job: state, exit code, native id, command, output sizes."""
+
+    async def work(client: AsyncOrbitClient) -> Any:
+        from orbit_plugins.psij.client import PsijJobs
+
+        return await PsijJobs(client, endpoint).status(job_id)
+
+    st = session.run(work, url=url, timeout=timeout)
+    if json_out:
+        render.print_json(st.model_dump(mode="json", exclude={"stdout", "stderr"}), raw=True)
+        return
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None, title=f"[bold]job {st.job_id}[/]")
+    rows = {
+        "state": _state(st.state),
+        "exit code": "–" if st.exit_code is None else str(st.exit_code),
+        "executor": st.executor,
+        "native id": st.native_id or "–",
+        "user": st.user,
+        "command": escape(" ".join([st.executable, *st.arguments])),
+        "submitted": render.clock(st.submitted_at),
+        "output": f"stdout {render.human_bytes(st.stdout_size)}, "
+        f"stderr {render.human_bytes(st.stderr_size)}",
+    }
+    if st.message:
+        rows["message"] = escape(st.message)
+    for key, value in rows.items():
+        table.add_row(f"[dim]{key}[/]", value)
+    render.console.print(table)
+
+
+@app.command("list")
+def list_jobs(
+    endpoint: EndpointArg,
+    all_users: Annotated[
+        bool, typer.Option("--all-users", help="Every user's jobs (endpoint admins only).")
+    ] = False,
+    json_out: JsonOpt = False,
+    timeout: TimeoutOpt = None,
+    url: UrlOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """List your jobs on an endpoint."""
+
+    async def work(client: AsyncOrbitClient) -> list[JobInfo]:
+        from orbit_plugins.psij.client import PsijJobs
+
+        return await PsijJobs(client, endpoint).list(all_users=all_users)
+
+    jobs = session.run(work, url=url, timeout=timeout)
+    if json_out:
+        render.print_json([j.model_dump(mode="json") for j in jobs], raw=True)
+        return
+    from rich.table import Table
+
+    table = Table(header_style="bold", title=f"[bold]Jobs on {endpoint}[/]", title_justify="left")
+    for column in ("job id", "state", "exit", "executor", "native id", "submitted", "command"):
+        table.add_column(column, overflow="fold", no_wrap=column == "job id")
+    for j in jobs:
+        table.add_row(
+            j.job_id,
+            _state(j.state),
+            "–" if j.exit_code is None else str(j.exit_code),
+            j.executor,
+            j.native_id or "–",
+            render.clock(j.submitted_at),
+            escape(render.summarize(" ".join([j.executable, *j.arguments]), 50)),
+        )
+    render.console.print(table)
+
+
+@app.command("cancel")
+def cancel(
+    endpoint: EndpointArg,
+    job_id: JobIdArg,
+    json_out: JsonOpt = False,
+    timeout: TimeoutOpt = None,
+    url: UrlOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Cancel a job (a finished job is left as it is)."""
+
+    async def work(client: AsyncOrbitClient) -> Any:
+        from orbit_plugins.psij.client import PsijJobs
+
+        return await PsijJobs(client, endpoint).cancel(job_id)
+
+    result = session.run(work, url=url, timeout=timeout)
+    if json_out:
+        render.print_json(result.model_dump(mode="json"), raw=True)
+    else:
+        render.console.print(f"job {result.job_id}: {_state(result.state)}")
+
+
+@app.command("logs")
+def logs(
+    endpoint: EndpointArg,
+    job_id: JobIdArg,
+    follow_output: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep streaming until the job ends.")
+    ] = False,
+    timeout: TimeoutOpt = None,
+    url: UrlOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Print a job's stdout (and stderr, to stderr); --follow streams until it ends."""
+
+    async def work(client: AsyncOrbitClient) -> None:
+        from orbit_plugins.psij.client import PsijJobs
+
+        jobs = PsijJobs(client, endpoint)
+        job = jobs.handle(job_id)
+        if follow_output:
+            await follow(job)
+            return
+        offsets = {"stdout": 0, "stderr": 0}
+        while True:
+            st = await jobs.status(job_id, offsets["stdout"], offsets["stderr"], 512 * 1024)
+            sys.stdout.write(st.stdout)
+            sys.stderr.write(st.stderr)
+            if (st.stdout_offset, st.stderr_offset) == (offsets["stdout"], offsets["stderr"]):
+                break
+            offsets = {"stdout": st.stdout_offset, "stderr": st.stderr_offset}
+        sys.stdout.flush()
+
+    session.run(work, url=url, timeout=timeout)
+
+
+def _state(state: str) -> str:
+    color = {"COMPLETED": "green", "FAILED": "red", "CANCELED": "yellow"}.get(state, "cyan")
+    return f"[{color}]{state}[/]"

@@ -1,0 +1,93 @@
+"""``orbit queues EP``: partitions/queues of an endpoint's batch system (queue_info plugin)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from .. import render, session
+from ..options import DebugOpt, EndpointArg, JsonOpt, TimeoutOpt, UrlOpt
+
+if TYPE_CHECKING:
+    from orbit_client import AsyncOrbitClient
+
+EPILOG = """\
+[bold]Examples[/]
+
+  [cyan]orbit queues hpc[/]                     partitions/queues with nodes and limits
+  [cyan]orbit queues hpc --jobs[/]              also your jobs in the batch system
+  [cyan]orbit queues hpc --jobs --user '*'[/]   everybody's jobs
+  [cyan]orbit queues hpc --force --json[/]      bypass the endpoint's 60 s cache"""
+
+
+def queues(
+    endpoint: EndpointArg,
+    jobs: Annotated[bool, typer.Option("--jobs", help="Also list batch jobs.")] = False,
+    user: Annotated[
+        str | None, typer.Option("--user", "-u", help="Jobs of this user ('*': everybody).")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Bypass the endpoint's cache.")] = False,
+    json_out: JsonOpt = False,
+    timeout: TimeoutOpt = None,
+    url: UrlOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Show the batch queues (Slurm partitions or PBS queues) of an endpoint's host."""
+
+    async def work(client: AsyncOrbitClient) -> dict[str, Any]:
+        qi = client.plugin(endpoint, "queue_info")
+        result: dict[str, Any] = {"info": await qi.get_info(force=force)}
+        if jobs:
+            result["jobs"] = await qi.list_all_jobs(user=user, force=force)
+        return result
+
+    raw = session.run(work, url=url, timeout=timeout)
+    if json_out:
+        render.print_json(raw, raw=True)
+        return
+    from rich.table import Table
+
+    from orbit_plugins.queue_info.schema import InfoResult, JobsResult
+
+    info = InfoResult.model_validate(raw["info"])
+    table = Table(
+        header_style="bold",
+        title=f"[bold]{info.backend} queues on {endpoint}[/]",
+        title_justify="left",
+    )
+    for column in ("queue", "state", "nodes idle/total", "cpus", "gpus", "mem", "time limit"):
+        table.add_column(column)
+    for q in info.queues.values():
+        table.add_row(
+            f"[cyan]{escape(q.name)}[/]" + (" [dim](default)[/]" if q.default else ""),
+            escape(q.state),
+            f"{_n(q.nodes_idle)}/{_n(q.nodes_total)}",
+            _n(q.cpus_per_node),
+            _n(q.gpus_per_node),
+            render.human_bytes(q.mem_per_node_mb * 2**20) if q.mem_per_node_mb else "–",
+            render.human_duration(q.time_limit) if q.time_limit else "unlimited",
+        )
+    render.console.print(table)
+    if "jobs" in raw:
+        listed = JobsResult.model_validate(raw["jobs"]).jobs
+        jt = Table(header_style="bold", title="[bold]Batch jobs[/]", title_justify="left")
+        for column in ("job id", "name", "user", "queue", "state", "nodes", "used", "reason"):
+            jt.add_column(column)
+        for j in listed:
+            jt.add_row(
+                j.job_id,
+                escape(j.name),
+                j.user,
+                j.queue,
+                j.state,
+                _n(j.nodes),
+                render.human_duration(j.time_used) if j.time_used is not None else "–",
+                escape(j.reason or ""),
+            )
+        render.console.print(jt)
+
+
+def _n(value: int | None) -> str:
+    return "–" if value is None else str(value)

@@ -1,0 +1,1 @@
+"""Jobs through PSI/J (``psij-python``): see :mod:`.plugin`; wire models in :mod:`.schema`."""

@@ -1,0 +1,83 @@
+"""``orbit job …`` as a user runs it, against a real endpoint with the psij plugin."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from importlib.util import find_spec
+from pathlib import Path
+
+import pytest
+
+from .conftest import StartEndpoint
+
+pytestmark = [
+    pytest.mark.rabbit,
+    # find_spec, not importorskip: importing psij installs a SIGCHLD handler in pytest
+    pytest.mark.skipif(find_spec("psij") is None, reason="psij-python is not installed"),
+]
+
+PSIJ = ["orbit_plugins.psij.plugin:PsijPlugin"]
+
+
+def cli_env(amqp_url: str, tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORBIT_")}
+    return env | {
+        "ORBIT_URL": amqp_url,
+        "ORBIT_PROFILE": str(tmp_path / "no-profile.json"),
+        "COLUMNS": "200",
+        "NO_COLOR": "1",
+    }
+
+
+def argv(*args: str) -> list[str]:
+    script = Path(sys.executable).with_name("orbit")
+    base = [str(script)] if script.exists() else [sys.executable, "-m", "orbit_cli"]
+    return [*base, *args]
+
+
+async def run(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *argv(*args), env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_job_submit_streams_live_and_exits_with_job_code(
+    start_endpoint: StartEndpoint, amqp_url: str, tmp_path: Path
+) -> None:
+    await start_endpoint("cli-jobs", plugins=PSIJ, plugin_settings={"psij": {"poll_interval": 0.1}})
+    env = cli_env(amqp_url, tmp_path)
+    script = "for i in 1 2 3; do echo $i; sleep 0.5; done"
+    proc = await asyncio.create_subprocess_exec(
+        *argv("job", "submit", "cli-jobs", "--", "bash", "-c", script),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    lines: list[tuple[float, str]] = []
+    while line := await asyncio.wait_for(proc.stdout.readline(), 30):
+        lines.append((time.monotonic(), line.decode().strip()))
+    assert await proc.wait() == 0
+    assert [text for _, text in lines] == ["1", "2", "3"]
+    assert lines[2][0] - lines[0][0] > 0.7, "output was not streamed live"
+
+    rc, out, err = await run(env, "job", "submit", "cli-jobs", "--", "bash", "-c", "echo x; exit 3")
+    assert (rc, out) == (3, "x\n"), err
+    assert "FAILED (exit code 3)" in err
+
+    rc, job_id, _ = await run(env, "job", "submit", "cli-jobs", "--detach", "--", "sleep", "60")
+    job_id = job_id.strip()
+    rc, out, _ = await run(env, "job", "list", "cli-jobs")
+    assert rc == 0 and job_id in out and "ACTIVE" in out
+    rc, out, _ = await run(env, "job", "cancel", "cli-jobs", job_id)
+    assert rc == 0 and "CANCELED" in out
+    rc, out, _ = await run(env, "job", "status", "cli-jobs", job_id, "--json")
+    assert rc == 0 and '"state":"CANCELED"' in out.replace(" ", "")
+    rc, _, err = await run(env, "job", "logs", "cli-jobs", "no-such-job")
+    assert rc == 1 and "NOT_FOUND" in err

@@ -1,0 +1,95 @@
+"""SIGKILL of an endpoint while 20 PSI/J jobs run; after the restart every job is
+re-attached, none is submitted twice, and all output and final states are delivered."""
+
+from __future__ import annotations
+
+import asyncio
+from importlib.util import find_spec
+from pathlib import Path
+
+import pytest
+
+from orbit_client import AsyncOrbitClient
+from orbit_plugins.psij.client import PsijJobs
+from orbit_plugins.psij.schema import JobSpec
+
+from .conftest import StartEndpoint
+
+pytestmark = [
+    pytest.mark.rabbit,
+    # find_spec, not importorskip: importing psij installs a SIGCHLD handler in pytest
+    pytest.mark.skipif(find_spec("psij") is None, reason="psij-python is not installed"),
+]
+
+PSIJ = ["orbit_plugins.psij.plugin:PsijPlugin"]
+N = 20
+LINES = 6
+
+
+def script(n: int, runs: Path) -> JobSpec:
+    body = (
+        f'echo "job {n}" >> {runs}; '
+        f'for i in $(seq 1 {LINES}); do echo "job {n} line $i"; sleep 0.5; done; '
+        f"exit {n % 4}"
+    )
+    return JobSpec(executable="bash", arguments=["-c", body])
+
+
+async def test_sigkill_while_jobs_run(
+    start_endpoint: StartEndpoint, client: AsyncOrbitClient, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs.txt"
+    ep = await start_endpoint(
+        "jobs-kill", plugins=PSIJ, plugin_settings={"psij": {"poll_interval": 0.2}}
+    )
+    jobs = PsijJobs(client, "jobs-kill")
+    terminal: dict[str, dict[str, object]] = {}
+    sub = await client.subscribe("jobs-kill", "psij", "job_status")
+
+    async def watch() -> None:
+        async for event in sub:
+            if event.data["state"] in ("COMPLETED", "FAILED", "CANCELED"):
+                terminal[str(event.data["job_id"])] = event.data
+
+    watcher = asyncio.create_task(watch())
+    handles = [await jobs.submit(script(n, runs)) for n in range(N - 4)]
+    # four more submits in flight while the endpoint dies: answered after the restart
+    late = [
+        asyncio.create_task(jobs.submit(script(n, runs), timeout=60, wait_for_endpoint=True))
+        for n in range(N - 4, N)
+    ]
+    await asyncio.sleep(0.1)
+    ep.kill()
+    await asyncio.sleep(1.5)
+    await ep.start()
+    handles += await asyncio.gather(*late)
+    assert len({h.job_id for h in handles}) == N
+
+    outputs = await asyncio.gather(*(collect(h) for h in handles))
+    for n, (h, out) in enumerate(zip(handles, outputs, strict=True)):
+        assert out == "".join(f"job {n} line {i}\n" for i in range(1, LINES + 1)), h.job_id
+        assert h.final is not None
+        assert h.final.exit_code == n % 4, (n, h.final)
+        assert h.final.state == ("COMPLETED" if n % 4 == 0 else "FAILED")
+    started = runs.read_text().splitlines()
+    assert sorted(started) == sorted(f"job {n}" for n in range(N)), "a job ran twice or not at all"
+
+    for _ in range(50):
+        if len(terminal) == N:
+            break
+        await asyncio.sleep(0.1)
+    assert set(terminal) == {h.job_id for h in handles}
+    assert "re-attached job" in ep.log()
+    watcher.cancel()
+    await sub.close()
+
+
+async def collect(job: object) -> str:
+    from orbit_plugins.psij.client import JobHandle
+
+    assert isinstance(job, JobHandle)
+    text = ""
+    async for chunk in job.stream(poll=1.0):
+        if chunk.stream == "stdout":
+            text += chunk.data
+    return text

@@ -1,0 +1,106 @@
+"""queue_info and PSI/J's real Slurm executor against fake Slurm commands on PATH."""
+
+from __future__ import annotations
+
+import os
+from importlib.util import find_spec
+from pathlib import Path
+
+import pytest
+
+from orbit_client import AsyncOrbitClient, NotAuthorized, Unavailable
+from orbit_plugins.psij.client import PsijJobs
+from orbit_plugins.psij.schema import JobSpec
+
+from .conftest import StartEndpoint
+from .test_psij_cli import cli_env, run
+
+pytestmark = [
+    pytest.mark.rabbit,
+    # find_spec, not importorskip: importing psij installs a SIGCHLD handler in pytest
+    pytest.mark.skipif(find_spec("psij") is None, reason="psij-python is not installed"),
+]
+
+FAKES = Path(__file__).resolve().parents[1] / "fakes"
+PLUGINS = [
+    "orbit_plugins.psij.plugin:PsijPlugin",
+    "orbit_plugins.queue_info.plugin:QueueInfoPlugin",
+]
+SETTINGS = {"psij": {"poll_interval": 0.2, "slurm_polling_interval": 1}}
+
+
+def on_path(monkeypatch: pytest.MonkeyPatch, kind: str, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", f"{FAKES / kind}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_SLURM_DIR", str(tmp_path / "fake-slurm"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # PSI/J's ~/.psij/work
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    monkeypatch.delenv("PBS_JOBID", raising=False)
+
+
+async def test_slurm_queue_info_and_psij_jobs(
+    start_endpoint: StartEndpoint,
+    client: AsyncOrbitClient,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    on_path(monkeypatch, "slurm", tmp_path)
+    await start_endpoint("hpc-slurm", plugins=PLUGINS, plugin_settings=SETTINGS)
+    qi = client.plugin("hpc-slurm", "queue_info")
+    assert (await qi.backend())["backend"] == "slurm"
+    info = await qi.get_info()
+    assert info["queues"]["debug"]["default"] is True
+    assert info["queues"]["regular"]["nodes_total"] == 100
+    jobs = await qi.list_jobs(queue="regular", user="*")
+    assert [j["job_id"] for j in jobs["jobs"]] == ["4243", "4250"]
+    mine = await qi.list_all_jobs(user="alice")
+    assert {j["user"] for j in mine["jobs"]} == {"alice"}
+    allocs = await qi.list_allocations(user="alice")
+    assert [a["account"] for a in allocs["allocations"]] == ["m1234", "m1234_g"]
+    assert (await qi.job_allocation())["allocation"] is None
+    with pytest.raises(NotAuthorized):
+        await qi.cancel_job(job_id="4242")
+
+    psij = PsijJobs(client, "hpc-slurm")
+    spec = JobSpec(
+        executable="bash",
+        arguments=["-c", "echo on $SLURM_JOB_ID; exit 4"],
+        attributes={"queue_name": "debug", "account": "m1234", "duration": 600},
+    )
+    job = await psij.submit(spec, "slurm")
+    assert job.info is not None and job.info.native_id == "1001"
+    final = await job.wait(poll=1.0)
+    assert (final.state, final.exit_code) == ("FAILED", 4)
+    out = await psij.status(job.job_id, max_bytes=1000)
+    assert out.stdout == "on 1001\n"
+    script = (tmp_path / "fake-slurm" / "jobs" / "1001.job").read_text()
+    assert '#SBATCH --partition="debug"' in script and '#SBATCH --account="m1234"' in script
+    assert f"orbit-{job.job_id}" in script  # the request id is in the job name
+
+    long = await psij.submit(JobSpec(executable="sleep", arguments=["60"]), "slurm")
+    assert (await long.cancel()).state in ("CANCELED", "ACTIVE", "QUEUED")
+    assert (await long.wait(poll=1.0)).state == "CANCELED"
+
+
+async def test_pbs_queue_info(
+    start_endpoint: StartEndpoint,
+    amqp_url: str,
+    client: AsyncOrbitClient,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    on_path(monkeypatch, "pbs", tmp_path)
+    await start_endpoint("hpc-pbs", plugins=PLUGINS[1:])
+    qi = client.plugin("hpc-pbs", "queue_info")
+    assert (await qi.backend())["backend"] == "pbs"
+    info = await qi.get_info()
+    assert sorted(info["queues"]) == ["debug", "workq"]
+    assert [j["job_id"] for j in (await qi.list_all_jobs(user="*"))["jobs"]] == [
+        "101.pbs01",
+        "102.pbs01",
+    ]
+    with pytest.raises(Unavailable, match="PBS keeps no allocation"):
+        await qi.list_allocations()
+
+    rc, out, err = await run(cli_env(amqp_url, tmp_path), "queues", "hpc-pbs", "--jobs", "-u", "*")
+    assert rc == 0, err
+    assert "pbs queues on hpc-pbs" in out and "workq" in out and "101.pbs01" in out

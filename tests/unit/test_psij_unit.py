@@ -1,0 +1,139 @@
+"""psij plugin without a broker: ledger, idempotent submit, recovery, helpers."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Iterator
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orbit_plugins.base import Call
+from orbit_plugins.psij import launch
+from orbit_plugins.psij.plugin import PsijPlugin
+from orbit_plugins.psij.schema import JobIdArgs, JobSpec, StatusArgs, SubmitArgs
+from orbit_protocol import Conflict, NotFound
+
+pytestmark = pytest.mark.skipif(find_spec("psij") is None, reason="psij-python is not installed")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _restore_sigchld() -> Iterator[None]:
+    """Importing PSI/J installs a SIGCHLD handler; give the test process its own back."""
+    yield
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+
+
+class FakeContext:
+    def __init__(self, state_dir: Path) -> None:
+        self._state_dir = state_dir
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    @property
+    def endpoint(self) -> str:
+        return "ep"
+
+    @property
+    def logger(self) -> logging.Logger:
+        return logging.getLogger("test.psij")
+
+    @property
+    def state_dir(self) -> str:
+        self._state_dir.mkdir(parents=True, exist_ok=True)
+        return str(self._state_dir)
+
+    def emit(self, topic: str, data: dict[str, Any], *, persistent: bool = False) -> None:
+        self.events.append((topic, data))
+
+
+def write_pid(path: Path, pid: int) -> None:
+    path.write_text(f"{pid}\n")
+
+
+async def make(tmp_path: Path) -> tuple[PsijPlugin, FakeContext]:
+    plugin = PsijPlugin({"poll_interval": 0.05})
+    ctx = FakeContext(tmp_path / "state")
+    await plugin.setup(ctx)
+    return plugin, ctx
+
+
+def wait_terminal(plugin: PsijPlugin, job_id: str, call: Call) -> Any:
+    for _ in range(200):
+        plugin._tick()
+        st = plugin.get_job_status(StatusArgs(job_id=job_id, max_bytes=1024), call)
+        if st.state in ("COMPLETED", "FAILED", "CANCELED"):
+            return st
+        time.sleep(0.05)
+    raise AssertionError("job did not end")
+
+
+async def test_submit_twice_with_one_request_id_runs_once(tmp_path: Path) -> None:
+    plugin, ctx = await make(tmp_path)
+    marks = tmp_path / "marks"
+    spec = JobSpec(executable="bash", arguments=["-c", f"echo run >> {marks}; echo out; exit 5"])
+    alice = Call("req-1", "alice", "ep")
+    first = plugin.submit_job(SubmitArgs(spec=spec), alice)
+    again = plugin.submit_job(SubmitArgs(spec=spec), alice)
+    assert first.job_id == again.job_id == "req-1"
+    assert first.native_id == again.native_id
+    st = wait_terminal(plugin, "req-1", alice)
+    assert (st.state, st.exit_code, st.stdout) == ("FAILED", 5, "out\n")
+    assert marks.read_text() == "run\n"
+    topics = [t for t, d in ctx.events if d["job_id"] == "req-1"]
+    assert topics[-2:] == ["job_output", "job_status"]  # output first, then the final state
+    with pytest.raises(Conflict):
+        plugin.submit_job(SubmitArgs(spec=spec), Call("req-1", "bob", "ep"))
+    with pytest.raises(NotFound):
+        plugin.get_job_status(StatusArgs(job_id="req-1"), Call("x", "bob", "ep"))
+    admin = Call("x", "root", "ep", is_admin=True)
+    assert plugin.get_job_status(StatusArgs(job_id="req-1"), admin).user == "alice"
+    await plugin.stop()
+
+
+async def test_restart_keeps_exit_code_and_adopts_interrupted_submit(tmp_path: Path) -> None:
+    plugin, _ = await make(tmp_path)
+    alice = Call("req-2", "alice", "ep")
+    spec = JobSpec(executable="bash", arguments=["-c", "sleep 1; exit 7"])
+    info = plugin.submit_job(SubmitArgs(spec=spec), alice)
+    await plugin.stop()  # the "endpoint" goes away while the job runs
+
+    plugin2, _ = await make(tmp_path)
+    await plugin2.start()
+    st = wait_terminal(plugin2, info.job_id, alice)
+    assert (st.state, st.exit_code) == ("FAILED", 7)  # PSI/J's attach alone would say 0
+
+    # a crash between ledger write and native id: the wrapper's pid file is adopted
+    rec = plugin2._new_record(SubmitArgs(spec=spec), Call("req-3", "alice", "ep"))
+    plugin2.store.insert(rec)
+    write_pid(Path(rec.job_dir, "pid"), 999999)
+    adopted = plugin2.submit_job(SubmitArgs(spec=spec), Call("req-3", "alice", "ep"))
+    assert adopted.native_id == "999999"
+    st = wait_terminal(plugin2, "req-3", alice)
+    assert (st.state, st.exit_code) == ("FAILED", None) and "without recording" in (
+        st.message or ""
+    )
+    plugin2.cancel_job(JobIdArgs(job_id="req-3"), alice)  # no-op on a finished job
+    await plugin2.stop()
+
+
+def test_whole_chars_keeps_split_utf8_for_later(tmp_path: Path) -> None:
+    path = tmp_path / "out"
+    path.write_bytes("aé€".encode())
+    text, end = launch.read_text(str(path), 0, 4, final=False)  # cuts € after 1 of 3 bytes
+    assert (text, end) == ("aé", 3)
+    text, end = launch.read_text(str(path), end, 100, final=False)
+    assert (text, end) == ("€", 6)
+
+
+def test_duration_and_exit_code_mapping() -> None:
+    from orbit_cli.commands.jobs import exit_code_of, parse_duration
+
+    assert parse_duration("90") == 90
+    assert parse_duration("1:30") == 90
+    assert parse_duration("1:00:05") == 3605
+    assert exit_code_of("CANCELED", None) == 130
+    assert exit_code_of("FAILED", 4) == 4
