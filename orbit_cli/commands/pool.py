@@ -1,0 +1,86 @@
+"""``orbit pool create|status``: shared request queues ``orbit.pool.<pool>`` (DESIGN §1).
+
+Pool queues carry ``x-single-active-consumer=true`` like endpoint queues, so one member
+consumes at a time and the others are hot standbys (they take over when it goes away).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+import typer
+
+from .. import render, session
+from ..options import DebugOpt, JsonOpt, UrlOpt
+
+EPILOG = """\
+[bold]Examples[/]
+
+  [cyan]orbit pool create work[/]          declare orbit.pool.work (needs configure rights)
+  [cyan]orbit endpoint start --name a --pool work[/]   (more members the same way)
+  [cyan]orbit pool status work[/]          pending requests, active consumer"""
+
+app = typer.Typer(
+    help="Pools: a shared request queue served by several endpoints.",
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    epilog=EPILOG,
+)
+PoolArg = Annotated[str, typer.Argument(help="Pool name.", show_default=False)]
+
+
+def _url(url: str | None) -> str:
+    return session.client_settings(url).url.get_secret_value()
+
+
+@app.command("create")
+def create(pool: PoolArg, url: UrlOpt = None, debug: DebugOpt = False) -> None:
+    """Declare the pool's quorum queue and its binding (idempotent)."""
+    from orbit_broker.topology import declare_all
+    from orbit_protocol import naming
+
+    naming.validate_name(pool, "pool")
+    asyncio.run(declare_all(_url(url), pools=[pool]))
+    render.success(f"pool {pool}: queue {naming.pool_queue(pool)} bound with key pool.{pool}")
+
+
+@app.command("status")
+def status(
+    pool: PoolArg, json_out: JsonOpt = False, url: UrlOpt = None, debug: DebugOpt = False
+) -> None:
+    """Pending requests and the number of active consumers (standbys are not counted)."""
+    import aio_pika
+    import aiormq.exceptions
+
+    from orbit_protocol import NotFound, naming
+
+    queue_name = naming.pool_queue(pool)
+
+    async def work() -> dict[str, Any]:
+        connection = await aio_pika.connect(_url(url))
+        async with connection:
+            channel = await connection.channel()
+            try:
+                queue = await channel.declare_queue(queue_name, passive=True)
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                raise NotFound(
+                    f"no pool {pool!r}: create it with `orbit pool create {pool}`"
+                ) from None
+            result = queue.declaration_result
+            return {
+                "pool": pool,
+                "queue": queue_name,
+                "pending": result.message_count or 0,
+                "active_consumers": result.consumer_count or 0,
+            }
+
+    info = asyncio.run(work())
+    if json_out:
+        render.print_json(info, raw=True)
+        return
+    active = "[green]1 (serving)[/]" if info["active_consumers"] else "[red]none[/]"
+    render.console.print(
+        f"pool [bold]{pool}[/] ({queue_name}): {info['pending']} pending request(s),"
+        f" active consumer: {active}"
+    )

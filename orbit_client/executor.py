@@ -1,0 +1,369 @@
+"""``OrbitExecutor``: a :class:`concurrent.futures.Executor` whose tasks run on an endpoint's
+``tasks`` plugin, and its asyncio twin :class:`AsyncOrbitExecutor`.
+
+Submits are buffered for ``linger`` seconds and sent as one ``submit_tasks`` message
+(at most ``batch_size`` tasks and ``batch_bytes`` bytes). Futures are resolved by the
+endpoint's ``task_status``/``task_status_batch`` events: finished uids are fetched in bulk
+with ``wait_tasks(timeout=0)`` (events carry states, results need the owner's call). A slow
+safety sweep (``sweep_interval``) catches events lost to a subscription overflow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from orbit_protocol import Event
+
+from ._async import AsyncOrbitClient
+from ._subscription import Subscription
+from ._sync import OrbitClient
+from .tasks import FINAL_STATES, check_versions, function_spec, outcome
+
+log = logging.getLogger(__name__)
+Settle = Callable[[bool, Any], None]
+FETCH_CHUNK = 1000
+
+
+class AsyncOrbitExecutor:
+    """``async with AsyncOrbitExecutor(client, "ep1") as ex: fut = ex.submit(f, 1)``."""
+
+    def __init__(
+        self,
+        client: AsyncOrbitClient,
+        endpoint: str,
+        *,
+        check_versions: bool = True,
+        timeout: float | None = None,
+        batch_size: int = 2000,
+        batch_bytes: int | None = None,
+        linger: float = 0.005,
+        sweep_interval: float = 15.0,
+    ) -> None:
+        self.client, self.endpoint = client, endpoint
+        self.check = check_versions
+        self.task_timeout = timeout
+        self.batch_size = batch_size
+        self.batch_bytes = batch_bytes or int(client.settings.max_body * 0.8)
+        self.linger, self.sweep_interval = linger, sweep_interval
+        self._pending: dict[str, Settle] = {}
+        self._accepted: dict[str, float] = {}
+        self._buffer: list[dict[str, Any]] = []
+        self._buffer_bytes = 0
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._to_fetch: set[str] = set()
+        self._fetching = False
+        self._preflight: asyncio.Future[None] | None = None
+        self._sub: Subscription | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closed = False
+
+    async def start(self) -> AsyncOrbitExecutor:
+        """Subscribe to the endpoint's task events (before anything is submitted)."""
+        self._sub = await self.client.register_callback(self._on_event, self.endpoint, "tasks")
+        self._spawn(self._sweep())
+        return self
+
+    async def __aenter__(self) -> AsyncOrbitExecutor:
+        return await self.start()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.shutdown()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- submitting ---------------------------------------------------------------------
+
+    def submit(
+        self, fn: Callable[..., Any] | str, /, *args: Any, **kwargs: Any
+    ) -> asyncio.Future[Any]:
+        """Schedule ``fn(*args, **kwargs)``: a callable (cloudpickled) or ``"module:func"``."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        spec = function_spec(fn, args, kwargs, timeout=self.task_timeout)
+        self.enqueue(spec, _future_settle(future))
+        return future
+
+    async def map(self, fn: Callable[..., Any] | str, *iterables: Iterable[Any]) -> list[Any]:
+        """``[fn(*xs) for xs in zip(*iterables)]`` run remotely; results in order."""
+        return list(
+            await asyncio.gather(*(self.submit(fn, *xs) for xs in zip(*iterables, strict=False)))
+        )
+
+    def enqueue(self, spec: dict[str, Any], settle: Settle) -> None:
+        """Buffer one task spec (on the loop); ``settle(ok, value)`` runs once it is final."""
+        if self._closed:
+            raise RuntimeError("cannot submit after shutdown")
+        self._pending[spec["uid"]] = settle
+        self._idle.clear()
+        size = len(spec.get("pickled") or "") + 200
+        if spec.get("pickled") is None:
+            size += len(json.dumps(spec, default=str))
+        if self._buffer and self._buffer_bytes + size > self.batch_bytes:
+            self.flush()
+        self._buffer.append(spec)
+        self._buffer_bytes += size
+        if len(self._buffer) >= self.batch_size:
+            self.flush()
+        elif self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_later(self.linger, self.flush)
+
+    def flush(self) -> None:
+        """Send what is buffered now, as one message."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        batch, self._buffer, self._buffer_bytes = self._buffer, [], 0
+        if batch:
+            self._spawn(self._send(batch))
+
+    async def _send(self, batch: list[dict[str, Any]]) -> None:
+        try:
+            if self.check and any("pickled" in s for s in batch):
+                await self._check_versions()
+            await self.client.call(self.endpoint, "tasks.submit_tasks", tasks=batch)
+        except Exception as exc:
+            for spec in batch:
+                self._settle(spec["uid"], False, exc)
+            return
+        now = time.monotonic()
+        for spec in batch:
+            if spec["uid"] in self._pending:
+                self._accepted[spec["uid"]] = now
+
+    async def _check_versions(self) -> None:
+        if self._preflight is None:
+            self._preflight = asyncio.get_running_loop().create_future()
+            try:
+                described = await self.client.call(self.endpoint, "orbit.describe")
+                check_versions(self.endpoint, described)
+                self._preflight.set_result(None)
+            except Exception as exc:
+                self._preflight.set_exception(exc)
+        await asyncio.shield(self._preflight)
+
+    # -- results ------------------------------------------------------------------------
+
+    def _on_event(self, event: Event) -> None:
+        changes = (
+            event.data.get("tasks", []) if event.topic == "task_status_batch" else [event.data]
+        )
+        for change in changes:
+            uid = change.get("uid")
+            if uid in self._pending and change.get("state") in FINAL_STATES:
+                self._to_fetch.add(uid)
+        if self._to_fetch and not self._fetching:
+            self._fetching = True
+            self._spawn(self._fetch_loop())
+
+    async def _fetch_loop(self) -> None:
+        try:
+            while self._to_fetch:
+                uids = list(self._to_fetch)[:FETCH_CHUNK]
+                self._to_fetch.difference_update(uids)
+                await self._fetch(uids)
+        finally:
+            self._fetching = False
+
+    async def _fetch(self, uids: list[str]) -> None:
+        try:
+            # args as a dict: ``timeout`` is also a keyword of ``call`` itself
+            reply = await self.client.request(
+                self.endpoint, "tasks.wait_tasks", {"uids": uids, "timeout": 0}
+            )
+            records = reply.unwrap()
+        except Exception as exc:
+            log.warning("fetching %d task results failed: %s", len(uids), exc)
+            return
+        for record in records:
+            if record["state"] in FINAL_STATES:
+                self._settle(record["uid"], *outcome(record))
+
+    def _settle(self, uid: str, ok: bool, value: Any) -> None:
+        settle = self._pending.pop(uid, None)
+        self._accepted.pop(uid, None)
+        if settle is not None:
+            if not ok and _canceled(value):
+                value = asyncio.CancelledError()
+            settle(ok, value)
+        if not self._pending:
+            self._idle.set()
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_interval)
+            stale = time.monotonic() - self.sweep_interval
+            uids = [u for u, t in self._accepted.items() if t < stale]
+            for i in range(0, len(uids), FETCH_CHUNK):
+                await self._fetch(uids[i : i + FETCH_CHUNK])
+
+    async def attach(self, uids: Iterable[str]) -> list[asyncio.Future[Any]]:
+        """Futures for tasks submitted earlier (e.g. before a client restart), by uid."""
+        loop = asyncio.get_running_loop()
+        futures = []
+        for uid in uids:
+            future: asyncio.Future[Any] = loop.create_future()
+            self._pending[uid] = _future_settle(future)
+            self._accepted[uid] = time.monotonic()
+            self._idle.clear()
+            futures.append(future)
+        ids = [u for u in self._pending if u in set(uids)]
+        for i in range(0, len(ids), FETCH_CHUNK):
+            await self._fetch(ids[i : i + FETCH_CHUNK])
+        return futures
+
+    async def cancel(self, uid: str) -> bool:
+        """Cancel a task on the endpoint."""
+        result = await self.client.call(self.endpoint, "tasks.cancel_task", uid=uid)
+        return bool(result["cancelled"])
+
+    async def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Send what is buffered; wait for every future (``wait``); stop listening."""
+        if self._closed:
+            return
+        self.flush()
+        self._closed = True
+        if cancel_futures:
+            await asyncio.gather(
+                *(self.cancel(u) for u in list(self._pending)), return_exceptions=True
+            )
+        if wait:
+            await self._idle.wait()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._sub is not None:
+            await self._sub.close()
+
+
+def _canceled(exc: Exception) -> bool:
+    record = getattr(exc, "record", None)
+    return isinstance(record, dict) and record.get("state") == "CANCELED"
+
+
+def _future_settle(future: asyncio.Future[Any]) -> Settle:
+    def settle(ok: bool, value: Any) -> None:
+        if future.done():
+            return
+        if ok:
+            future.set_result(value)
+        elif isinstance(value, asyncio.CancelledError):
+            future.cancel()
+        else:
+            future.set_exception(value)
+
+    return settle
+
+
+class OrbitExecutor(concurrent.futures.Executor):
+    """Run Python callables on endpoint ``endpoint`` (its ``tasks`` plugin).
+
+    ``with OrbitExecutor("ep1") as ex: print(list(ex.map(f, range(1000))))``. ``client``
+    is an :class:`OrbitClient` to share; without one the executor opens (and closes) its own
+    with ``client_settings``. Other keywords go to :class:`AsyncOrbitExecutor`.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        client: OrbitClient | None = None,
+        *,
+        client_settings: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> None:
+        self._owns_client = client is None
+        self._client = client or OrbitClient(**(client_settings or {})).connect()
+        self._loop = self._client._loop
+        self._core: AsyncOrbitExecutor = self._client.run_in_loop(
+            lambda c: AsyncOrbitExecutor(c, endpoint, **options).start()
+        )
+        self._shutdown = False
+
+    @property
+    def endpoint(self) -> str:
+        return self._core.endpoint
+
+    def submit(
+        self, fn: Callable[..., Any] | str, /, *args: Any, **kwargs: Any
+    ) -> concurrent.futures.Future[Any]:
+        if self._shutdown:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        spec = function_spec(fn, args, kwargs, timeout=self._core.task_timeout)
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def settle(ok: bool, value: Any) -> None:
+            if future.done():
+                return
+            if ok:
+                future.set_result(value)
+            elif isinstance(value, asyncio.CancelledError):
+                future.cancel()
+                future.set_running_or_notify_cancel()
+            else:
+                future.set_exception(value)
+
+        self._loop.call_soon_threadsafe(self._core.enqueue, spec, settle)
+        return future
+
+    def map(
+        self,
+        fn: Callable[..., Any],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int = 1,
+    ) -> Iterator[Any]:
+        """Like :meth:`concurrent.futures.Executor.map` (all tasks go out in batches at once)."""
+        return super().map(fn, *iterables, timeout=timeout, chunksize=chunksize)
+
+    def attach(self, uids: Iterable[str]) -> list[concurrent.futures.Future[Any]]:
+        """Futures for tasks submitted earlier, by uid (e.g. after a client restart)."""
+        uids = list(uids)
+
+        async def attach(_: AsyncOrbitClient) -> list[asyncio.Future[Any]]:
+            return await self._core.attach(uids)
+
+        futures = self._client.run_in_loop(attach)
+        return [_wrap(f, self._loop) for f in futures]
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        if self._shutdown:
+            return
+        self._shutdown = True
+
+        async def stop(_: AsyncOrbitClient) -> None:
+            await self._core.shutdown(wait, cancel_futures=cancel_futures)
+
+        # the enqueue callbacks scheduled before this one run first (FIFO), so none is lost
+        self._client.run_in_loop(stop)
+        if self._owns_client:
+            self._client.close()
+
+
+def _wrap(
+    future: asyncio.Future[Any], loop: asyncio.AbstractEventLoop
+) -> concurrent.futures.Future[Any]:
+    out: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+    def copy(f: asyncio.Future[Any]) -> None:
+        if f.cancelled():
+            out.cancel()
+            out.set_running_or_notify_cancel()
+        elif f.exception() is not None:
+            out.set_exception(f.exception())
+        else:
+            out.set_result(f.result())
+
+    loop.call_soon_threadsafe(future.add_done_callback, copy)
+    return out
+
+
+__all__ = ["AsyncOrbitExecutor", "OrbitExecutor"]

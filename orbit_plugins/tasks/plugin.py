@@ -1,0 +1,372 @@
+"""The ``tasks`` plugin: batches of executable and function tasks, with status events.
+
+Functions run only in worker subprocesses (:mod:`.pool`); executables as child processes
+(:mod:`.execs`). State is in SQLite (:mod:`.store`): queued tasks survive an endpoint
+restart and run after it; tasks that were running are reported FAILED (interrupted), never
+run twice. Status changes are coalesced over ``notify_window``: a window with one change
+emits ``task_status``, more emit ``task_status_batch`` (``{"tasks": [...]}``). Events carry
+states, not results (other users may read the endpoint's events): fetch results with
+``wait_tasks``/``get_task``, which check ownership.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from orbit_plugins.base import Call, Plugin, PluginContext, operation
+from orbit_protocol import Conflict, NotAuthorized, NotFound
+
+from .execs import kill_group, run_executable
+from .pool import Job, WorkerPool
+from .schema import (
+    FINAL_STATES,
+    CancelAllResult,
+    CancelResult,
+    ListArgs,
+    SubmitArgs,
+    SubmitResult,
+    TaskRecord,
+    TaskSpec,
+    TasksSettings,
+    UidArgs,
+    WaitArgs,
+)
+from .store import TaskStore
+
+EVENT_FIELDS = ("uid", "owner", "state", "exit_code", "error", "exception")
+BATCH_MAX = 1024
+
+
+class TasksPlugin(Plugin):
+    """Run tasks on the endpoint's host: executables and Python functions."""
+
+    name = "tasks"
+    version = "0.1.0"
+    description = "Task batches: executables and functions (worker subprocesses), with events."
+    settings_model = TasksSettings
+
+    def __init__(self, settings: dict[str, object] | None = None) -> None:
+        super().__init__(settings)
+        self._store: TaskStore | None = None
+        self._pool: WorkerPool | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+        self._active: dict[str, str] = {}
+        """uid -> state of tasks this process is responsible for (QUEUED/RUNNING)."""
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._changes: list[dict[str, Any]] = []
+        self._procs: dict[str, asyncio.subprocess.Process] = {}
+        self._exec_tasks: dict[str, asyncio.Task[None]] = {}
+        self._cancel_requested: set[str] = set()
+        self._exec_slots: asyncio.Semaphore | None = None
+        self._notifier: asyncio.Task[None] | None = None
+
+    @property
+    def cfg(self) -> TasksSettings:
+        if not isinstance(self.settings, TasksSettings):
+            raise TypeError("tasks settings were not validated")
+        return self.settings
+
+    @property
+    def store(self) -> TaskStore:
+        if self._store is None:
+            raise RuntimeError("tasks plugin used before setup()")
+        return self._store
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def setup(self, ctx: PluginContext) -> None:
+        await super().setup(ctx)
+        self._store = TaskStore(Path(ctx.state_dir) / "tasks.sqlite")
+
+    async def start(self) -> None:
+        """Start the worker pool, run queued tasks left from a previous run, start events."""
+        self._loop = asyncio.get_running_loop()
+        cores = os.cpu_count() or 1
+        self._exec_slots = asyncio.Semaphore(self.cfg.max_processes or cores)
+        self._pool = WorkerPool(self.cfg.workers or cores, self._on_start, self._on_finish)
+        self._notifier = asyncio.create_task(self._notify_loop(), name="tasks-notify")
+        self._recover()
+
+    async def stop(self) -> None:
+        """Kill running tasks (reported FAILED, interrupted); queued ones stay for next start."""
+        for uid, proc in list(self._procs.items()):
+            self._cancel_requested.add(uid)
+            kill_group(proc)
+        for task in list(self._exec_tasks.values()):
+            task.cancel()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await asyncio.to_thread(pool.close)
+        with self._lock:
+            running = [uid for uid, state in self._active.items() if state == "RUNNING"]
+        for uid in running:
+            self._finalize(uid, {"state": "FAILED", "error": "the endpoint stopped while it ran"})
+        if self._notifier is not None:
+            self._notifier.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._notifier
+            self._flush()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def _recover(self) -> None:
+        for uid, owner, state, raw in self.store.unfinished():
+            if state == "RUNNING":
+                self._active[uid] = state
+                self._finalize(
+                    uid,
+                    {
+                        "state": "FAILED",
+                        "error": "interrupted: the endpoint restarted while the task ran;"
+                        " it was not run again",
+                    },
+                )
+            else:
+                self.ctx.logger.info("re-queueing task %s of %s after restart", uid, owner)
+                self._dispatch(uid, TaskSpec.model_validate_json(raw))
+
+    # ------------------------------------------------------------------ state changes
+
+    def _dispatch(self, uid: str, spec: TaskSpec) -> None:
+        with self._lock:
+            self._active[uid] = "QUEUED"
+        timeout = spec.timeout or self.cfg.default_timeout
+        if spec.kind == "executable":
+            task = asyncio.get_running_loop().create_task(self._exec(uid, spec, timeout))
+            self._exec_tasks[uid] = task
+            task.add_done_callback(lambda _: self._exec_tasks.pop(uid, None))
+            return
+        assert self._pool is not None
+        target = spec.function if spec.kind == "function" else spec.pickled
+        message = (spec.kind, target, spec.args, spec.kwargs, self.cfg.max_result)
+        self._pool.submit(Job(uid, message, timeout))
+
+    def _on_start(self, uid: str) -> bool:
+        """QUEUED → RUNNING (any thread); False when the task is no longer queued."""
+        with self._lock:
+            if self._active.get(uid) != "QUEUED":
+                return False
+            self._active[uid] = "RUNNING"
+        self.store.set_running(uid, time.time())
+        self._changed({"uid": uid, "state": "RUNNING"})
+        return True
+
+    def _on_finish(self, uid: str, outcome: dict[str, Any]) -> None:
+        """Worker pool callback: a function task's outcome (any thread)."""
+        if outcome.get("_cancelled"):
+            result: dict[str, Any] = {"state": "CANCELED", "error": "cancelled by request"}
+        else:
+            result = {k: v for k, v in outcome.items() if not k.startswith("_") and k != "ok"}
+            result["state"] = "DONE" if outcome.get("ok") else "FAILED"
+        self._finalize(uid, result)
+
+    def _finalize(self, uid: str, result: dict[str, Any]) -> None:
+        """Record a final state once (any thread); wake waiters; queue the event."""
+        with self._lock:
+            if self._active.pop(uid, None) is None:
+                return
+        state = result.pop("state")
+        kept = {k: v for k, v in result.items() if v is not None}
+        self.store.finish(uid, state, time.time(), kept)
+        self._changed({"uid": uid, "state": state, **{k: kept.get(k) for k in EVENT_FIELDS[3:]}})
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake, uid)
+
+    def _wake(self, uid: str) -> None:
+        for future in self._waiters.pop(uid, []):
+            if not future.done():
+                future.set_result(None)
+
+    async def _exec(self, uid: str, spec: TaskSpec, timeout: float | None) -> None:
+        assert self._exec_slots is not None
+        async with self._exec_slots:
+            if not self._on_start(uid):
+                return
+            try:
+                result = await run_executable(spec, timeout, self.cfg.max_output, self._procs, uid)
+            except Exception as exc:
+                result = {"state": "FAILED", "error": f"{type(exc).__name__}: {exc}"}
+            if uid in self._cancel_requested:
+                self._cancel_requested.discard(uid)
+                result = {**result, "state": "CANCELED", "error": "cancelled by request"}
+            self._finalize(uid, result)
+
+    # ------------------------------------------------------------------ events
+
+    def _changed(self, change: dict[str, Any]) -> None:
+        with self._lock:
+            self._changes.append(change)
+
+    def _flush(self) -> None:
+        with self._lock:
+            changes, self._changes = self._changes, []
+        if not changes:
+            return
+        owners = self.store.owners(c["uid"] for c in changes)
+        for change in changes:
+            change["owner"] = owners.get(change["uid"], ("", ""))[0]
+        if len(changes) == 1:
+            self.ctx.emit("task_status", changes[0])
+            return
+        for i in range(0, len(changes), BATCH_MAX):
+            self.ctx.emit("task_status_batch", {"tasks": changes[i : i + BATCH_MAX]})
+
+    async def _notify_loop(self) -> None:
+        while True:
+            await asyncio.sleep(max(self.cfg.notify_window, 0.005))
+            try:
+                self._flush()
+            except Exception:
+                self.ctx.logger.exception("task events failed")
+
+    # ------------------------------------------------------------------ helpers
+
+    def _check_allowed(self, spec: TaskSpec, endpoint: str) -> None:
+        if spec.kind == "pickled" and not self.cfg.allow_cloudpickle:
+            raise NotAuthorized(
+                f"endpoint {endpoint!r} does not accept cloudpickled functions (tasks setting"
+                " allow_cloudpickle is off); send an import path 'module:func' with JSON args,"
+                " or ask the endpoint's owner to enable it"
+            )
+        if spec.kind == "executable" and not self.cfg.allow_executables:
+            raise NotAuthorized(f"endpoint {endpoint!r} does not run executables")
+        if spec.function is not None and not any(
+            fnmatch.fnmatchcase(spec.function, p) for p in self.cfg.allowed_functions
+        ):
+            raise NotAuthorized(
+                f"function {spec.function!r} is not allowed on endpoint {endpoint!r}"
+                f" (allowed: {', '.join(self.cfg.allowed_functions) or 'none'})"
+            )
+
+    def _owned(self, uids: list[str], call: Call) -> dict[str, TaskRecord]:
+        records = self.store.get_many(uids)
+        missing = [u for u in uids if u not in records or not self._visible(records[u], call)]
+        if missing:
+            shown = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
+            raise NotFound(
+                f"no task(s) {shown} of yours on this endpoint",
+                {"missing": missing[:100], "count": len(missing)},
+            )
+        return records
+
+    @staticmethod
+    def _visible(record: TaskRecord, call: Call) -> bool:
+        return call.is_admin or record.owner == call.user
+
+    # ------------------------------------------------------------------ operations
+
+    @operation(idempotent=True)
+    async def submit_tasks(self, args: SubmitArgs, call: Call) -> list[SubmitResult]:
+        """Accept a batch of tasks (re-submitting a known uid returns its state, runs nothing)."""
+        for spec in args.tasks:
+            self._check_allowed(spec, call.endpoint)
+        specs = [
+            spec if spec.uid else spec.model_copy(update={"uid": f"task.{uuid.uuid4().hex}"})
+            for spec in args.tasks
+        ]
+        uids = [s.uid for s in specs if s.uid is not None]
+        if len(set(uids)) != len(uids):
+            raise Conflict("a batch names the same task uid twice")
+        known = self.store.owners(uids)
+        foreign = [u for u, (owner, _) in known.items() if owner != call.user]
+        if foreign:
+            raise Conflict(
+                f"task uid(s) {', '.join(foreign[:5])} already exist on this endpoint",
+                {"uids": foreign[:100]},
+            )
+        now = time.time()
+        fresh = [s for s in specs if s.uid not in known]
+        self.store.insert(
+            [
+                (s.uid or "", call.user, s.kind, s.model_dump_json(exclude_none=True), now)
+                for s in fresh
+            ]
+        )
+        for spec in fresh:
+            assert spec.uid is not None
+            self._dispatch(spec.uid, spec)
+        return [SubmitResult(uid=u, state=known[u][1] if u in known else "QUEUED") for u in uids]
+
+    @operation(idempotent=True)
+    async def wait_tasks(self, args: WaitArgs, call: Call) -> list[TaskRecord]:
+        """Wait until the tasks are final or ``timeout`` passes; their records, in order."""
+        records = self._owned(args.uids, call)
+        pending = [u for u in args.uids if records[u].state not in FINAL_STATES]
+        limit = args.timeout
+        if call.deadline is not None:
+            left = max(call.deadline - time.time() - 1.0, 0.0)
+            limit = left if limit is None else min(limit, left)
+        if pending and limit != 0:
+            loop = asyncio.get_running_loop()
+            futures = []
+            for uid in pending:
+                future: asyncio.Future[None] = loop.create_future()
+                self._waiters.setdefault(uid, []).append(future)
+                futures.append(future)
+            # a task may have finished between the read and the registration
+            for uid, rec in self.store.get_many(pending).items():
+                if rec.state in FINAL_STATES:
+                    self._wake(uid)
+            await asyncio.wait(futures, timeout=limit)
+            records.update(self.store.get_many(pending))
+        return [records[u] for u in args.uids]
+
+    @operation(idempotent=True)
+    async def get_task(self, args: UidArgs, call: Call) -> TaskRecord:
+        """One of your tasks."""
+        return self._owned([args.uid], call)[args.uid]
+
+    @operation(idempotent=True)
+    async def list_tasks(self, args: ListArgs, call: Call) -> list[TaskRecord]:
+        """Your most recent tasks, newest first (admins: everybody's)."""
+        owner = None if call.is_admin else call.user
+        return self.store.recent(owner, args.state, args.limit)
+
+    @operation(idempotent=True)
+    async def cancel_task(self, args: UidArgs, call: Call) -> CancelResult:
+        """Cancel a queued or running task (a running one is killed)."""
+        record = self._owned([args.uid], call)[args.uid]
+        cancelled = await self._cancel(args.uid)
+        state = self.store.get_many([args.uid])[args.uid].state if cancelled else record.state
+        return CancelResult(uid=args.uid, state=state, cancelled=cancelled)
+
+    @operation(idempotent=True)
+    async def cancel_all_tasks(self, call: Call) -> CancelAllResult:
+        """Cancel all your queued and running tasks."""
+        uids = self.store.active_uids(None if call.is_admin else call.user)
+        results = await asyncio.gather(*(self._cancel(u, wait=False) for u in uids))
+        return CancelAllResult(cancelled=sum(results))
+
+    async def _cancel(self, uid: str, *, wait: bool = True) -> bool:
+        with self._lock:
+            state = self._active.get(uid)
+        if state is None:
+            return False
+        if state == "QUEUED":
+            self._finalize(uid, {"state": "CANCELED", "error": "cancelled before it started"})
+            return True
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._waiters.setdefault(uid, []).append(future)
+        proc = self._procs.get(uid)
+        if proc is not None:
+            self._cancel_requested.add(uid)
+            kill_group(proc)
+        elif self._pool is None or not self._pool.cancel(uid):
+            return False
+        if wait:
+            await asyncio.wait([future], timeout=10)
+        return True
+
+
+__all__ = ["TasksPlugin"]

@@ -1,0 +1,149 @@
+"""Task state in SQLite (WAL), in the plugin's state directory: survives endpoint restarts.
+
+One row per task: its spec (to run queued tasks after a restart), its owner, its state
+and, once final, its result fields as JSON. Thread-safe (one connection, one lock).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .schema import TaskRecord
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    uid       TEXT PRIMARY KEY,
+    owner     TEXT NOT NULL,
+    kind      TEXT NOT NULL,
+    state     TEXT NOT NULL,
+    spec      TEXT NOT NULL,
+    submitted REAL NOT NULL,
+    started   REAL,
+    finished  REAL,
+    result    TEXT
+);
+CREATE INDEX IF NOT EXISTS tasks_by_owner ON tasks (owner, submitted);
+CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state);
+"""
+_COLUMNS = "uid, owner, kind, state, spec, submitted, started, finished, result"
+Row = tuple[str, str, str, str, str, float, float | None, float | None, str | None]
+
+
+def to_record(row: Row) -> TaskRecord:
+    uid, owner, kind, state, spec, submitted, started, finished, result = row
+    fields: dict[str, Any] = json.loads(result) if result else {}
+    metadata = json.loads(spec).get("metadata", {})
+    return TaskRecord.model_validate(
+        {
+            "uid": uid,
+            "owner": owner,
+            "kind": kind,
+            "state": state,
+            "submitted": submitted,
+            "started": started,
+            "finished": finished,
+            "metadata": metadata,
+            **fields,
+        }
+    )
+
+
+class TaskStore:
+    """CRUD of task rows."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def insert(self, rows: list[tuple[str, str, str, str, float]]) -> None:
+        """Insert new ``(uid, owner, kind, spec_json, submitted)`` rows as QUEUED."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT INTO tasks (uid, owner, kind, state, spec, submitted)"
+                " VALUES (?, ?, ?, 'QUEUED', ?, ?)",
+                rows,
+            )
+            self._db.execute("COMMIT")
+
+    def owners(self, uids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """``uid -> (owner, state)`` for the uids that exist."""
+        found: dict[str, tuple[str, str]] = {}
+        chunk = list(uids)
+        with self._lock:
+            for i in range(0, len(chunk), 500):
+                part = chunk[i : i + 500]
+                marks = ",".join("?" * len(part))
+                for uid, owner, state in self._db.execute(
+                    f"SELECT uid, owner, state FROM tasks WHERE uid IN ({marks})", part
+                ):
+                    found[uid] = (owner, state)
+        return found
+
+    def set_running(self, uid: str, started: float) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE tasks SET state='RUNNING', started=? WHERE uid=?", (started, uid)
+            )
+
+    def finish(self, uid: str, state: str, finished: float, result: dict[str, Any]) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE tasks SET state=?, finished=?, result=? WHERE uid=?",
+                (state, finished, json.dumps(result), uid),
+            )
+
+    def get_many(self, uids: list[str]) -> dict[str, TaskRecord]:
+        rows: list[Row] = []
+        with self._lock:
+            for i in range(0, len(uids), 500):
+                part = uids[i : i + 500]
+                marks = ",".join("?" * len(part))
+                rows += self._db.execute(
+                    f"SELECT {_COLUMNS} FROM tasks WHERE uid IN ({marks})", part
+                ).fetchall()
+        return {row[0]: to_record(row) for row in rows}
+
+    def recent(self, owner: str | None, state: str | None, limit: int) -> list[TaskRecord]:
+        where, params = [], []
+        if owner is not None:
+            where.append("owner=?")
+            params.append(owner)
+        if state is not None:
+            where.append("state=?")
+            params.append(state)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM tasks {clause} ORDER BY submitted DESC, uid LIMIT ?",
+                [*params, limit],
+            ).fetchall()
+        return [to_record(r) for r in rows]
+
+    def unfinished(self) -> list[tuple[str, str, str, str]]:
+        """``(uid, owner, state, spec_json)`` of QUEUED and RUNNING tasks, oldest first."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT uid, owner, state, spec FROM tasks WHERE state IN ('QUEUED', 'RUNNING')"
+                " ORDER BY submitted, rowid"
+            ).fetchall()
+
+    def active_uids(self, owner: str | None) -> list[str]:
+        sql = "SELECT uid FROM tasks WHERE state IN ('QUEUED', 'RUNNING')"
+        with self._lock:
+            if owner is None:
+                return [r[0] for r in self._db.execute(sql)]
+            return [r[0] for r in self._db.execute(sql + " AND owner=?", (owner,))]

@@ -1,0 +1,107 @@
+"""The worker subprocess: runs function tasks; the only place cloudpickle payloads are loaded.
+
+Started with the ``spawn`` method, so it shares nothing with the endpoint but the pipe.
+It receives ``(kind, target, args, kwargs, max_result)`` tuples and answers one dict each.
+It exits when the pipe closes or its parent (the endpoint) disappears.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import json
+import os
+import threading
+import time
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any
+
+
+def _cloudpickle() -> Any:
+    return importlib.import_module("cloudpickle")
+
+
+def _load(kind: str, target: str, args: list[Any], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    if kind == "pickled":
+        cloudpickle = _cloudpickle()
+        try:
+            func, args, kwargs = cloudpickle.loads(base64.b64decode(target))
+        except Exception as exc:
+            raise RuntimeError(
+                f"could not unpickle the function ({type(exc).__name__}: {exc}); the client's"
+                " Python or cloudpickle version probably differs from the endpoint's"
+            ) from exc
+        return func, tuple(args), dict(kwargs)
+    module, _, name = target.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    return obj, tuple(args), kwargs
+
+
+def _encode(kind: str, value: Any, max_result: int) -> tuple[Any, str]:
+    if kind == "pickled":
+        cloudpickle = _cloudpickle()
+        data = base64.b64encode(cloudpickle.dumps(value)).decode()
+        size, encoded, encoding = len(data), data, "cloudpickle"
+    else:
+        try:
+            size = len(json.dumps(value))
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"the return value is not JSON-serializable: {exc}") from None
+        encoded, encoding = value, "json"
+    if size > max_result:
+        raise ValueError(f"the return value is {size} bytes encoded, over the {max_result} cap")
+    return encoded, encoding
+
+
+def _exception(kind: str, exc: BaseException) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "ok": False,
+        "error": f"{type(exc).__name__}: {exc}",
+        "exception": type(exc).__name__,
+        "traceback": traceback.format_exc(),
+    }
+    if kind == "pickled":
+        try:
+            cloudpickle = _cloudpickle()
+            out["exception_pickled"] = base64.b64encode(cloudpickle.dumps(exc)).decode()
+        except Exception:
+            pass
+    return out
+
+
+def run_one(message: tuple[Any, ...]) -> dict[str, Any]:
+    """Execute one task message; never raises."""
+    kind, target, args, kwargs, max_result = message
+    try:
+        func, args, kwargs = _load(kind, target, args, kwargs)
+        value = func(*args, **kwargs)
+    except BaseException as exc:  # a task's SystemExit must not end the worker
+        return _exception(kind, exc)
+    try:
+        encoded, encoding = _encode(kind, value, max_result)
+    except Exception as exc:
+        return {"ok": False, "error": str(exc), "exception": type(exc).__name__}
+    return {"ok": True, "return_value": encoded, "return_encoding": encoding}
+
+
+def _watch_parent(parent: int) -> None:
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def main(conn: Connection, parent: int) -> None:
+    """Worker loop (the target of the spawned process)."""
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        conn.send(run_one(message))

@@ -1,0 +1,127 @@
+"""The tasks plugin in-process (fake context, real worker subprocesses) and client helpers."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orbit_client.tasks import (
+    RemoteTraceback,
+    TaskFailed,
+    VersionMismatch,
+    check_versions,
+    local_versions,
+    outcome,
+)
+from orbit_plugins.base import Call
+from orbit_plugins.tasks.plugin import TasksPlugin
+from orbit_plugins.tasks.schema import ListArgs, SubmitArgs, TaskSpec, UidArgs, WaitArgs
+from orbit_protocol import Conflict, NotFound
+
+
+class FakeContext:
+    def __init__(self, state_dir: Path) -> None:
+        self._dir = state_dir
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    @property
+    def endpoint(self) -> str:
+        return "ep"
+
+    @property
+    def logger(self) -> logging.Logger:
+        return logging.getLogger("test.tasks")
+
+    @property
+    def state_dir(self) -> str:
+        return str(self._dir)
+
+    def emit(self, topic: str, data: dict[str, Any], *, persistent: bool = False) -> None:
+        self.events.append((topic, data))
+
+
+def call(user: str, admin: bool = False) -> Call:
+    return Call(request_id="r", user=user, endpoint="ep", is_admin=admin)
+
+
+async def test_ownership_and_idempotent_resubmit(tmp_path: Path) -> None:
+    plugin = TasksPlugin({"workers": 1, "notify_window": 0.01})
+    ctx = FakeContext(tmp_path)
+    await plugin.setup(ctx)
+    await plugin.start()
+    try:
+        tasks = SubmitArgs(tasks=[TaskSpec(uid="t1", function="operator:add", args=[1, 2])])
+        await plugin.submit_tasks(tasks, call("alice"))
+        [rec] = await plugin.wait_tasks(WaitArgs(uids=["t1"], timeout=20), call("alice"))
+        assert rec.state == "DONE" and rec.return_value == 3 and rec.owner == "alice"
+        with pytest.raises(NotFound):
+            await plugin.get_task(UidArgs(uid="t1"), call("bob"))
+        assert await plugin.list_tasks(ListArgs(), call("bob")) == []
+        assert (await plugin.get_task(UidArgs(uid="t1"), call("root", admin=True))).uid == "t1"
+        with pytest.raises(Conflict):
+            await plugin.submit_tasks(tasks, call("bob"))
+        again = await plugin.submit_tasks(tasks, call("alice"))
+        assert [(r.uid, r.state) for r in again] == [("t1", "DONE")]
+    finally:
+        await plugin.stop()
+    states = [(d.get("uid"), d.get("state")) for t, d in ctx.events if t == "task_status"]
+    batches = [c for t, d in ctx.events if t == "task_status_batch" for c in d["tasks"]]
+    seen = states + [(c["uid"], c["state"]) for c in batches]
+    assert ("t1", "RUNNING") in seen and ("t1", "DONE") in seen
+
+
+def test_task_spec_needs_exactly_one_kind() -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        TaskSpec(executable="x", function="a:b")
+    with pytest.raises(ValueError, match="exactly one"):
+        TaskSpec()
+
+
+def test_version_check() -> None:
+    here = local_versions()
+    ok = {"versions": here, "plugins": {"tasks": {"available": True}}}
+    check_versions("ep", ok)
+    bad = {"versions": {"python": "2.7.18", "cloudpickle": None}, "plugins": ok["plugins"]}
+    with pytest.raises(VersionMismatch, match=r"Python 2\.7\.18 there.*not installed there"):
+        check_versions("ep", bad)
+    with pytest.raises(VersionMismatch, match="no available tasks plugin"):
+        check_versions("ep", {"versions": here, "plugins": {}})
+
+
+def test_outcome_rebuilds_failures() -> None:
+    ok, exc = outcome({"uid": "u", "state": "FAILED", "error": "E: x", "traceback": "tb"})
+    assert not ok and isinstance(exc, TaskFailed) and isinstance(exc.__cause__, RemoteTraceback)
+    assert outcome({"uid": "u", "state": "DONE", "kind": "function", "return_value": [1]}) == (
+        True,
+        [1],
+    )
+
+
+async def test_graceful_stop_reports_running_and_keeps_queued(tmp_path: Path) -> None:
+    import asyncio
+
+    plugin = TasksPlugin({"workers": 1})
+    await plugin.setup(FakeContext(tmp_path))
+    await plugin.start()
+    specs = [
+        TaskSpec(uid="long", function="time:sleep", args=[30]),
+        TaskSpec(uid="next", function="operator:add", args=[1, 1]),
+    ]
+    await plugin.submit_tasks(SubmitArgs(tasks=specs), call("alice"))
+    for _ in range(100):
+        if (await plugin.get_task(UidArgs(uid="long"), call("alice"))).state == "RUNNING":
+            break
+        await asyncio.sleep(0.05)
+    await plugin.stop()
+    again = TasksPlugin({"workers": 1})
+    await again.setup(FakeContext(tmp_path))
+    await again.start()
+    try:
+        done = await again.wait_tasks(WaitArgs(uids=["long", "next"], timeout=20), call("alice"))
+        assert done[0].state == "FAILED" and "stopped while it ran" in (done[0].error or "")
+        assert done[1].state == "DONE" and done[1].return_value == 2
+    finally:
+        await again.stop()
