@@ -233,7 +233,7 @@ async def download(
             raise Conflict(f"{remote} changed during the download; start again")
         await asyncio.to_thread(os.pwrite, fd, data, offset)
         part.received = merge(part.received, offset, offset + length)
-        await asyncio.to_thread(part.save)
+        part.save()  # small, and in order: never two writers of the record
         done += length
         _notify(progress, done, size)
 

@@ -1,0 +1,226 @@
+"""``orbit transfer submit|status|wait|cancel|list|ls EP …``: Globus through an endpoint."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from .. import render, session
+from ..options import DebugOpt, EndpointArg, JsonOpt, TimeoutOpt, UrlOpt
+
+if TYPE_CHECKING:
+    from orbit_client import AsyncOrbitClient
+    from orbit_client.transfer import GlobusTransfers
+
+app = typer.Typer(
+    help="Globus transfers driven by an endpoint's globus plugin (no data through Orbit).",
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    epilog="""\
+[bold]Examples[/]
+
+  [cyan]export GLOBUS_ACCESS_TOKEN=…[/]                         a Transfer API access token
+  [cyan]orbit transfer submit hpc1 local $DEST /~/run1/ /data/run1/ -r --wait[/]
+  [cyan]orbit transfer status hpc1 TASK_ID[/]
+  [cyan]orbit transfer ls hpc1 local /~/[/]
+
+'local' is the endpoint's configured collection. The token (flag or environment) is sent
+to the endpoint, which keeps it in memory only; without one the last registration is used.""",
+)
+
+TokenOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="GLOBUS_ACCESS_TOKEN",
+        show_envvar=True,
+        help="Globus Transfer access token (registered with the endpoint first).",
+    ),
+]
+TaskArg = Annotated[str, typer.Argument(help="Globus task id.")]
+
+
+def _run(
+    endpoint: str,
+    token: str | None,
+    url: str | None,
+    timeout: float | None,
+    work: Any,
+) -> Any:
+    from orbit_client.transfer import GlobusTransfers
+
+    async def main(client: AsyncOrbitClient) -> Any:
+        transfers = GlobusTransfers(client, endpoint)
+        if token:
+            await transfers.register(access_token=token)
+        return await work(transfers)
+
+    return session.run(main, url=url, timeout=timeout)
+
+
+def _show_task(task: dict[str, Any], json_out: bool) -> None:
+    if json_out:
+        render.print_json(task, raw=True)
+        return
+    colour = {"SUCCEEDED": "green", "FAILED": "red"}.get(task["status"], "yellow")
+    render.console.print(
+        f"[bold]{task['task_id']}[/]  [{colour}]{task['status']}[/]"
+        + (f" ({task['nice_status']})" if task.get("nice_status") else "")
+        + f"  {task.get('files_transferred', 0)} file(s),"
+        f" {render.human_bytes(task.get('bytes_transferred', 0))}"
+        + (f"  [dim]{task['label']}[/]" if task.get("label") else "")
+    )
+
+
+@app.command("submit")
+def submit(
+    endpoint: EndpointArg,
+    source: Annotated[str, typer.Argument(help="Source collection UUID or 'local'.")],
+    destination: Annotated[str, typer.Argument(help="Destination collection UUID or 'local'.")],
+    source_path: Annotated[str, typer.Argument(help="Path on the source collection.")],
+    destination_path: Annotated[str, typer.Argument(help="Path on the destination collection.")],
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="A directory.")] = False,
+    label: Annotated[str | None, typer.Option("--label", help="Task label.")] = None,
+    sync_level: Annotated[
+        str | None, typer.Option("--sync-level", help="exists, size, mtime or checksum.")
+    ] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the task to end.")] = False,
+    token: TokenOpt = None,
+    json_out: JsonOpt = False,
+    timeout: TimeoutOpt = None,
+    url: UrlOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Submit a Globus transfer (optionally wait for it)."""
+
+    async def work(t: GlobusTransfers) -> dict[str, Any]:
+        items = [(source_path, destination_path, recursive)]
+        submitted = await t.submit(source, destination, items, label=label, sync_level=sync_level)
+        if not wait:
+            return submitted
+        return await t.wait(submitted["task_id"])
+
+    result = _run(endpoint, token, url, timeout, work)
+    if wait:
+        _show_task(result, json_out)
+    elif json_out:
+        render.print_json(result, raw=True)
+    else:
+        render.success(f"submitted task {result['task_id']} ({result['status']})")
+
+
+@app.command("status")
+def status(
+    endpoint: EndpointArg,
+    task_id: TaskArg,
+    token: TokenOpt = None,
+    json_out: JsonOpt = False,
+    timeout: TimeoutOpt = None,
+    url: UrlOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Show a task's status."""
+
+    async def work(t: GlobusTransfers) -> dict[str, Any]:
+        return await t.status(task_id)
+
+    _show_task(_run(endpoint, token, url, timeout, work), json_out)
+
+
+@app.command("wait")
+def wait_cmd(
+    endpoint: EndpointArg,
+    task_id: TaskArg,
+    max_wait: Annotated[
+        float, typer.Option("--max-wait", min=1, help="Give up after this many seconds.")
+    ] = 3600,
+    token: TokenOpt = None,
+    json_out: JsonOpt = False,
+    timeout: TimeoutOpt = None,
+    url: UrlOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Wait until a task ends (exit 1 if it failed or is still running at --max-wait)."""
+
+    async def work(t: GlobusTransfers) -> dict[str, Any]:
+        return await t.wait(task_id, timeout=max_wait, polling_interval=2)
+
+    task = _run(endpoint, token, url, timeout, work)
+    _show_task(task, json_out)
+    if task["status"] != "SUCCEEDED":
+        raise typer.Exit(1)
+
+
+@app.command("cancel")
+def cancel(
+    endpoint: EndpointArg,
+    task_id: TaskArg,
+    token: TokenOpt = None,
+    timeout: TimeoutOpt = None,
+    url: UrlOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Cancel a task."""
+
+    async def work(t: GlobusTransfers) -> dict[str, Any]:
+        return await t.cancel(task_id)
+
+    result = _run(endpoint, token, url, timeout, work)
+    render.success(f"{result['code']}: {result['message']}")
+
+
+@app.command("list")
+def list_tasks(
+    endpoint: EndpointArg,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000)] = 20,
+    token: TokenOpt = None,
+    json_out: JsonOpt = False,
+    timeout: TimeoutOpt = None,
+    url: UrlOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Your recent Globus tasks."""
+
+    async def work(t: GlobusTransfers) -> list[dict[str, Any]]:
+        return await t.tasks(limit)
+
+    tasks = _run(endpoint, token, url, timeout, work)
+    if json_out:
+        render.print_json(tasks, raw=True)
+        return
+    for task in tasks:
+        _show_task(task, False)
+
+
+@app.command("ls")
+def ls(
+    endpoint: EndpointArg,
+    collection: Annotated[str, typer.Argument(help="Collection UUID or 'local'.")],
+    path: Annotated[str, typer.Argument(help="Directory on the collection.")] = "/~/",
+    token: TokenOpt = None,
+    json_out: JsonOpt = False,
+    timeout: TimeoutOpt = None,
+    url: UrlOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """List a directory on a Globus collection."""
+    from rich.table import Table
+
+    async def work(t: GlobusTransfers) -> dict[str, Any]:
+        return await t.ls(collection, path)
+
+    listing = _run(endpoint, token, url, timeout, work)
+    if json_out:
+        render.print_json(listing, raw=True)
+        return
+    table = Table(title=f"[bold]{listing['collection']}:{listing['path']}[/]", title_justify="left")
+    for column in ("name", "type", "size", "modified"):
+        table.add_column(column, justify="right" if column == "size" else "left")
+    for e in listing["entries"]:
+        size = render.human_bytes(e.get("size")) if e.get("type") == "file" else ""
+        table.add_row(e.get("name", ""), e.get("type", ""), size, str(e.get("last_modified") or ""))
+    render.console.print(table)
+
+
+__all__ = ["app"]

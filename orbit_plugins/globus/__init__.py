@@ -1,0 +1,1 @@
+"""The ``globus`` plugin: Globus Transfer orchestration (see ``plugin.py``; needs globus-sdk)."""

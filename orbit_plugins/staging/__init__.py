@@ -1,0 +1,1 @@
+"""The ``staging`` plugin: chunked, resumable, checksummed file transfer (see ``plugin.py``)."""

@@ -1,0 +1,358 @@
+"""The ``staging`` plugin: files of any size through the broker, in chunks.
+
+Upload: ``put_begin`` (declares size and SHA-256; resumes an open session of the same
+content) → ``put_chunk`` × n (any order, several in flight) → ``put_commit`` (checks
+coverage and checksum, then places the file atomically). Download: ``stat`` with
+``checksum`` → ``get_chunk`` × n. Every path goes through :class:`PathPolicy`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import shutil
+import stat as stat_mod
+import time
+from pathlib import Path
+
+from orbit_plugins.base import Call, Plugin, operation
+from orbit_protocol import Conflict, InvalidArgs, NotAuthorized, NotFound
+
+from .paths import PathPolicy
+from .schema import (
+    Chunk,
+    ChunkAck,
+    Entry,
+    EntryType,
+    GetChunkArgs,
+    Listing,
+    MkdirArgs,
+    PathArgs,
+    PathResult,
+    PutBeginArgs,
+    PutChunkArgs,
+    PutResult,
+    RemoveArgs,
+    StagingSettings,
+    StatArgs,
+    StatResult,
+    Upload,
+    UploadList,
+    UploadRef,
+)
+from .uploads import Session, UploadStore, missing_ranges
+
+
+def entry_type(mode: int) -> EntryType:
+    if stat_mod.S_ISLNK(mode):
+        return "link"
+    if stat_mod.S_ISDIR(mode):
+        return "dir"
+    return "file" if stat_mod.S_ISREG(mode) else "other"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(4 * 1024 * 1024):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _stat(path: Path) -> os.stat_result:
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        raise NotFound(f"{path} does not exist", {"path": str(path)}) from None
+
+
+class StagingPlugin(Plugin):
+    """Chunked, resumable, checksummed file transfer between clients and the endpoint host."""
+
+    name = "staging"
+    version = "0.1.0"
+    description = "Files through the broker: chunked, resumable, SHA-256 checked, atomic."
+    settings_model = StagingSettings
+
+    def __init__(self, settings: dict[str, object] | None = None) -> None:
+        super().__init__(settings)
+        self.policy = PathPolicy(self.cfg.roots)
+        self._store: UploadStore | None = None
+
+    @property
+    def cfg(self) -> StagingSettings:
+        if not isinstance(self.settings, StagingSettings):
+            raise TypeError("staging settings were not validated")
+        return self.settings
+
+    @property
+    def store(self) -> UploadStore:
+        if self._store is None:
+            self._store = UploadStore(Path(self.ctx.state_dir) / "uploads", self.cfg.upload_ttl)
+        return self._store
+
+    async def start(self) -> None:
+        self.ctx.logger.info(
+            "staging roots: %s; %d open upload(s)",
+            ", ".join(map(str, self.policy.roots)),
+            len(self.store.sessions()),
+        )
+
+    # ------------------------------------------------------------------ browsing
+
+    @operation(idempotent=True)
+    def stat(self, args: StatArgs) -> StatResult:
+        """Type, size and mtime of a path; with ``checksum`` also the file's SHA-256."""
+        path = self.policy.resolve(args.path)
+        st = _stat(path)
+        kind = entry_type(st.st_mode)
+        digest = file_sha256(path) if args.checksum and kind == "file" else None
+        return StatResult(
+            path=str(path), type=kind, size=st.st_size, mtime=st.st_mtime, sha256=digest
+        )
+
+    @operation(idempotent=True)
+    def list(self, args: PathArgs) -> Listing:
+        """Entries of a directory: name, type (file, dir, link, other), size, mtime."""
+        path = self.policy.resolve(args.path)
+        if not path.is_dir():
+            _stat(path)
+            raise InvalidArgs(f"{path} is not a directory", {"path": str(path)})
+        entries = []
+        with os.scandir(path) as it:
+            for item in it:
+                try:
+                    st = item.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                kind = entry_type(st.st_mode)
+                entries.append(Entry(name=item.name, type=kind, size=st.st_size, mtime=st.st_mtime))
+        entries.sort(key=lambda e: e.name)
+        return Listing(path=str(path), entries=entries)
+
+    @operation(idempotent=True)
+    def mkdir(self, args: MkdirArgs) -> PathResult:
+        """Create a directory (and its parents unless ``parents`` is false)."""
+        path = self.policy.resolve(args.path)
+        if path.exists() and not path.is_dir():
+            raise Conflict(f"{path} exists and is not a directory", {"path": str(path)})
+        try:
+            path.mkdir(parents=args.parents, exist_ok=True)
+        except FileNotFoundError:
+            raise NotFound(f"the parent of {path} does not exist", {"path": str(path)}) from None
+        return PathResult(path=str(path))
+
+    @operation
+    def remove(self, args: RemoveArgs) -> PathResult:
+        """Remove a file, a symlink (not its target) or a directory (non-empty: ``recursive``)."""
+        real = self.policy.resolve(args.path)
+        if self.policy.is_root(real):
+            raise NotAuthorized(f"refusing to remove the allowed root {real}", {"path": str(real)})
+        raw = Path(os.path.expanduser(args.path) if args.path.startswith("~") else args.path)
+        entry = self.policy.resolve(str(raw.parent)) / raw.name
+        if entry.is_symlink():
+            entry.unlink()
+            return PathResult(path=str(entry))
+        st = _stat(real)
+        if stat_mod.S_ISDIR(st.st_mode):
+            if args.recursive:
+                shutil.rmtree(real)
+            elif any(real.iterdir()):
+                raise Conflict(
+                    f"{real} is a non-empty directory (pass recursive)", {"path": str(real)}
+                )
+            else:
+                real.rmdir()
+        else:
+            real.unlink()
+        return PathResult(path=str(real))
+
+    # ------------------------------------------------------------------ upload
+
+    @operation
+    def put_begin(self, args: PutBeginArgs, call: Call) -> Upload:
+        """Open (or, with ``resume``, re-open) an upload session; returns its confirmed ranges."""
+        path = self.policy.resolve(args.path)
+        self._check_target(path, args.overwrite)
+        self.store.expire()
+        if args.resume:
+            found = self.store.find(call.user, path, args.size, args.sha256)
+            if found is not None:
+                found.info.overwrite = args.overwrite
+                return found.info
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise Conflict(f"{path.parent} is not a directory", {"path": str(path)}) from None
+        session = self.store.create(
+            call.user, path, args.size, args.sha256, args.overwrite, self.cfg.max_chunk
+        )
+        return session.info
+
+    @operation(idempotent=True)
+    def put_chunk(self, args: PutChunkArgs, call: Call) -> ChunkAck:
+        """Write one chunk of an upload at ``offset`` (chunks may arrive in any order)."""
+        session = self._session(args.upload_id, call)
+        info = session.info
+        try:
+            data = base64.b64decode(args.data, validate=True)
+        except binascii.Error:
+            raise InvalidArgs("chunk data is not valid base64") from None
+        end = args.offset + len(data)
+        if len(data) > self.cfg.max_chunk or end > info.size:
+            raise InvalidArgs(
+                f"chunk [{args.offset}, {end}) is larger than {self.cfg.max_chunk} bytes"
+                f" or beyond the declared size {info.size}",
+                {"max_chunk": self.cfg.max_chunk, "size": info.size},
+            )
+        try:
+            fd = os.open(session.temp_path, os.O_WRONLY)
+        except FileNotFoundError:
+            self.store.forget(session)
+            raise NotFound(f"upload {info.upload_id} lost its temp file; start again") from None
+        try:
+            os.pwrite(fd, data, args.offset)
+        finally:
+            os.close(fd)
+        with session.lock:
+            self.store.record(session, args.offset, end)
+            self._progress(session, done=False)
+            received = info.received_bytes
+        return ChunkAck(
+            upload_id=info.upload_id, offset=args.offset, size=len(data), received_bytes=received
+        )
+
+    @operation
+    def put_commit(self, args: UploadRef, call: Call) -> PutResult:
+        """Verify coverage and SHA-256, then move the file to its final name atomically."""
+        session = self._session(args.upload_id, call)
+        info, temp, target = session.info, session.temp_path, Path(session.info.path)
+        gaps = missing_ranges(info.received, info.size)
+        if gaps:
+            raise Conflict(
+                f"upload {info.upload_id} is incomplete: {len(gaps)} range(s) missing",
+                {"missing": gaps[:20], "received_bytes": info.received_bytes},
+            )
+        digest = file_sha256(temp)
+        if digest != info.sha256:
+            self.store.discard(session)
+            raise Conflict(
+                f"checksum mismatch for {target}: expected {info.sha256}, got {digest};"
+                " the upload was discarded",
+                {"expected": info.sha256, "actual": digest},
+            )
+        with open(temp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.chmod(temp, 0o666 & ~_umask())
+        self._place(temp, target, info.overwrite)
+        self.store.forget(session)
+        with session.lock:
+            self._progress(session, done=True)
+        return PutResult(path=str(target), size=info.size, sha256=digest)
+
+    @operation
+    def put_abort(self, args: UploadRef, call: Call) -> PathResult:
+        """Drop an upload session and its temp file."""
+        session = self._session(args.upload_id, call)
+        self.store.discard(session)
+        return PathResult(path=session.info.path)
+
+    @operation(idempotent=True)
+    def uploads(self, call: Call) -> UploadList:
+        """Open upload sessions of the caller (all of them for admins)."""
+        found = self.store.sessions(None if call.is_admin else call.user)
+        return UploadList(uploads=[s.info for s in found])
+
+    # ------------------------------------------------------------------ download
+
+    @operation(idempotent=True)
+    def get_chunk(self, args: GetChunkArgs) -> Chunk:
+        """``size`` bytes of a file from ``offset`` (fewer at the end), base64."""
+        if args.size > self.cfg.max_chunk:
+            raise InvalidArgs(
+                f"size {args.size} is larger than max_chunk {self.cfg.max_chunk}",
+                {"max_chunk": self.cfg.max_chunk},
+            )
+        path = self.policy.resolve(args.path)
+        if not path.is_file():
+            _stat(path)
+            raise InvalidArgs(f"{path} is not a regular file", {"path": str(path)})
+        with open(path, "rb") as handle:
+            total = os.fstat(handle.fileno()).st_size
+            data = os.pread(handle.fileno(), args.size, args.offset)
+        return Chunk(
+            offset=args.offset,
+            size=len(data),
+            data=base64.b64encode(data).decode("ascii"),
+            eof=args.offset + len(data) >= total,
+        )
+
+    # ------------------------------------------------------------------ helpers
+
+    def _session(self, upload_id: str, call: Call) -> Session:
+        session = self.store.get(upload_id)
+        if session is None:
+            raise NotFound(f"no open upload {upload_id!r}", {"upload_id": upload_id})
+        if session.info.user != call.user and not call.is_admin:
+            raise NotAuthorized(
+                f"upload {upload_id} belongs to another user", {"upload_id": upload_id}
+            )
+        return session
+
+    @staticmethod
+    def _check_target(path: Path, overwrite: bool) -> None:
+        if path.is_dir():
+            raise Conflict(f"{path} is a directory", {"path": str(path)})
+        if path.exists() and not overwrite:
+            raise Conflict(f"{path} exists (pass overwrite to replace it)", {"path": str(path)})
+
+    @staticmethod
+    def _place(temp: Path, target: Path, overwrite: bool) -> None:
+        if overwrite:
+            if target.is_dir():
+                raise Conflict(f"{target} is a directory", {"path": str(target)})
+            os.replace(temp, target)
+            return
+        try:
+            os.link(temp, target)  # atomic and never clobbers
+        except FileExistsError:
+            raise Conflict(
+                f"{target} appeared during the upload (pass overwrite to replace it)",
+                {"path": str(target)},
+            ) from None
+        except OSError:  # no hard links on this file system
+            if target.exists():
+                raise Conflict(f"{target} exists", {"path": str(target)}) from None
+            os.replace(temp, target)
+            return
+        temp.unlink()
+
+    def _progress(self, session: Session, *, done: bool) -> None:
+        now = time.monotonic()
+        if not done and now - session.last_event < self.cfg.progress_interval:
+            return
+        session.last_event = now
+        info = session.info
+        self.ctx.emit(
+            "progress",
+            {
+                "upload_id": info.upload_id,
+                "user": info.user,
+                "path": info.path,
+                "direction": "put",
+                "bytes": info.size if done else info.received_bytes,
+                "total": info.size,
+                "done": done,
+            },
+        )
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+__all__ = ["StagingPlugin"]

@@ -1,0 +1,149 @@
+"""Wire models of the ``staging`` plugin (pydantic only: clients import this freely).
+
+Paths are absolute or ``~/…`` on the endpoint host. File data travels base64-encoded
+in chunks (``data``); offsets and sizes are raw bytes. Byte ranges are ``[start, end)``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MiB = 1024 * 1024
+DEFAULT_CHUNK = MiB
+MAX_CHUNK = 2 * MiB
+"""Largest raw chunk accepted or served (≈2.7 MiB as base64 JSON: under the 4 MiB cap)."""
+
+EntryType = Literal["file", "dir", "link", "other"]
+Range = tuple[int, int]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StagingSettings(_Model):
+    """Endpoint-side settings (``plugin_settings.staging``)."""
+
+    roots: list[str] | None = Field(
+        default=None,
+        description="Directories callers may touch (default: $HOME and the system temp dir).",
+    )
+    max_chunk: int = Field(default=MAX_CHUNK, ge=4096, le=MAX_CHUNK)
+    upload_ttl: float = Field(
+        default=7 * 86400, gt=0, description="Seconds an idle upload session is kept."
+    )
+    progress_interval: float = Field(
+        default=1.0, ge=0, description="Seconds between ``progress`` events of one upload."
+    )
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+class PathArgs(_Model):
+    path: str = Field(description="Absolute or ~/ path on the endpoint host.")
+
+
+class StatArgs(PathArgs):
+    checksum: bool = Field(default=False, description="Also compute the file's SHA-256.")
+
+
+class MkdirArgs(PathArgs):
+    parents: bool = Field(default=True, description="Create missing parent directories.")
+
+
+class RemoveArgs(PathArgs):
+    recursive: bool = Field(default=False, description="Remove a non-empty directory tree.")
+
+
+class PutBeginArgs(PathArgs):
+    size: int = Field(ge=0, description="Size of the whole file in bytes.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the whole file.")
+    overwrite: bool = Field(default=False, description="Replace an existing file.")
+    resume: bool = Field(
+        default=True, description="Continue an open upload of the same content to the same path."
+    )
+
+
+class PutChunkArgs(_Model):
+    upload_id: str
+    offset: int = Field(ge=0)
+    data: str = Field(description="The chunk, base64.")
+
+
+class UploadRef(_Model):
+    upload_id: str
+
+
+class GetChunkArgs(PathArgs):
+    offset: int = Field(ge=0)
+    size: int = Field(gt=0, description="Bytes wanted (at most the endpoint's max_chunk).")
+
+
+# --------------------------------------------------------------------------- results
+
+
+class Entry(_Model):
+    name: str
+    type: EntryType
+    size: int
+    mtime: float
+
+
+class Listing(_Model):
+    path: str
+    entries: list[Entry]
+
+
+class StatResult(_Model):
+    path: str
+    type: EntryType
+    size: int
+    mtime: float
+    sha256: str | None = None
+
+
+class PathResult(_Model):
+    path: str
+
+
+class Upload(_Model):
+    """An upload session (persisted on the endpoint until committed, aborted or expired)."""
+
+    upload_id: str
+    user: str
+    path: str
+    size: int
+    sha256: str
+    overwrite: bool
+    received: list[Range] = Field(description="Confirmed byte ranges, merged and sorted.")
+    received_bytes: int
+    max_chunk: int
+    created: float
+    updated: float
+
+
+class ChunkAck(_Model):
+    upload_id: str
+    offset: int
+    size: int
+    received_bytes: int
+
+
+class PutResult(_Model):
+    path: str
+    size: int
+    sha256: str
+
+
+class Chunk(_Model):
+    offset: int
+    size: int
+    data: str = Field(description="base64")
+    eof: bool
+
+
+class UploadList(_Model):
+    uploads: list[Upload]

@@ -1,0 +1,157 @@
+"""Upload sessions: a temp file next to the target plus a JSON record in the state dir.
+
+The record lists the confirmed byte ranges; it is rewritten atomically after every
+chunk, so a client (or a restarted endpoint) resumes from the last confirmed chunk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .schema import Range, Upload
+
+
+def add_range(ranges: list[Range], start: int, end: int) -> list[Range]:
+    """``ranges`` plus ``[start, end)``, merged and sorted."""
+    merged: list[Range] = []
+    for lo, hi in sorted([*ranges, (start, end)]):
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+def missing_ranges(ranges: list[Range], size: int) -> list[Range]:
+    """The parts of ``[0, size)`` not covered by the merged ``ranges``."""
+    gaps: list[Range] = []
+    pos = 0
+    for lo, hi in ranges:
+        if lo > pos:
+            gaps.append((pos, lo))
+        pos = max(pos, hi)
+    if pos < size:
+        gaps.append((pos, size))
+    return gaps
+
+
+@dataclass
+class Session:
+    """One upload in progress."""
+
+    info: Upload
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    last_event: float = 0.0
+
+    @property
+    def temp_path(self) -> Path:
+        target = Path(self.info.path)
+        return target.with_name(f".{target.name}.orbit-{self.info.upload_id}.part")
+
+
+class UploadStore:
+    """Thread-safe registry of upload sessions, persisted under ``directory``."""
+
+    def __init__(self, directory: Path, ttl: float) -> None:
+        self.directory = directory
+        self.ttl = ttl
+        self._sessions: dict[str, Session] = {}
+        self._lock = threading.Lock()
+        directory.mkdir(parents=True, exist_ok=True)
+        for record in directory.glob("*.json"):
+            try:
+                info = Upload.model_validate_json(record.read_text())
+            except (OSError, ValueError):
+                record.unlink(missing_ok=True)
+                continue
+            self._sessions[info.upload_id] = Session(info)
+        self.expire()
+
+    def create(
+        self, user: str, path: Path, size: int, sha256: str, overwrite: bool, max_chunk: int
+    ) -> Session:
+        now = time.time()
+        info = Upload(
+            upload_id=uuid.uuid4().hex,
+            user=user,
+            path=str(path),
+            size=size,
+            sha256=sha256,
+            overwrite=overwrite,
+            received=[],
+            received_bytes=0,
+            max_chunk=max_chunk,
+            created=now,
+            updated=now,
+        )
+        session = Session(info)
+        with open(session.temp_path, "wb") as handle:
+            handle.truncate(size)
+        self.save(session)
+        with self._lock:
+            self._sessions[info.upload_id] = session
+        return session
+
+    def get(self, upload_id: str) -> Session | None:
+        with self._lock:
+            return self._sessions.get(upload_id)
+
+    def find(self, user: str, path: Path, size: int, sha256: str) -> Session | None:
+        """An open session of ``user`` for the same content and target, if its temp file exists."""
+        with self._lock:
+            candidates = list(self._sessions.values())
+        for s in candidates:
+            i = s.info
+            if (i.user, i.path, i.size, i.sha256) == (user, str(path), size, sha256):
+                if s.temp_path.exists():
+                    return s
+                self.discard(s)
+        return None
+
+    def sessions(self, user: str | None = None) -> list[Session]:
+        with self._lock:
+            found = list(self._sessions.values())
+        return [s for s in found if user is None or s.info.user == user]
+
+    def record(self, session: Session, start: int, end: int) -> None:
+        """Confirm ``[start, end)`` (call with ``session.lock`` held)."""
+        info = session.info
+        info.received = add_range(info.received, start, end)
+        info.received_bytes = sum(hi - lo for lo, hi in info.received)
+        info.updated = time.time()
+        self.save(session)
+
+    def save(self, session: Session) -> None:
+        record = self.directory / f"{session.info.upload_id}.json"
+        temp = record.with_suffix(".tmp")
+        temp.write_text(session.info.model_dump_json())
+        os.replace(temp, record)
+
+    def forget(self, session: Session) -> None:
+        """Drop the record (the temp file is the caller's business)."""
+        with self._lock:
+            self._sessions.pop(session.info.upload_id, None)
+        (self.directory / f"{session.info.upload_id}.json").unlink(missing_ok=True)
+
+    def discard(self, session: Session) -> None:
+        """Drop the record and the temp file."""
+        self.forget(session)
+        with contextlib.suppress(OSError):
+            session.temp_path.unlink()
+
+    def expire(self) -> int:
+        """Discard sessions idle longer than the TTL; returns how many."""
+        cutoff = time.time() - self.ttl
+        stale = [s for s in self.sessions() if s.info.updated < cutoff]
+        for s in stale:
+            self.discard(s)
+        return len(stale)
+
+
+__all__ = ["Session", "UploadStore", "add_range", "missing_ranges"]
