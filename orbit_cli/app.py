@@ -9,7 +9,23 @@ import typer
 from typer.core import TyperGroup
 
 from . import errors
-from .commands import broker, call, describe, endpoint, endpoints, events, plugins, sysinfo
+from .commands import (
+    broker,
+    call,
+    describe,
+    endpoint,
+    endpoints,
+    events,
+    gateway,
+    jobs,
+    plugins,
+    pool,
+    queues,
+    stage,
+    sysinfo,
+    tasks,
+    transfer,
+)
 from .options import DebugOpt
 
 EPILOG = """\
@@ -97,6 +113,14 @@ app.command("events", epilog=events.EPILOG)(events.events)
 app.command("sysinfo", epilog=sysinfo.EPILOG)(sysinfo.sysinfo)
 app.command("describe", epilog=describe.EPILOG)(describe.describe)
 app.add_typer(plugins.app, name="plugins")
+app.command("gateway", epilog=gateway.EPILOG)(gateway.gateway)
+app.add_typer(jobs.app, name="job")
+app.command("queues", epilog=queues.EPILOG)(queues.queues)
+app.add_typer(stage.app, name="stage")
+app.add_typer(transfer.app, name="transfer")
+app.add_typer(tasks.app, name="task")
+app.command("run", epilog=tasks.EPILOG)(tasks.run)
+app.add_typer(pool.app, name="pool")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -29,10 +29,13 @@ from ._async import AsyncOrbitClient
 from ._presence import EndpointInfo
 from ._subscription import Subscription
 from ._sync import OrbitClient, SyncSubscription
+from .executor import AsyncOrbitExecutor, OrbitExecutor
 from .settings import ClientSettings
+from .tasks import RemoteTraceback, TaskFailed, VersionMismatch
 
 __all__ = [
     "AsyncOrbitClient",
+    "AsyncOrbitExecutor",
     "AuthenticationFailed",
     "BadRequest",
     "BrokerError",
@@ -49,11 +52,15 @@ __all__ = [
     "NotFound",
     "OrbitClient",
     "OrbitError",
+    "OrbitExecutor",
     "PayloadTooLarge",
     "PoisonMessage",
+    "RemoteTraceback",
     "Subscription",
     "SyncSubscription",
+    "TaskFailed",
     "Unavailable",
     "UnknownMethod",
     "UnknownPlugin",
+    "VersionMismatch",
 ]

@@ -12,7 +12,7 @@ import typer
 from .. import localbroker, process, profile, render
 from ..errors import CliError
 from ..options import DebugOpt, JsonOpt
-from . import broker_access
+from . import broker_access, gateway
 
 if TYPE_CHECKING:
     from orbit_broker.local import LocalNode
@@ -26,6 +26,7 @@ app = typer.Typer(
 app.command("provision", epilog=broker_access.PROVISION_EPILOG)(broker_access.provision)
 app.command("grant", epilog=broker_access.GRANT_EPILOG)(broker_access.grant)
 app.command("revoke", epilog=broker_access.REVOKE_EPILOG)(broker_access.revoke)
+app.command("asyncapi", epilog=gateway.ASYNCAPI_EPILOG)(gateway.asyncapi)
 
 DataDirOpt = Annotated[
     Path | None,

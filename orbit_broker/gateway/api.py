@@ -1,0 +1,107 @@
+"""``/api``: login, endpoints and JSON RPC (``POST /api/{endpoint}/{plugin}/{method}``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from orbit_protocol import BadRequest, BrokerError, ErrorCode, OrbitError, Reply
+
+from .auth import COOKIE, SessionStore, UserSession, current_session, login_or_401
+
+router = APIRouter(prefix="/api")
+
+STATUS: dict[ErrorCode, int] = {
+    ErrorCode.BAD_REQUEST: 400,
+    ErrorCode.UNKNOWN_PLUGIN: 404,
+    ErrorCode.UNKNOWN_METHOD: 404,
+    ErrorCode.INVALID_ARGS: 422,
+    ErrorCode.NOT_AUTHORIZED: 403,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.CONFLICT: 409,
+    ErrorCode.PAYLOAD_TOO_LARGE: 413,
+    ErrorCode.ENDPOINT_BUSY: 503,
+    ErrorCode.DEADLINE_EXCEEDED: 504,
+    ErrorCode.CANCELLED: 409,
+    ErrorCode.ENDPOINT_OFFLINE: 503,
+    ErrorCode.POISON_MESSAGE: 500,
+    ErrorCode.UNAVAILABLE: 503,
+    ErrorCode.INTERNAL: 500,
+}
+Session = Annotated[UserSession, Depends(current_session)]
+
+
+class Login(BaseModel):
+    user: str
+    password: str
+
+
+def reply_response(reply: Reply, status: int | None = None) -> JSONResponse:
+    """The Orbit reply body as is; the HTTP status follows the error code."""
+    if status is None:
+        status = 200 if reply.error is None else STATUS.get(reply.error.code, 500)
+    return JSONResponse(json.loads(reply.to_bytes()), status_code=status)
+
+
+@router.post("/login")
+async def login(body: Login, request: Request, response: Response) -> dict[str, str]:
+    """Check the broker credentials; returns a token and sets it as a cookie."""
+    store: SessionStore = request.app.state.sessions
+    session = await login_or_401(store, body.user, body.password)
+    secure = request.url.scheme == "https"
+    response.set_cookie(COOKIE, session.token, httponly=True, samesite="strict", secure=secure)
+    return {"user": session.user, "token": session.token}
+
+
+@router.post("/logout")
+async def logout(session: Session, request: Request, response: Response) -> dict[str, bool]:
+    await request.app.state.sessions.logout(session)
+    response.delete_cookie(COOKIE)
+    return {"ok": True}
+
+
+@router.get("/whoami")
+async def whoami(session: Session) -> dict[str, Any]:
+    return {"user": session.user, "follows_all": session.hub.wildcard}
+
+
+@router.get("/endpoints")
+async def endpoints(session: Session) -> dict[str, Any]:
+    """Endpoints this user has seen through presence, by name."""
+    return {name: info.as_dict() for name, info in sorted(session.client.endpoints().items())}
+
+
+@router.post("/{endpoint}/{plugin}/{method}")
+async def call(
+    endpoint: str,
+    plugin: str,
+    method: str,
+    request: Request,
+    session: Session,
+    timeout: float | None = None,
+) -> JSONResponse:
+    """Call ``plugin.method`` on ``endpoint`` with the JSON body as arguments."""
+    raw = await request.body()
+    try:
+        args = json.loads(raw) if raw.strip() else {}
+    except json.JSONDecodeError as exc:
+        return reply_response(Reply.failure(BadRequest(f"body is not JSON: {exc}")))
+    if not isinstance(args, dict):
+        return reply_response(Reply.failure(BadRequest("body must be a JSON object")))
+    wait = timeout or request.app.state.settings.call_timeout
+    try:
+        reply = await session.client.request(endpoint, f"{plugin}.{method}", args, timeout=wait)
+    except BrokerError as exc:
+        raise HTTPException(502, {"code": "BROKER", "message": exc.message}) from None
+    except OrbitError as exc:
+        reply = Reply.failure(exc)
+    except ValueError as exc:  # invalid endpoint name
+        reply = Reply.failure(BadRequest(str(exc)))
+    return reply_response(reply)
+
+
+__all__ = ["STATUS", "router"]

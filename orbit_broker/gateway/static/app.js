@@ -1,0 +1,181 @@
+// Orbit Explorer: login, live endpoint sidebar, plugin pages, event log, toasts.
+import { getJSON, login, logout, rpc } from "./api.js";
+import { el, operationForm } from "./forms.js";
+import { sysinfoCards } from "./sysinfo.js";
+
+const $ = (id) => document.getElementById(id);
+const state = { endpoints: {}, describe: {}, log: [], source: null, lastId: null, retry: 0,
+  followsAll: true, follow: JSON.parse(localStorage.getItem("orbit.follow") || "[]") };
+const MAX_LOG = 500;
+
+function toast(text) {
+  const t = el("div", { className: "toast", textContent: text });
+  $("toasts").append(t);
+  setTimeout(() => t.remove(), 4000);
+}
+
+function setStatus(kind, text) { const s = $("status"); s.className = `status ${kind}`; s.textContent = text; }
+
+function renderSidebar() {
+  const [, curEp, curPlugin] = location.hash.split("/");
+  const list = $("endpoints");
+  list.replaceChildren(...Object.values(state.endpoints).sort((a, b) => a.endpoint.localeCompare(b.endpoint)).map((ep) => {
+    const plugins = ["orbit", ...Object.keys(ep.plugins || {}).filter((p) => p !== "orbit").sort()];
+    return el("li", { dataset: { endpoint: ep.endpoint } },
+      el("span", { className: `dot ${ep.online ? "online" : ""}`, title: ep.online ? "online" : "offline" }),
+      el("a", { href: `#/${ep.endpoint}`, textContent: ep.endpoint, className: curEp === ep.endpoint && !curPlugin ? "active" : "" }),
+      el("ul", {}, ...plugins.map((p) => el("li", {}, el("a", {
+        href: `#/${ep.endpoint}/${p}`, textContent: p, className: curEp === ep.endpoint && curPlugin === p ? "active" : "",
+      })))));
+  }));
+}
+
+async function describe(endpoint, fresh = false) {
+  if (fresh || !state.describe[endpoint]) {
+    const reply = await rpc(endpoint, "orbit", "describe");
+    if (!reply.ok) throw new Error(`[${reply.error.code}] ${reply.error.message}`);
+    state.describe[endpoint] = reply.result;
+  }
+  return state.describe[endpoint];
+}
+
+async function endpointPage(endpoint) {
+  const d = await describe(endpoint, true);
+  return [el("h2", { textContent: endpoint }), el("div", { className: "card" }, el("table", {},
+    ...[["host", d.host], ["platform", d.platform], ["role", d.host_role?.role ?? d.host_role],
+      ["orbit", d.versions.orbit], ["python", d.versions.python], ["protocol", d.protocol]]
+      .map(([k, v]) => el("tr", {}, el("th", { textContent: k }), el("td", { textContent: String(v ?? "–") }))))),
+    el("h3", { textContent: "Plugins" }), el("ul", {}, ...Object.entries(d.plugins).map(([name, p]) =>
+      el("li", {}, el("a", { href: `#/${endpoint}/${name}`, textContent: name }),
+        ` ${p.available ? p.version : "unavailable: " + p.error}`)))];
+}
+
+async function pluginPage(endpoint, plugin) {
+  const d = await describe(endpoint);
+  const info = d.plugins[plugin];
+  if (!info) return [el("p", { className: "error", textContent: `no plugin ${plugin} on ${endpoint}` })];
+  const parts = [el("h2", { textContent: `${endpoint} / ${plugin}` }),
+    el("p", { className: "hint", textContent: `${info.description || ""} (version ${info.version})` })];
+  if (plugin === "sysinfo") {
+    const box = el("div", { id: "sysinfo-cards", textContent: "loading…" });
+    parts.push(box);
+    rpc(endpoint, "sysinfo", "metrics", {}).then((r) => box.replaceChildren(
+      r.ok ? sysinfoCards(r.result) : el("p", { className: "error", textContent: r.error.message })));
+  }
+  for (const [name, op] of Object.entries(info.operations || {}))
+    parts.push(operationForm(name, op, (args) => rpc(endpoint, plugin, name, args)));
+  return parts;
+}
+
+function logLine(f) {
+  return el("li", { textContent: `${new Date(f.ts * 1000).toLocaleTimeString()}  ${f.endpoint}.${f.plugin}.${f.topic}  ${JSON.stringify(f.data)}` });
+}
+
+function eventsPage() {
+  return [el("h2", { textContent: "Event log" }), el("ul", { id: "log" }, ...state.log.slice().reverse().map(logLine))];
+}
+
+async function route() {
+  renderSidebar();
+  const [, endpoint, plugin] = location.hash.split("/");
+  const page = $("page");
+  try {
+    if (endpoint === "events") page.replaceChildren(...eventsPage());
+    else if (endpoint && plugin) page.replaceChildren(...(await pluginPage(endpoint, plugin)));
+    else if (endpoint) page.replaceChildren(...(await endpointPage(endpoint)));
+    else page.replaceChildren(el("h2", { textContent: "Welcome" }),
+      el("p", { textContent: "Pick an endpoint and a plugin on the left. Events appear as toasts and in the event log." }));
+  } catch (err) { page.replaceChildren(el("p", { className: "error", textContent: err.message })); }
+}
+
+function onTopology(f) {
+  const known = state.endpoints[f.endpoint];
+  state.endpoints[f.endpoint] = { ...(known || {}), endpoint: f.endpoint, ...f.data, online: f.data.state === "online" };
+  if (!known || known.online !== (f.data.state === "online")) toast(`${f.endpoint} is ${f.data.state}`);
+  renderSidebar();
+}
+
+function onNotification(f) {
+  state.log.push(f);
+  if (state.log.length > MAX_LOG) state.log.shift();
+  toast(`${f.endpoint}.${f.plugin}: ${f.topic}`);
+  const log = $("log");
+  if (log) log.prepend(logLine(f));
+}
+
+function connect() {
+  if (state.source) state.source.close();
+  const query = new URLSearchParams();
+  if (!state.followsAll) {
+    if (!state.follow.length) { setStatus("off", "follow an endpoint"); return; }
+    for (const name of state.follow) query.append("endpoint", name);
+  }
+  if (state.lastId) query.set("since", state.lastId);
+  const source = new EventSource(`events?${query}`);
+  state.source = source;
+  setStatus("wait", "connecting…");
+  const track = (handler) => (ev) => { if (ev.lastEventId) state.lastId = ev.lastEventId; handler(JSON.parse(ev.data)); };
+  source.addEventListener("hello", () => { state.retry = 0; setStatus("on", "live"); });
+  source.addEventListener("topology", track(onTopology));
+  source.addEventListener("notification", track(onNotification));
+  source.onerror = () => {
+    if (source.readyState === EventSource.CLOSED) {  // refused (e.g. 401): reconnect ourselves
+      state.retry += 1;
+      setStatus("off", `disconnected, retry ${state.retry}`);
+      setTimeout(() => start(), Math.min(30000, 1000 * 2 ** state.retry));
+    } else setStatus("wait", "reconnecting…");
+  };
+}
+
+async function loadEndpoints() {
+  const eps = await getJSON("api/endpoints");
+  for (const [name, info] of Object.entries(eps)) state.endpoints[name] = { ...info, endpoint: name };
+  renderSidebar();
+}
+
+async function start() {
+  let me;
+  try { me = await getJSON("api/whoami"); } catch { $("login").hidden = false; $("main").hidden = true; return; }
+  $("login").hidden = true; $("main").hidden = false; $("logout").hidden = false;
+  $("who").textContent = me.user;
+  state.followsAll = me.follows_all;
+  $("follow").hidden = me.follows_all;
+  for (const name of me.follows_all ? [] : state.follow) placeholder(name);
+  connect();
+  await loadEndpoints();
+  await route();
+}
+
+function placeholder(name) {
+  if (!state.endpoints[name]) state.endpoints[name] = { endpoint: name, online: false, plugins: {} };
+  describe(name).then((d) => {
+    const plugins = Object.fromEntries(Object.entries(d.plugins).map(([p, i]) => [p, i.version]));
+    state.endpoints[name] = { ...state.endpoints[name], plugins, online: true };
+    renderSidebar();
+  }).catch(() => {});
+}
+
+$("follow").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const name = ev.target.elements.endpoint.value.trim();
+  const ping = await rpc(name, "orbit", "ping");
+  if (!ping.ok) { $("follow-error").textContent = `[${ping.error.code}] ${ping.error.message}`; return; }
+  $("follow-error").textContent = "";
+  ev.target.reset();
+  if (!state.follow.includes(name)) state.follow.push(name);
+  localStorage.setItem("orbit.follow", JSON.stringify(state.follow));
+  placeholder(name);
+  renderSidebar();
+  connect();
+});
+
+$("login-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const f = ev.target.elements;
+  try { await login(f.user.value, f.password.value); $("login-error").textContent = ""; await start(); }
+  catch (err) { $("login-error").textContent = err.message; }
+});
+$("logout").addEventListener("click", async () => { if (state.source) state.source.close(); await logout(); location.reload(); });
+window.addEventListener("hashchange", route);
+setInterval(() => { if (!$("main").hidden) loadEndpoints().catch(() => {}); }, 10000);
+start();

@@ -1,0 +1,103 @@
+"""``orbit gateway``: the browser gateway (SSE, JSON RPC, Explorer UI, AsyncAPI)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from ..options import DebugOpt, UrlOpt
+
+EPILOG = """\
+[bold]Examples[/]
+
+  [cyan]orbit gateway[/]                         on 127.0.0.1:8765, broker from the profile
+  [cyan]orbit gateway --url amqp://127.0.0.1:5672/orbit --port 9000[/]
+  [cyan]orbit gateway --host 0.0.0.0 --ssl-certfile cert.pem --ssl-keyfile key.pem[/]
+
+Users log in with their own broker user and password; the URL's credentials are ignored."""
+
+
+def plugin_schemas() -> dict[str, Any]:
+    """Installed plugins (entry points + the built-in ``orbit``) with their operation schemas."""
+    from importlib.metadata import entry_points
+
+    from orbit_endpoint.builtin import OrbitPlugin
+    from orbit_endpoint.registry import ENTRY_POINT_GROUP
+
+    classes: dict[str, Any] = {"orbit": OrbitPlugin}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            classes[ep.name] = ep.load()
+        except Exception:  # a plugin whose dependencies are missing is left out
+            continue
+    return {
+        name: {
+            "version": cls.version,
+            "description": cls.description,
+            "operations": {
+                op: {"doc": spec.doc, **spec.json_schemas()}
+                for op, spec in sorted(cls.operations().items())
+            },
+        }
+        for name, cls in sorted(classes.items())
+    }
+
+
+def gateway(
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="HTTP port.")] = 8765,
+    history: Annotated[
+        int, typer.Option("--history", min=1, help="Events kept per user for replay.")
+    ] = 1000,
+    ping: Annotated[
+        float, typer.Option("--ping", min=0.1, help="Seconds between SSE keep-alive comments.")
+    ] = 15.0,
+    ssl_certfile: Annotated[
+        str | None, typer.Option("--ssl-certfile", help="TLS certificate (PEM): serve HTTPS.")
+    ] = None,
+    ssl_keyfile: Annotated[str | None, typer.Option("--ssl-keyfile", help="TLS key (PEM).")] = None,
+    url: UrlOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Serve the Explorer UI, [bold]/events[/] (SSE), [bold]/api[/] and [bold]/asyncapi.json[/]."""
+    import uvicorn
+
+    from orbit_broker.gateway import GatewaySettings, create_app
+    from orbit_client import ClientSettings
+
+    broker_url = url or ClientSettings().url.get_secret_value()
+    settings = GatewaySettings(
+        url=broker_url, history=history, ping=ping, plugin_schemas=plugin_schemas
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+        log_level="debug" if debug else "info",
+    )
+
+
+ASYNCAPI_EPILOG = """\
+[bold]Examples[/]
+
+  [cyan]orbit broker asyncapi > asyncapi.json[/]
+  [cyan]orbit broker asyncapi --url amqps://broker.example:5671/orbit | jq .operations[/]"""
+
+
+def asyncapi(url: UrlOpt = None, debug: DebugOpt = False) -> None:
+    """Print the AsyncAPI 3.0 document: topology, request/reply pairs of every installed plugin,
+    events and presence."""
+    import json
+    import sys
+
+    from orbit_broker.asyncapi import build
+    from orbit_client import ClientSettings
+
+    broker_url = url or ClientSettings().url.get_secret_value()
+    sys.stdout.write(json.dumps(build(plugin_schemas(), broker_url), indent=2) + "\n")
+
+
+__all__ = ["ASYNCAPI_EPILOG", "EPILOG", "asyncapi", "gateway", "plugin_schemas"]

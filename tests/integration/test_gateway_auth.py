@@ -1,0 +1,99 @@
+"""Through the gateway a user acts with its own broker rights only (DESIGN §4)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Browser, expect
+
+from orbit_broker.provision import ClientSpec, EndpointSpec, Provisioner, ProvisionSpec
+
+from .endpoints import EndpointProcess
+from .gateway_kit import GatewayProcess, browser_fixture, frames, take  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.rabbit
+
+
+@pytest.fixture
+async def world(broker: Any, vhost: str, tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
+    """Endpoints a-<tag> and b-<tag>; client c-<tag> is granted a only; a gateway."""
+    tag = secrets.token_hex(2)
+    a, b, c = f"a-{tag}", f"b-{tag}", f"c-{tag}"
+    prov = Provisioner(broker.management, broker.amqp_url(), vhost)
+    result = await prov.provision(
+        ProvisionSpec(
+            endpoints=[EndpointSpec(a), EndpointSpec(b)],
+            clients=[ClientSpec(c, [a])],
+            responder_user=f"responder-{tag}",
+        )
+    )
+    url = {name: cred.url(broker.amqp_url(), vhost) for name, cred in result.credentials.items()}
+    procs = [
+        await EndpointProcess(ep, url[ep], tmp_path / ep, allowed_users=[c]).start()
+        for ep in (a, b)
+    ]
+    gateway = await GatewayProcess(broker.amqp_url(vhost), tmp_path / "gateway.log").start()
+    try:
+        yield {
+            "a": a,
+            "b": b,
+            "user": c,
+            "password": result.credentials[c].password,
+            "gateway": gateway,
+        }
+    finally:
+        gateway.stop()
+        for proc in procs:
+            await proc.stop()
+        for name in result.credentials:
+            broker.management.delete_user(name)
+
+
+async def test_a_user_sees_and_calls_only_granted_endpoints(world: dict[str, Any]) -> None:
+    a, b = world["a"], world["b"]
+    auth = (world["user"], world["password"])
+    async with httpx.AsyncClient(base_url=world["gateway"].base, auth=auth, timeout=30) as http:
+        assert (await http.get("/api/whoami")).json() == {
+            "user": world["user"],
+            "follows_all": False,
+        }
+        ok = await http.post(f"/api/{a}/testkit/echo", json={"value": 1})
+        assert ok.json() == {"v": 1, "ok": True, "result": {"value": 1}}
+        refused = await http.post(f"/api/{b}/testkit/echo", json={"value": 1})
+        assert (refused.status_code, refused.json()["error"]["code"]) == (403, "NOT_AUTHORIZED")
+        assert (await http.get("/events")).status_code == 403  # no wildcard for this user
+        assert (await http.get(f"/events?endpoint={b}")).status_code == 403
+        async with http.stream("GET", f"/events?endpoint={a}&plugin=testkit") as response:
+            stream = frames(response)
+            await take(stream, 1, "hello")
+            await http.post(f"/api/{a}/testkit/emit", json={"topic": "mine"})
+            mine = await take(stream, 1)
+        assert mine[0].data["endpoint"] == a
+        again = await http.post(f"/api/{a}/testkit/echo", json={"value": 2})
+        assert again.status_code == 200  # the refused call did not break the user's session
+
+
+async def test_a_restricted_user_follows_granted_endpoints_in_the_explorer(
+    world: dict[str, Any], browser: Browser
+) -> None:
+    page = await browser.new_page()
+    await page.goto(world["gateway"].base + "/")
+    await page.fill("#login-form [name=user]", world["user"])
+    await page.fill("#login-form [name=password]", world["password"])
+    await page.click("#login-form button[type=submit]")
+    await expect(page.locator("#status")).to_have_text("follow an endpoint")
+    follow = page.locator("#follow")
+    await follow.locator("[name=endpoint]").fill(world["b"])
+    await follow.locator("button").click()
+    await expect(page.locator("#follow-error")).to_contain_text("NOT_AUTHORIZED")
+    await follow.locator("[name=endpoint]").fill(world["a"])
+    await follow.locator("button").click()
+    await expect(page.locator("#status")).to_have_text("live")
+    entry = page.locator(f"#endpoints li[data-endpoint={world['a']}]")
+    await expect(entry.locator("a", has_text="testkit")).to_be_visible()
+    await expect(page.locator(f"#endpoints li[data-endpoint={world['b']}]")).to_have_count(0)
