@@ -83,7 +83,9 @@ class Intake:
         journal: Journal,
         send_reply: Reply_,
         spawn: Callable[[Coroutine[Any, Any, None]], object],
+        journals_args: Callable[[str, str], bool] = lambda plugin, method: True,
     ) -> None:
+        self.journals_args = journals_args
         self.policy = policy
         self.journal = journal
         self.send_reply = send_reply
@@ -140,13 +142,14 @@ class Intake:
         request = decode_request(message.body)
         key = message.message_id or corr
         digest = args_digest(request.plugin, request.method, request.args)
+        full = self.journals_args(request.plugin, request.method)
         fresh = self.journal.accept(
             user=user,
             key=key,
             request_id=corr,
             plugin=request.plugin,
             method=request.method,
-            args=request.args,
+            args=request.args if full else None,
             args_hash=digest,
             reply_to=reply_to,
             deadline=deadline,
@@ -154,8 +157,10 @@ class Intake:
         if not fresh:
             known = self.journal.get(user, key)
             assert known is not None
-            self._duplicate(known.args_hash, digest, known.reply, user, key, reply_to, corr)
-            return None
+            if full or known.state == "accepted" or known.args_hash != digest:
+                self._duplicate(known.args_hash, digest, known.reply, user, key, reply_to, corr)
+                return None
+            # a finished request whose reply was not kept: idempotent by contract, run again
         call = Call(
             request_id=corr,
             user=user,

@@ -58,7 +58,8 @@ class Entry:
     plugin: str
     method: str
     args_hash: str
-    args: dict[str, Any]
+    args: dict[str, Any] | None
+    """``None`` for operations that keep their arguments out of the journal."""
     reply_to: str
     deadline: float | None
     state: State
@@ -122,7 +123,7 @@ class Journal:
         request_id: str,
         plugin: str,
         method: str,
-        args: dict[str, Any],
+        args: dict[str, Any] | None,
         args_hash: str,
         reply_to: str,
         deadline: float | None,
@@ -147,7 +148,7 @@ class Journal:
         )
         return cur.rowcount == 1
 
-    def finish(self, user: str, key: str, reply: bytes) -> None:
+    def finish(self, user: str, key: str, reply: bytes | None) -> None:
         self._db.execute(
             "UPDATE requests SET state = 'done', reply = ?, finished_at = ?"
             " WHERE user = ? AND key = ?",

@@ -21,7 +21,15 @@ import aiormq.exceptions
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 
 from orbit_plugins.base import Call
-from orbit_protocol import InternalError, OrbitError, PayloadTooLarge, Presence, Reply, naming
+from orbit_protocol import (
+    InternalError,
+    OrbitError,
+    PayloadTooLarge,
+    Presence,
+    Reply,
+    Request,
+    naming,
+)
 
 from .builtin import OrbitPlugin, orbit_version
 from .consumer import Accepted, Intake, Policy
@@ -61,8 +69,16 @@ class Endpoint:
         )
         self.publisher = Publisher(link, endpoint=self.name, user=settings.amqp_user)
         self.consumer_link = link(name=f"orbit-endpoint {self.name} consume", setup=self._consume)
-        self.intake = Intake(self._policy(), self.journal, self.publisher.reply, self.spawn)
+        self.intake = Intake(
+            self._policy(), self.journal, self.publisher.reply, self.spawn, self._journals_args
+        )
         self.accepting = asyncio.Event()
+
+    def _journals_args(self, plugin: str, method: str) -> bool:
+        try:
+            return self.dispatcher.resolve(plugin, method)[1].journal
+        except OrbitError:
+            return True  # the error reply is small and deterministic
 
     def _policy(self) -> Policy:
         s = self.settings
@@ -142,10 +158,13 @@ class Endpoint:
                     {"size": len(body), "limit": self.settings.max_body},
                 )
             ).to_bytes()
-        await self._finish(job.user, job.key, job.reply_to, job.correlation_id, body)
+        keep = self._journals_args(job.request.plugin, job.request.method)
+        await self._finish(job.user, job.key, job.reply_to, job.correlation_id, body, keep=keep)
 
-    async def _finish(self, user: str, key: str, reply_to: str, corr: str, body: bytes) -> None:
-        self.journal.finish(user, key, body)
+    async def _finish(
+        self, user: str, key: str, reply_to: str, corr: str, body: bytes, *, keep: bool = True
+    ) -> None:
+        self.journal.finish(user, key, body if keep else None)
         await self.publisher.reply(reply_to, corr, body)
         extra = self.intake.waiters.pop((user, key), set()) - {(reply_to, corr)}
         if extra:  # duplicates that arrived while the request ran
@@ -156,17 +175,29 @@ class Endpoint:
 
     async def _recover(self) -> None:
         """Answer or resume what the journal holds from a previous run."""
+        pruned = self.journal.prune(time.time() - self.settings.journal_retention)
+        if pruned:
+            log.info("journal: forgot %d answered request(s) older than the retention", pruned)
         for entry in self.journal.pending("done"):
-            assert entry.reply is not None
-            self.spawn(
-                self._finish(entry.user, entry.key, entry.reply_to, entry.request_id, entry.reply)
-            )
+            reply = entry.reply or self._interrupted(entry, "its reply was not kept")
+            self.spawn(self._finish(entry.user, entry.key, entry.reply_to, entry.request_id, reply))
         for entry in self.journal.pending("accepted"):
             self._resume(entry)
 
-    def _resume(self, entry: Entry) -> None:
-        from orbit_protocol import Request
+    @staticmethod
+    def _interrupted(entry: Entry, why: str) -> bytes:
+        error = InternalError(
+            f"the endpoint restarted while {entry.plugin}.{entry.method} ran and {why};"
+            " send the request again",
+            {"interrupted": True, "request_id": entry.request_id},
+        )
+        return Reply.failure(error).to_bytes()
 
+    def _resume(self, entry: Entry) -> None:
+        if entry.args is None:  # arguments were never journaled (bulk data, secrets)
+            body = self._interrupted(entry, "its arguments were not kept")
+            self.spawn(self._finish(entry.user, entry.key, entry.reply_to, entry.request_id, body))
+            return
         try:
             _, spec = self.dispatcher.resolve(entry.plugin, entry.method)
             idempotent = spec.idempotent
@@ -186,20 +217,8 @@ class Endpoint:
                 Accepted(entry.user, entry.key, entry.reply_to, entry.request_id, request, call)
             )
             return
-        error = InternalError(
-            f"the endpoint restarted while {entry.plugin}.{entry.method} ran; it was not run"
-            " again because the operation is not idempotent",
-            {"interrupted": True, "request_id": entry.request_id},
-        )
-        self.spawn(
-            self._finish(
-                entry.user,
-                entry.key,
-                entry.reply_to,
-                entry.request_id,
-                Reply.failure(error).to_bytes(),
-            )
-        )
+        body = self._interrupted(entry, "it is not idempotent, so it was not run again")
+        self.spawn(self._finish(entry.user, entry.key, entry.reply_to, entry.request_id, body))
 
     # -- presence -----------------------------------------------------------------------
 

@@ -46,6 +46,9 @@ class EndpointSettings(BaseSettings):
     max_body: int = Field(default=DEFAULT_MAX_BODY, ge=1024, le=HARD_MAX_BODY)
     state_dir: Path = Field(default_factory=default_state_dir)
     debug: bool = Field(default=False, description="include tracebacks in INTERNAL errors")
+    journal_retention: float = Field(
+        default=7 * 24 * 3600, gt=0, description="seconds answered requests stay in the journal"
+    )
     reconnect_min: float = 0.5
     reconnect_max: float = 30.0
 

@@ -99,6 +99,9 @@ class OperationSpec:
     is_async: bool
     admin_only: bool
     idempotent: bool
+    journal: bool
+    """False: the journal keeps only a digest of the arguments and no reply (bulk data,
+    secrets); a duplicate is run again and a crash answers it as interrupted."""
     doc: str
 
     def json_schemas(self) -> dict[str, Any]:
@@ -115,7 +118,11 @@ _OP_ATTR = "__orbit_operation__"
 def operation(func: F, /) -> F: ...
 @overload
 def operation(
-    *, name: str | None = None, admin_only: bool = False, idempotent: bool = False
+    *,
+    name: str | None = None,
+    admin_only: bool = False,
+    idempotent: bool = False,
+    journal: bool = True,
 ) -> Callable[[F], F]: ...
 def operation(
     func: F | None = None,
@@ -124,15 +131,21 @@ def operation(
     name: str | None = None,
     admin_only: bool = False,
     idempotent: bool = False,
+    journal: bool = True,
 ) -> F | Callable[[F], F]:
     """Mark a plugin method as a remote operation.
 
     ``idempotent=True`` lets the endpoint run the request again after a crash; otherwise
     an interrupted request is answered with an error instead of being re-run.
+    ``journal=False`` keeps arguments and result out of the endpoint journal (chunks of
+    data, tokens); such an operation must be idempotent.
     """
+    if not journal and not idempotent:
+        raise TypeError("an operation with journal=False must be idempotent=True")
 
     def mark(f: F) -> F:
-        setattr(f, _OP_ATTR, {"name": name, "admin_only": admin_only, "idempotent": idempotent})
+        options = {"name": name, "admin_only": admin_only, "idempotent": idempotent}
+        setattr(f, _OP_ATTR, options | {"journal": journal})
         return f
 
     return mark(func) if func is not None else mark
@@ -166,6 +179,7 @@ def _build_spec(func: Callable[..., Any], options: dict[str, Any]) -> OperationS
         is_async=inspect.iscoroutinefunction(func),
         admin_only=options["admin_only"],
         idempotent=options["idempotent"],
+        journal=options["journal"],
         doc=inspect.cleandoc(func.__doc__ or "").split("\n\n")[0],
     )
 

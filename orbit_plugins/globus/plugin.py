@@ -162,7 +162,7 @@ class GlobusPlugin(Plugin):
             authorizer=authorizer, base_url=self.cfg.transfer_base_url, retry_config=retry
         )
 
-    @operation
+    @operation(idempotent=True, journal=False)  # tokens never reach the disk
     def register(self, args: RegisterArgs, call: Call) -> Registered:
         """Hand the endpoint your Globus credentials (memory only; re-register to replace)."""
         try:

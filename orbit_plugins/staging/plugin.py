@@ -191,7 +191,7 @@ class StagingPlugin(Plugin):
         )
         return session.info
 
-    @operation(idempotent=True)
+    @operation(idempotent=True, journal=False)
     def put_chunk(self, args: PutChunkArgs, call: Call) -> ChunkAck:
         """Write one chunk of an upload at ``offset`` (chunks may arrive in any order)."""
         session = self._session(args.upload_id, call)
@@ -267,7 +267,7 @@ class StagingPlugin(Plugin):
 
     # ------------------------------------------------------------------ download
 
-    @operation(idempotent=True)
+    @operation(idempotent=True, journal=False)
     def get_chunk(self, args: GetChunkArgs) -> Chunk:
         """``size`` bytes of a file from ``offset`` (fewer at the end), base64."""
         if args.size > self.cfg.max_chunk:

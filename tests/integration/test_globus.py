@@ -155,11 +155,6 @@ async def test_token_stays_in_memory(
     assert files_containing(ep.state_dir, token.encode(), skip=journal) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the endpoint journal stores request args verbatim (core change needed: "
-    "redact secret args such as globus.register's tokens)",
-)
 async def test_token_is_not_in_the_journal(
     ep: EndpointProcess, client: AsyncOrbitClient, token: str
 ) -> None:

@@ -120,3 +120,21 @@ async def test_cancel_and_not_found(
     assert reply.error is not None and reply.error.code is ErrorCode.NOT_FOUND
     journal = await client.call("ep1", "orbit.requests")
     assert {"orbit.cancel", "testkit.sleep"} <= {r["operation"] for r in journal}
+
+
+async def test_unjournaled_arguments_never_reach_the_disk(
+    start_endpoint: StartEndpoint, raw: RawCaller
+) -> None:
+    proc = await start_endpoint("ep1")
+    body = request("testkit", "sealed", token="s3cr3t-token-value")
+    corr = await asyncio.to_thread(raw.publish, "ep1", body, message_id="k-sealed")
+    _, first = await asyncio.to_thread(raw.reply)
+    assert first["result"] == {"calls": 1}
+    # a duplicate of a request whose reply was not kept is run again (idempotent by contract)
+    await asyncio.to_thread(raw.publish, "ep1", body, message_id="k-sealed")
+    _, second = await asyncio.to_thread(raw.reply)
+    assert second["result"] == {"calls": 2} and corr
+    await proc.stop()
+    for path in proc.state_dir.rglob("*"):
+        if path.is_file():
+            assert b"s3cr3t-token-value" not in path.read_bytes(), path

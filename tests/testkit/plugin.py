@@ -42,6 +42,10 @@ class BigArgs(BaseModel):
     size: int = Field(ge=0)
 
 
+class SealedArgs(BaseModel):
+    token: str
+
+
 class KitPlugin(Plugin):
     """Operations with known behaviour, for the integration tests."""
 
@@ -91,6 +95,12 @@ class KitPlugin(Plugin):
         for i in range(args.count):
             self.ctx.emit(args.topic, {"i": i})
         return {"emitted": args.count}
+
+    @operation(idempotent=True, journal=False)
+    async def sealed(self, args: SealedArgs) -> dict[str, int]:
+        """Count calls; the token must never reach the endpoint's disk."""
+        self.sealed_calls = getattr(self, "sealed_calls", 0) + 1
+        return {"calls": self.sealed_calls}
 
     @operation(idempotent=True)
     async def big(self, args: BigArgs) -> str:

@@ -91,6 +91,11 @@ class Args(BaseModel):
     n: int
 
 
+def test_unjournaled_operation_must_be_idempotent() -> None:
+    with pytest.raises(TypeError, match="journal=False must be idempotent"):
+        operation(journal=False)
+
+
 def test_operation_schemas() -> None:
     class P(Plugin):
         name = "p"
