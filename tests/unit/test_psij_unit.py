@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 import time
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from orbit_plugins.base import Call
 from orbit_plugins.psij import launch
 from orbit_plugins.psij.plugin import PsijPlugin
 from orbit_plugins.psij.schema import JobIdArgs, JobSpec, StatusArgs, SubmitArgs
+from orbit_plugins.testing import FakeContext
 from orbit_protocol import Conflict, NotFound
 
 pytestmark = pytest.mark.skipif(find_spec("psij") is None, reason="psij-python is not installed")
@@ -26,28 +26,6 @@ def _restore_sigchld() -> Iterator[None]:
     """Importing PSI/J installs a SIGCHLD handler; give the test process its own back."""
     yield
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-
-
-class FakeContext:
-    def __init__(self, state_dir: Path) -> None:
-        self._state_dir = state_dir
-        self.events: list[tuple[str, dict[str, Any]]] = []
-
-    @property
-    def endpoint(self) -> str:
-        return "ep"
-
-    @property
-    def logger(self) -> logging.Logger:
-        return logging.getLogger("test.psij")
-
-    @property
-    def state_dir(self) -> str:
-        self._state_dir.mkdir(parents=True, exist_ok=True)
-        return str(self._state_dir)
-
-    def emit(self, topic: str, data: dict[str, Any], *, persistent: bool = False) -> None:
-        self.events.append((topic, data))
 
 
 def write_pid(path: Path, pid: int) -> None:

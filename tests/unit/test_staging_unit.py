@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import logging
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -16,29 +14,8 @@ from orbit_plugins.staging.paths import PathPolicy
 from orbit_plugins.staging.plugin import StagingPlugin
 from orbit_plugins.staging.schema import PutBeginArgs, PutChunkArgs, UploadRef
 from orbit_plugins.staging.uploads import add_range, missing_ranges
+from orbit_plugins.testing import FakeContext
 from orbit_protocol import Conflict, InvalidArgs, NotAuthorized, NotFound
-
-
-class FakeContext:
-    def __init__(self, state_dir: Path) -> None:
-        self._state_dir = state_dir
-        self.events: list[tuple[str, dict[str, Any]]] = []
-
-    @property
-    def endpoint(self) -> str:
-        return "ep"
-
-    @property
-    def logger(self) -> logging.Logger:
-        return logging.getLogger("test.staging")
-
-    @property
-    def state_dir(self) -> str:
-        return str(self._state_dir)
-
-    def emit(self, topic: str, data: dict[str, Any], *, persistent: bool = False) -> None:
-        self.events.append((topic, data))
-
 
 ALICE, BOB = Call("r1", "alice", "ep"), Call("r2", "bob", "ep")
 

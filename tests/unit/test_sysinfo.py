@@ -39,6 +39,7 @@ from orbit_plugins.sysinfo.schema import (
     MetricsSummary,
     SysinfoSettings,
 )
+from orbit_plugins.testing import FakeContext
 
 # --------------------------------------------------------------------------- real collectors
 
@@ -420,29 +421,6 @@ def test_host_role_decisions(
 
 
 # --------------------------------------------------------------------------- plugin
-
-
-class FakeContext:
-    """A minimal :class:`PluginContext` that records emitted events."""
-
-    def __init__(self, state_dir: Path) -> None:
-        self._state_dir = state_dir
-        self.events: list[tuple[str, dict[str, Any]]] = []
-
-    @property
-    def endpoint(self) -> str:
-        return "ep"
-
-    @property
-    def logger(self) -> logging.Logger:
-        return logging.getLogger("test.sysinfo")
-
-    @property
-    def state_dir(self) -> str:
-        return str(self._state_dir)
-
-    def emit(self, topic: str, data: dict[str, Any], *, persistent: bool = False) -> None:
-        self.events.append((topic, data))
 
 
 CALL = Call("r1", "alice", "ep")

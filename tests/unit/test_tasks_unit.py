@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -19,28 +17,8 @@ from orbit_client.tasks import (
 from orbit_plugins.base import Call
 from orbit_plugins.tasks.plugin import TasksPlugin
 from orbit_plugins.tasks.schema import ListArgs, SubmitArgs, TaskSpec, UidArgs, WaitArgs
+from orbit_plugins.testing import FakeContext
 from orbit_protocol import Conflict, NotFound
-
-
-class FakeContext:
-    def __init__(self, state_dir: Path) -> None:
-        self._dir = state_dir
-        self.events: list[tuple[str, dict[str, Any]]] = []
-
-    @property
-    def endpoint(self) -> str:
-        return "ep"
-
-    @property
-    def logger(self) -> logging.Logger:
-        return logging.getLogger("test.tasks")
-
-    @property
-    def state_dir(self) -> str:
-        return str(self._dir)
-
-    def emit(self, topic: str, data: dict[str, Any], *, persistent: bool = False) -> None:
-        self.events.append((topic, data))
 
 
 def call(user: str, admin: bool = False) -> Call:
