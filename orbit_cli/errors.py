@@ -65,9 +65,12 @@ def hint_for(exc: OrbitError) -> str | None:
     if isinstance(exc, NotAuthorized):
         if "admin" in exc.message:
             return "the endpoint's owner can restart it with --admin USER"
-        return (
-            "ask the admin: `orbit broker grant CLIENT ENDPOINT`; the endpoint needs --allow CLIENT"
-        )
+        if "may not call" in exc.message or "broker refused" in exc.message:
+            return (
+                "ask the admin: `orbit broker grant CLIENT ENDPOINT`;"
+                " the endpoint needs --allow CLIENT"
+            )
+        return None  # a plugin's own refusal (paths, Globus consent …) explains itself
     if isinstance(exc, UnknownPlugin | UnknownMethod):
         return "`orbit describe ENDPOINT` lists its plugins and operations"
     if isinstance(exc, InvalidArgs):
