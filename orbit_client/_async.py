@@ -82,6 +82,9 @@ class AsyncOrbitClient:
         self._control: AbstractChannel | None = None
         self._channels: list[AbstractChannel] = []
         self._subscriptions: list[Subscription] = []
+        self._presence_sub: Subscription | None = None
+        self._followed: set[str] | None = None
+        """Endpoints whose presence is bound one by one; None: the wildcard binding works."""
         self._background: set[asyncio.Task[Any]] = set()
         self.session = naming.validate_name(session, "session") if session else None
         self.reply_queue = naming.reply_queue(self.user, self.session)
@@ -128,12 +131,32 @@ class AsyncOrbitClient:
         try:
             await sub.start()
         except aiormq.exceptions.ChannelAccessRefused:
-            # restricted users may not bind wildcards: fall back to per-endpoint checks
-            log.debug("no wildcard presence binding allowed for %s", self.user)
+            # a provisioned client may read only its granted endpoints' events: follow
+            # each endpoint's presence when it is first called (see _follow_presence)
+            log.debug("no wildcard presence binding for %s; following per endpoint", self.user)
             self._control = await self._fresh_channel()
-            return
+            sub = Subscription(self._control, self.user, [])
+            await sub.start()
+            self._followed = set()
+        self._presence_sub = sub
         self._subscriptions.append(sub)
         self._spawn(self._feed_presence(sub))
+
+    async def _follow_presence(self, endpoint: str) -> None:
+        """Bind ``<endpoint>.orbit.presence`` for a client without the wildcard binding."""
+        if self._followed is None or endpoint in self._followed or self._presence_sub is None:
+            return
+        self._followed.add(endpoint)
+        channel = await self._fresh_channel()
+        try:
+            queue = await channel.get_queue(self._presence_sub.queue_name, ensure=False)
+            await queue.bind(naming.EVENT_EXCHANGE, naming.presence_routing_key(endpoint))
+        except aiormq.exceptions.ChannelAccessRefused:
+            log.debug("%s may not follow the presence of %s", self.user, endpoint)
+        finally:
+            self._channels.remove(channel)
+            with contextlib.suppress(Exception):
+                await channel.close()
 
     async def _feed_presence(self, sub: Subscription) -> None:
         while True:
@@ -204,6 +227,7 @@ class AsyncOrbitClient:
         """Presence seen recently, or a consumer on ``orbit.ep.<endpoint>`` right now."""
         if self.presence.online(endpoint):
             return True
+        await self._follow_presence(endpoint)
         if time.monotonic() - self._queue_seen.get(endpoint, -1e9) < 2.0:
             return True
         return await self._consumers(endpoint) > 0

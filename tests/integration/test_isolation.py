@@ -7,6 +7,7 @@ effect executed. Positive controls prove the same operations work where they are
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import secrets
@@ -66,7 +67,7 @@ async def tenants(broker: Any, vhost: str, tmp_path: Path) -> AsyncIterator[Tena
     try:
         for endpoint, client in zip(endpoints, clients, strict=True):
             proc = EndpointProcess(
-                endpoint, urls[endpoint], tmp_path / endpoint, allowed_users=[client]
+                endpoint, urls[endpoint], tmp_path / endpoint, allowed_users=[client], heartbeat=2
             )
             world.procs.append(await proc.start())
         yield world
@@ -231,6 +232,14 @@ async def test_isolation_matrix(tenants: Tenants, capsys: pytest.CaptureFixture[
         async with AsyncOrbitClient(url=world.urls[client], timeout=20) as c:
             token = f"ok-{client}"
             assert await c.call(endpoint, "testkit.effect", ledger=str(world.ledger), token=token)
+            # a restricted client follows the presence of the endpoints it calls
+            for _ in range(60):
+                if endpoint in c.endpoints():
+                    break
+                await asyncio.sleep(0.1)
+            info = c.endpoints()[endpoint]
+            assert info.online and info.user == endpoint
+            assert set(c.endpoints()) == {endpoint}  # and sees no one else's
     allowed_tokens = {f"ok-{c}" for c in world.clients}
 
     matrix: dict[tuple[str, str], dict[str, Outcome]] = {}
