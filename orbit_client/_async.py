@@ -289,11 +289,7 @@ class AsyncOrbitClient:
         request_id: str | None = None,
     ) -> Reply:
         """Like :meth:`call` but returns the :class:`~orbit_protocol.Reply` itself."""
-        body = self._encode(endpoint, operation, args)
-        if timeout is _DEFAULT:
-            timeout = self.settings.timeout
-        if not wait_for_endpoint and not await self.is_online(endpoint):
-            raise EndpointOffline(f"endpoint {endpoint!r} is offline (no consumer on its queue)")
+        body, timeout = await self._prepare(endpoint, operation, args, timeout, wait_for_endpoint)
         corr = request_id or uuid.uuid4().hex
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[corr] = _Pending(future, endpoint)
@@ -310,6 +306,22 @@ class AsyncOrbitClient:
                 ) from None
         finally:
             self._pending.pop(corr, None)
+
+    async def _prepare(
+        self,
+        endpoint: str,
+        operation: str,
+        args: dict[str, Any] | None,
+        timeout: float | None,
+        wait_for_endpoint: bool,
+    ) -> tuple[bytes, float | None]:
+        """Encode and size-check the body, resolve the default timeout, fail fast if offline."""
+        body = self._encode(endpoint, operation, args)
+        if timeout is _DEFAULT:
+            timeout = self.settings.timeout
+        if not wait_for_endpoint and not await self.is_online(endpoint):
+            raise EndpointOffline(f"endpoint {endpoint!r} is offline (no consumer on its queue)")
+        return body, timeout
 
     def _encode(self, endpoint: str, operation: str, args: dict[str, Any] | None) -> bytes:
         naming.validate_name(endpoint)
@@ -389,11 +401,7 @@ class AsyncOrbitClient:
         Use with a ``session`` client: the reply waits in the session's durable reply
         queue even if this client disconnects first.
         """
-        if timeout is _DEFAULT:
-            timeout = self.settings.timeout
-        body = self._encode(endpoint, operation, args)
-        if not wait_for_endpoint and not await self.is_online(endpoint):
-            raise EndpointOffline(f"endpoint {endpoint!r} is offline (no consumer on its queue)")
+        body, timeout = await self._prepare(endpoint, operation, args, timeout, wait_for_endpoint)
         corr = uuid.uuid4().hex
         await self._publish(
             endpoint, operation, body, corr, idempotency_key, timeout, wait_for_endpoint

@@ -59,6 +59,8 @@ class Accepted:
     correlation_id: str
     request: Request
     call: Call
+    journal: bool = True
+    """Whether arguments and reply are kept in the journal (``@operation(journal=...)``)."""
 
 
 Reply_ = Callable[[str, str, bytes], Coroutine[Any, Any, None]]
@@ -168,7 +170,7 @@ class Intake:
             is_admin=user in self.policy.admins,
             deadline=deadline,
         )
-        return Accepted(user, key, reply_to, corr, request, call)
+        return Accepted(user, key, reply_to, corr, request, call, full)
 
     def _duplicate(
         self,

@@ -158,8 +158,9 @@ class Endpoint:
                     {"size": len(body), "limit": self.settings.max_body},
                 )
             ).to_bytes()
-        keep = self._journals_args(job.request.plugin, job.request.method)
-        await self._finish(job.user, job.key, job.reply_to, job.correlation_id, body, keep=keep)
+        await self._finish(
+            job.user, job.key, job.reply_to, job.correlation_id, body, keep=job.journal
+        )
 
     async def _finish(
         self, user: str, key: str, reply_to: str, corr: str, body: bytes, *, keep: bool = True
