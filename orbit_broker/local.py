@@ -9,6 +9,10 @@ node name, ports and epmd, and never touches a system node (5672/15672/25672/436
     node.kill()                   # SIGKILL (fault injection); start() again keeps durable queues
     node.stop()
 
+With ``tls_port`` set the node also listens for AMQPS (TLS 1.2/1.3, ``verify_peer``, a client
+certificate required, x509/EXTERNAL login available); its CA and certificates live in
+``data_dir/tls`` (:mod:`orbit_broker.tls`). ``plaintext=False`` turns the plain listener off.
+
 The data directory is kept across stop/kill so that a restart recovers durable queues.
 """
 
@@ -18,6 +22,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -102,6 +107,8 @@ class LocalNode:
     stats_interval_ms: int = 1000
     rabbitmq_home: Path = RABBITMQ_HOME
     extra_config: dict[str, str] = field(default_factory=dict)
+    tls_port: int | None = None
+    plaintext: bool = True
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -140,19 +147,65 @@ class LocalNode:
         return LOCAL_PASSWORD
 
     def amqp_url(self, vhost: str = "/") -> str:
-        """``amqp://guest:guest@127.0.0.1:<port>/<vhost>`` (vhost percent-encoded)."""
+        """``amqp://guest:guest@127.0.0.1:<port>/<vhost>`` (vhost percent-encoded); the
+        admin's ``amqps://`` URL when the plaintext listener is off."""
+        if not self.plaintext:
+            return self.amqps_url(vhost)
         return (
             f"amqp://{LOCAL_USER}:{LOCAL_PASSWORD}@{self.host}:{self.amqp_port}/"
             f"{quote(vhost, safe='')}"
         )
+
+    # -- TLS -------------------------------------------------------------------------------
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.data_dir / "tls"
+
+    def certificate_authority(self) -> Any:
+        """The node's :class:`~orbit_broker.tls.CertificateAuthority` (created when missing)."""
+        from .tls import CertificateAuthority
+
+        return CertificateAuthority.create(self.tls_dir, f"Orbit CA {self.nodename}")
+
+    def amqps_url(
+        self,
+        vhost: str = "/",
+        user: str = LOCAL_USER,
+        password: str | None = LOCAL_PASSWORD,
+        *,
+        external: bool = False,
+    ) -> str:
+        """``amqps://user:password@127.0.0.1:<tls_port>/<vhost>?cafile=…&certfile=…&keyfile=…``
+        with ``user``'s client certificate (issued on first use); ``external`` logs in by
+        certificate (``auth=external``, no password)."""
+        if self.tls_port is None:
+            raise BrokerError(f"RabbitMQ node {self.nodename} has no TLS listener")
+        ca = self.certificate_authority()
+        pair = ca.client(user)
+        secret = "" if external or password is None else ":" + quote(password, safe="")
+        return (
+            f"amqps://{quote(user, safe='')}{secret}@{self.host}:{self.tls_port}/"
+            f"{quote(vhost, safe='')}?{pair.query(ca.cert, external=external)}"
+        )
+
+    def client_ssl_context(self, user: str = LOCAL_USER) -> ssl.SSLContext:
+        """An SSL context that trusts the node's CA and presents ``user``'s certificate."""
+        ca = self.certificate_authority()
+        pair = ca.client(user)
+        context = ssl.create_default_context(cafile=str(ca.cert))
+        context.load_cert_chain(str(pair.cert), str(pair.key))
+        return context
 
     # -- configuration ---------------------------------------------------------------------
 
     def _write_config(self) -> None:
         for sub in ("home", "mnesia", "log"):
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
-        lines = {
-            "listeners.tcp.default": f"{self.host}:{self.amqp_port}",
+        lines: dict[str, str] = {}
+        if self.plaintext or self.tls_port is None:
+            lines["listeners.tcp.default"] = f"{self.host}:{self.amqp_port}"
+        lines |= {
             "management.tcp.port": str(self.management_port),
             "management.tcp.ip": self.host,
             "loopback_users": "none",
@@ -161,12 +214,24 @@ class LocalNode:
             "collect_statistics_interval": str(self.stats_interval_ms),
             "log.console": "false",
             "log.file.level": "info",
-        } | self.extra_config
+        }
+        plugins = ["rabbitmq_management"]
+        if self.tls_port is not None:
+            from .tls import node_config
+
+            ca = self.certificate_authority()
+            server = ca.issue_server("server", [self.host, "localhost"])
+            ca.client(LOCAL_USER)
+            lines |= node_config(
+                ca, server, host=self.host, port=self.tls_port, plaintext=self.plaintext
+            )
+            plugins.append("rabbitmq_auth_mechanism_ssl")
+        lines |= self.extra_config
         (self.data_dir / "rabbitmq.conf").write_text(
             "".join(f"{key} = {value}\n" for key, value in lines.items())
         )
         (self.data_dir / "advanced.config").write_text("[].\n")
-        (self.data_dir / "enabled_plugins").write_text("[rabbitmq_management].\n")
+        (self.data_dir / "enabled_plugins").write_text(f"[{','.join(plugins)}].\n")
         (self.data_dir / "rabbitmq-env.conf").write_text("# private orbit node: no overrides\n")
 
     def env(self) -> dict[str, str]:
@@ -177,29 +242,37 @@ class LocalNode:
             if not k.startswith(("RABBITMQ_", "ERL_")) and k not in {"NODENAME", "HOME"}
         }
         d = self.data_dir
-        return base | {
-            "HOME": str(d / "home"),
-            "RABBITMQ_CONF_ENV_FILE": str(d / "rabbitmq-env.conf"),
-            "RABBITMQ_NODENAME": self.nodename,
-            "RABBITMQ_NODE_IP_ADDRESS": self.host,
-            "RABBITMQ_NODE_PORT": str(self.amqp_port),
-            "RABBITMQ_DIST_PORT": str(self.dist_port),
-            "ERL_EPMD_PORT": str(self.epmd_port),
-            "ERL_EPMD_ADDRESS": self.host,
-            "RABBITMQ_MNESIA_BASE": str(d / "mnesia"),
-            "RABBITMQ_LOG_BASE": str(self.log_dir),
-            "RABBITMQ_CONFIG_FILE": str(d / "rabbitmq.conf"),
-            "RABBITMQ_ADVANCED_CONFIG_FILE": str(d / "advanced.config"),
-            "RABBITMQ_ENABLED_PLUGINS_FILE": str(d / "enabled_plugins"),
-            "RABBITMQ_PID_FILE": str(self.pid_file),
-            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": _LOOPBACK_DIST,
-            # rabbitmqctl's own Erlang node: by default it binds 0.0.0.0:35672-35682 (our dev
-            # AMQP port); keep it on loopback, right after our dist port.
-            "RABBITMQ_CTL_ERL_ARGS": _LOOPBACK_DIST,
-            "RABBITMQ_CTL_DIST_PORT_MIN": str(min(self.dist_port + 1, 65525)),
-            "RABBITMQ_CTL_DIST_PORT_MAX": str(min(self.dist_port + 10, 65535)),
-            "ERL_CRASH_DUMP": str(self.log_dir / "erl_crash.dump"),
-        }
+        # RABBITMQ_NODE_PORT would add a plain listener behind the config file's back
+        plain = (
+            {"RABBITMQ_NODE_IP_ADDRESS": self.host, "RABBITMQ_NODE_PORT": str(self.amqp_port)}
+            if self.plaintext or self.tls_port is None
+            else {}
+        )
+        return (
+            base
+            | plain
+            | {
+                "HOME": str(d / "home"),
+                "RABBITMQ_CONF_ENV_FILE": str(d / "rabbitmq-env.conf"),
+                "RABBITMQ_NODENAME": self.nodename,
+                "RABBITMQ_DIST_PORT": str(self.dist_port),
+                "ERL_EPMD_PORT": str(self.epmd_port),
+                "ERL_EPMD_ADDRESS": self.host,
+                "RABBITMQ_MNESIA_BASE": str(d / "mnesia"),
+                "RABBITMQ_LOG_BASE": str(self.log_dir),
+                "RABBITMQ_CONFIG_FILE": str(d / "rabbitmq.conf"),
+                "RABBITMQ_ADVANCED_CONFIG_FILE": str(d / "advanced.config"),
+                "RABBITMQ_ENABLED_PLUGINS_FILE": str(d / "enabled_plugins"),
+                "RABBITMQ_PID_FILE": str(self.pid_file),
+                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": _LOOPBACK_DIST,
+                # rabbitmqctl's own Erlang node: by default it binds 0.0.0.0:35672-35682 (our dev
+                # AMQP port); keep it on loopback, right after our dist port.
+                "RABBITMQ_CTL_ERL_ARGS": _LOOPBACK_DIST,
+                "RABBITMQ_CTL_DIST_PORT_MIN": str(min(self.dist_port + 1, 65525)),
+                "RABBITMQ_CTL_DIST_PORT_MAX": str(min(self.dist_port + 10, 65535)),
+                "ERL_CRASH_DUMP": str(self.log_dir / "erl_crash.dump"),
+            }
+        )
 
     # -- process state ---------------------------------------------------------------------
 
@@ -264,6 +337,7 @@ class LocalNode:
             (self.amqp_port, "AMQP"),
             (self.management_port, "management"),
             (self.dist_port, "distribution"),
+            *([(self.tls_port, "AMQPS")] if self.tls_port is not None else []),
         ):
             if port_in_use(port, self.host):
                 raise BrokerError(
@@ -351,7 +425,16 @@ class LocalNode:
     # -- helpers ---------------------------------------------------------------------------
 
     def _amqp_ready(self, timeout: float) -> bool:
-        return amqp_login_ok(self.host, self.amqp_port, LOCAL_USER, LOCAL_PASSWORD, timeout)
+        if self.plaintext or self.tls_port is None:
+            return amqp_login_ok(self.host, self.amqp_port, LOCAL_USER, LOCAL_PASSWORD, timeout)
+        return amqp_login_ok(
+            self.host,
+            self.tls_port,
+            LOCAL_USER,
+            LOCAL_PASSWORD,
+            timeout,
+            ssl_context=self.client_ssl_context(),
+        )
 
     def _management_ready(self, timeout: float) -> bool:
         try:
@@ -398,14 +481,28 @@ class LocalNode:
 
 
 def amqp_login_ok(
-    host: str, port: int, user: str, password: str, timeout: float = 2.0, vhost: str = "/"
+    host: str,
+    port: int,
+    user: str,
+    password: str,
+    timeout: float = 2.0,
+    vhost: str = "/",
+    *,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> bool:
     """True when a full AMQP 0-9-1 handshake (login + ``connection.open``) succeeds.
 
-    A raw probe (pamqp frames over a socket): quiet, no client library logging.
+    A raw probe (pamqp frames over a socket, TLS with ``ssl_context``): quiet, no client
+    library logging.
     """
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
+        with contextlib.ExitStack() as stack:
+            raw = stack.enter_context(socket.create_connection((host, port), timeout=timeout))
+            sock = (
+                stack.enter_context(ssl_context.wrap_socket(raw, server_hostname=host))
+                if ssl_context is not None
+                else raw
+            )
             sock.settimeout(timeout)
             sock.sendall(frame.marshal(header.ProtocolHeader(), 0))
             buf = b""

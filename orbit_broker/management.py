@@ -67,6 +67,8 @@ class ConnectionInfo:
     user: str
     vhost: str
     client_properties: dict[str, Any] = field(default_factory=dict)
+    tls: bool = False
+    auth_mechanism: str = ""
 
 
 class ManagementClient:
@@ -168,9 +170,16 @@ class ManagementClient:
     def user_exists(self, user: str) -> bool:
         return self._request("GET", f"/users/{_q(user)}", ok_missing=True) is not None
 
-    def create_user(self, user: str, password: str, tags: list[str] | None = None) -> None:
-        """Create ``user`` or reset its password and tags (the password is never echoed)."""
-        body = {"password": password, "tags": ",".join(tags or [])}
+    def create_user(self, user: str, password: str | None, tags: list[str] | None = None) -> None:
+        """Create ``user`` or reset its password and tags (the password is never echoed).
+
+        ``password=None`` makes a certificate-only user: no password login works, only
+        x509/EXTERNAL over AMQPS."""
+        body: dict[str, str] = {"tags": ",".join(tags or [])}
+        if password is None:
+            body["password_hash"] = ""
+        else:
+            body["password"] = password
         self._request("PUT", f"/users/{_q(user)}", json=body)
 
     def delete_user(self, user: str) -> None:
@@ -262,7 +271,12 @@ class ManagementClient:
         rows = self._request("GET", "/connections")
         conns = [
             ConnectionInfo(
-                r["name"], r.get("user", ""), r.get("vhost", ""), r.get("client_properties") or {}
+                r["name"],
+                r.get("user", ""),
+                r.get("vhost", ""),
+                r.get("client_properties") or {},
+                tls=bool(r.get("ssl")),
+                auth_mechanism=str(r.get("auth_mechanism") or ""),
             )
             for r in rows
         ]

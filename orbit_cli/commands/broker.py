@@ -45,6 +45,7 @@ UP_EPILOG = """\
   [cyan]orbit broker up[/]                    node on 127.0.0.1:35672, vhost orbit, endpoint demo
   [cyan]orbit broker up --endpoint hpc1 --endpoint laptop[/]
   [cyan]ORBIT_PROFILE=/tmp/p.json orbit broker up --port 45672 --data-dir /tmp/orbit-node[/]
+  [cyan]orbit broker up --tls --no-plaintext[/]    AMQPS only on port-1 (35671), CA in DATA/tls
 
 Writes the profile file (0600) so that later commands need no flags."""
 
@@ -63,6 +64,20 @@ def up(
     responder: Annotated[
         bool, typer.Option("--responder/--no-responder", help="Run the dead-letter responder.")
     ] = True,
+    tls: Annotated[
+        bool,
+        typer.Option(
+            "--tls/--no-tls",
+            help="Also listen for AMQPS on port-1: a CA and certificates are generated in "
+            "DATA/tls, clients need a certificate (verify_peer), x509/EXTERNAL login offered.",
+        ),
+    ] = False,
+    plaintext: Annotated[
+        bool,
+        typer.Option(
+            "--plaintext/--no-plaintext", help="Keep the plain AMQP listener (with --tls)."
+        ),
+    ] = True,
     debug: DebugOpt = False,
 ) -> None:
     """Start the private local RabbitMQ node, provision vhost [bold]orbit[/], topology,
@@ -70,7 +85,13 @@ def up(
     from orbit_broker.provision import ClientSpec, EndpointSpec, ProvisionSpec
     from orbit_protocol import naming
 
+    if not plaintext and not tls:
+        raise CliError("--no-plaintext needs --tls", code="USAGE", exit_code=2)
     n = localbroker.node(data_dir, port)
+    if tls:
+        n.tls_port, n.plaintext = n.amqp_port - 1, plaintext
+    else:
+        _apply_saved_tls(n)
     endpoints = [naming.validate_name(e) for e in (endpoint or ["demo"])]
     me = naming.validate_name(client or localbroker.default_client_name(), "user")
     if me in endpoints or me == naming.RESPONDER_USER:
@@ -105,20 +126,34 @@ def _credentials(
     and a fresh password for a user that exists but whose password we no longer know."""
     import secrets
 
-    from orbit_broker.provision import make_url
-
     known = _known_urls(n)
     urls: dict[str, str] = {}
     for user in users:
         if user in result.credentials:
-            urls[user] = result.credentials[user].url(n.amqp_url("/"), prov.vhost)
-        elif user in known and _login_ok(known[user]):
+            urls[user] = _user_url(n, prov.vhost, user, result.credentials[user].password)
+        elif user in known and _login_ok(n, known[user]):
             urls[user] = known[user]
         else:
             password = secrets.token_urlsafe(24)
             prov.management.create_user(user, password)
-            urls[user] = make_url(n.amqp_url("/"), user, password, prov.vhost)
+            urls[user] = _user_url(n, prov.vhost, user, password)
     return urls
+
+
+def _user_url(n: LocalNode, vhost: str, user: str, password: str) -> str:
+    """The user's URL: AMQPS with its own client certificate when the node has TLS."""
+    from orbit_broker.provision import make_url
+
+    if n.tls_port is not None:
+        return n.amqps_url(vhost, user, password)
+    return make_url(n.amqp_url("/"), user, password, vhost)
+
+
+def _apply_saved_tls(n: LocalNode) -> None:
+    """TLS settings remembered in the profile's broker section (by ``up --tls``)."""
+    saved = profile.load().get("broker", {})
+    if saved.get("tls_port") and saved.get("data_dir") == str(n.data_dir):
+        n.tls_port, n.plaintext = int(saved["tls_port"]), bool(saved.get("plaintext", True))
 
 
 def _known_urls(n: LocalNode) -> dict[str, str]:
@@ -131,22 +166,37 @@ def _known_urls(n: LocalNode) -> dict[str, str]:
     found: dict[str, str] = {}
     for url in filter(None, candidates):
         parts = urlsplit(url)
-        if parts.port == n.amqp_port and parts.username:
+        if parts.port in (n.amqp_port, n.tls_port) and parts.username:
             found[unquote(parts.username)] = url
     return found
 
 
-def _login_ok(url: str) -> bool:
-    import pika
-    import pika.exceptions
+def _login_ok(n: LocalNode, url: str) -> bool:
+    """True when ``url``'s user and password still log in (over TLS when it is amqps)."""
+    import ssl
+    from urllib.parse import parse_qs, unquote, urlsplit
 
-    try:
-        pika.BlockingConnection(
-            pika.URLParameters(url + "?connection_attempts=1&socket_timeout=3")
-        ).close()
-    except (pika.exceptions.AMQPError, OSError):
-        return False
-    return True
+    from orbit_broker.local import amqp_login_ok
+
+    parts = urlsplit(url)
+    context = None
+    if parts.scheme == "amqps":
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        try:
+            context = ssl.create_default_context(cafile=query.get("cafile"))
+            if query.get("certfile"):
+                context.load_cert_chain(query["certfile"], query.get("keyfile"))
+        except (OSError, ssl.SSLError):
+            return False
+    return amqp_login_ok(
+        parts.hostname or n.host,
+        parts.port or n.amqp_port,
+        unquote(parts.username or ""),
+        unquote(parts.password or ""),
+        3.0,
+        unquote(parts.path[1:]) or "/",
+        ssl_context=context,
+    )
 
 
 def _write_profile(
@@ -160,6 +210,16 @@ def _write_profile(
         eps[e] = {**eps.get(e, {}), "url": urls[e], "owner": me}
     data |= {"client": {**data.get("client", {}), "url": urls[me]}, "endpoints": eps}
     data["broker"] = localbroker.broker_section(n, vhost)
+    if n.tls_port is not None:
+        data["broker"] |= {
+            "tls_port": n.tls_port,
+            "plaintext": n.plaintext,
+            "ca": str(n.certificate_authority().cert),
+        }
+    else:
+        data["broker"] = {
+            k: v for k, v in data["broker"].items() if k not in {"tls_port", "plaintext", "ca"}
+        }
     if naming.RESPONDER_USER in urls:
         data["responder"] = {"url": urls[naming.RESPONDER_USER]}
     return profile.save(data)
@@ -210,6 +270,11 @@ def _up_panel(
     grid.add_column(style="dim")
     grid.add_column()
     grid.add_row("client URL", f"{render.mask_url(url)}  [dim](user {me})[/]")
+    if n.tls_port is not None:
+        plain = f"plain AMQP {n.amqp_port} also open" if n.plaintext else "plain AMQP off"
+        grid.add_row(
+            "TLS", f"AMQPS 127.0.0.1:{n.tls_port}, CA {n.tls_dir}/ca.pem  [dim]({plain})[/]"
+        )
     grid.add_row("management", f"{n.management_url}  [dim](guest/guest, loopback only)[/]")
     grid.add_row("vhost", vhost)
     grid.add_row("endpoints", ", ".join(endpoints) + "  [dim](users and queues provisioned)[/]")
@@ -260,6 +325,7 @@ def status(
 ) -> None:
     """Show the local node, the responder and the request queues (exit 1 when the node is down)."""
     n = localbroker.node(data_dir, port)
+    _apply_saved_tls(n)
     st = n.status()
     report: dict[str, Any] = {
         "node": st.node,

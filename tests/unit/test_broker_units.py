@@ -108,3 +108,49 @@ def test_local_node_config_is_private(tmp_path: Path) -> None:
     assert node.amqp_url("orbit") == "amqp://guest:guest@127.0.0.1:40001/orbit"
     assert node.amqp_url("/") == "amqp://guest:guest@127.0.0.1:40001/%2F"
     assert not node.is_running() and node.pid is None
+
+
+def test_tls_authority_issues_server_client_and_expired_certificates(tmp_path: Path) -> None:
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+
+    from orbit_broker.tls import CertificateAuthority, node_config
+
+    ca = CertificateAuthority.create(tmp_path / "tls")
+    assert CertificateAuthority.create(tmp_path / "tls").cert.read_bytes() == ca.cert.read_bytes()
+    assert stat.S_IMODE(ca.key.stat().st_mode) == 0o600
+    server = ca.issue_server()
+    cert = x509.load_pem_x509_certificate(server.cert.read_bytes())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("127.0.0.1")]
+    assert san.get_values_for_type(x509.DNSName) == ["localhost"]
+    alice = ca.issue_client("alice")
+    assert alice.common_name() == "alice" and stat.S_IMODE(alice.key.stat().st_mode) == 0o600
+    old = x509.load_pem_x509_certificate(
+        ca.issue_client("alice", stem="old", expired=True).cert.read_bytes()
+    )
+    assert old.not_valid_after_utc < dt.datetime.now(dt.UTC)
+    query = alice.query(ca.cert, external=True)
+    assert "certfile=" in query and "keyfile=" in query and query.endswith("auth=external")
+    conf = node_config(ca, server, host="127.0.0.1", port=5671, plaintext=False)
+    assert conf["ssl_options.verify"] == "verify_peer"
+    assert conf["ssl_options.fail_if_no_peer_cert"] == "true"
+    assert {conf["ssl_options.versions.1"], conf["ssl_options.versions.2"]} == {
+        "tlsv1.3",
+        "tlsv1.2",
+    }
+    assert conf["listeners.tcp"] == "none"
+    assert "listeners.tcp" not in node_config(ca, server, host="h", port=1, plaintext=True)
+
+
+def test_tls_node_config_has_no_plain_listener(tmp_path: Path) -> None:
+    node = LocalNode(data_dir=tmp_path, tls_port=35671, plaintext=False)
+    node._write_config()
+    conf = (tmp_path / "rabbitmq.conf").read_text()
+    assert "listeners.tcp = none" in conf and "listeners.tcp.default" not in conf
+    assert "listeners.ssl.default = 127.0.0.1:35671" in conf
+    assert "rabbitmq_auth_mechanism_ssl" in (tmp_path / "enabled_plugins").read_text()
+    assert "RABBITMQ_NODE_PORT" not in node.env()
+    assert node.amqp_url("orbit").startswith("amqps://guest:guest@127.0.0.1:35671/orbit?cafile=")

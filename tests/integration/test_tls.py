@@ -1,0 +1,241 @@
+"""AMQPS on a private TLS-only node: verify_peer, client certificates, x509/EXTERNAL login.
+
+The node listens for AMQPS only (plaintext listener off), requires a client certificate
+signed by its CA (``fail_if_no_peer_cert``), allows TLS 1.2/1.3 and offers EXTERNAL. Each
+refusal test has a positive control on the same path, so it cannot pass by accident.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import ssl
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aio_pika
+import pytest
+
+from orbit_broker.local import LocalNode, amqp_login_ok, free_port, port_in_use
+from orbit_broker.management import ConnectionInfo, ManagementClient
+from orbit_broker.provision import ClientSpec, EndpointSpec, Provisioner, ProvisionSpec
+from orbit_broker.tls import CertificateAuthority, CertPair
+from orbit_client import AsyncOrbitClient
+from orbit_endpoint.settings import EndpointSettings
+
+from .endpoints import EndpointProcess
+
+pytestmark = pytest.mark.rabbit
+
+VHOST = "orbit-tls"
+
+
+@dataclass
+class TlsWorld:
+    node: LocalNode
+    management: ManagementClient
+    passwords: dict[str, str]
+
+    def url(self, user: str, *, external: bool = False) -> str:
+        password = None if external else self.passwords[user]
+        return self.node.amqps_url(VHOST, user, password, external=external)
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsWorld]:
+    node = LocalNode(
+        data_dir=tmp_path_factory.mktemp("tls-node"),
+        name=f"orbit-tls-{secrets.token_hex(3)}",
+        amqp_port=free_port(),
+        management_port=free_port(),
+        dist_port=free_port(),
+        epmd_port=free_port(),
+        tls_port=free_port(),
+        plaintext=False,
+    )
+    try:
+        node.start(wait=True, timeout=120)
+        management = ManagementClient(node.management_url, node.username, node.password)
+        prov = Provisioner(management, node.amqp_url("/"), VHOST)
+        result = prov.provision_sync(
+            ProvisionSpec(
+                endpoints=[EndpointSpec("ep1"), EndpointSpec("ep2")],
+                clients=[ClientSpec("alice", ["ep1", "ep2"])],
+            )
+        )
+        passwords = {name: c.password for name, c in result.credentials.items()}
+        management.create_user("ep2", None)  # certificate-only: EXTERNAL is its only login
+        yield TlsWorld(node, management, passwords)
+        management.close()
+    finally:
+        node.stop()
+
+
+def context(ca: Path, pair: CertPair | None) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(ca))
+    if pair is not None:
+        ctx.load_cert_chain(str(pair.cert), str(pair.key))
+    return ctx
+
+
+def login(world: TlsWorld, user: str, pair: CertPair | None) -> bool:
+    node = world.node
+    assert node.tls_port is not None
+    ca = node.certificate_authority()
+    return amqp_login_ok(
+        node.host,
+        node.tls_port,
+        user,
+        world.passwords[user],
+        5.0,
+        VHOST,
+        ssl_context=context(ca.cert, pair),
+    )
+
+
+async def connections(world: TlsWorld, users: set[str]) -> list[ConnectionInfo]:
+    """The users' connections once the management API lists all of them (stats lag ~1 s)."""
+    for _ in range(100):
+        conns = [c for c in world.management.list_connections() if c.user in users]
+        if {c.user for c in conns} == users:
+            return conns
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"connections of {users} not listed")
+
+
+async def test_endpoint_and_client_over_amqps(tls: TlsWorld, tmp_path: Path) -> None:
+    url = tls.url("ep1")
+    assert url.startswith("amqps://") and "certfile=" in url
+    settings = EndpointSettings(name="ep1", url=url)  # type: ignore[arg-type]
+    assert tls.passwords["ep1"] not in settings.safe_url
+    assert settings.safe_url.startswith("amqps://ep1:***@")
+    proc = await EndpointProcess("ep1", url, tmp_path / "ep1", allowed_users=["alice"]).start()
+    try:
+        async with AsyncOrbitClient(url=tls.url("alice"), timeout=30) as client:
+            assert (await client.call("ep1", "orbit.ping"))["endpoint"] == "ep1"
+            conns = await connections(tls, {"ep1", "alice"})
+        assert all(c.tls for c in conns), conns
+    finally:
+        await proc.stop()
+    assert tls.passwords["ep1"] not in proc.log()
+
+
+def test_plaintext_refused(tls: TlsWorld) -> None:
+    node = tls.node
+    assert node.tls_port is not None
+    password = tls.passwords["alice"]
+    ca = node.certificate_authority()
+    # control: the same user over TLS with its certificate
+    assert login(tls, "alice", ca.client("alice"))
+    # no plaintext listener at all, and plain AMQP to the TLS port fails the handshake
+    assert not amqp_login_ok(node.host, node.amqp_port, "alice", password, 3.0, VHOST)
+    assert not amqp_login_ok(node.host, node.tls_port, "alice", password, 3.0, VHOST)
+
+
+def test_missing_foreign_and_expired_client_certificates_refused(
+    tls: TlsWorld, tmp_path: Path
+) -> None:
+    ca = tls.node.certificate_authority()
+    assert login(tls, "alice", ca.client("alice"))
+    other = CertificateAuthority.create(tmp_path / "other-ca", "Mallory CA")
+    expired = ca.issue_client("alice", stem="alice-expired", expired=True)
+    outcomes = {
+        "no client certificate": login(tls, "alice", None),
+        "certificate from another CA": login(tls, "alice", other.issue_client("alice")),
+        "expired certificate": login(tls, "alice", expired),
+    }
+    print("\nTLS refusals:", outcomes)
+    assert outcomes == dict.fromkeys(outcomes, False)
+
+
+async def test_client_library_refuses_foreign_server(tls: TlsWorld, tmp_path: Path) -> None:
+    """A client that trusts another CA does not talk to this broker (server verification)."""
+    other = CertificateAuthority.create(tmp_path / "other-ca", "Mallory CA")
+    good = tls.url("alice")
+    pair = tls.node.certificate_authority().client("alice")
+    url = good.split("?")[0] + "?" + pair.query(other.cert)
+    assert url != good
+    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+        await aio_pika.connect(url, timeout=10)
+
+
+async def test_x509_external_login_for_an_endpoint(tls: TlsWorld, tmp_path: Path) -> None:
+    """ep2 has no password at all; its certificate (CN=ep2) is its identity."""
+    assert not login(tls, "ep2", tls.node.certificate_authority().client("ep2"))  # no PLAIN
+    url = tls.url("ep2", external=True)
+    assert "auth=external" in url and ":" not in url.split("@")[0].removeprefix("amqps://")
+    proc = await EndpointProcess("ep2", url, tmp_path / "ep2", allowed_users=["alice"]).start()
+    try:
+        async with AsyncOrbitClient(url=tls.url("alice"), timeout=30) as client:
+            assert (await client.call("ep2", "orbit.ping"))["endpoint"] == "ep2"
+        mechs = {c.auth_mechanism for c in await connections(tls, {"ep2"})}
+        assert mechs == {"EXTERNAL"}
+    finally:
+        await proc.stop()
+    # a certificate whose CN names no broker user is refused
+    mallory = tls.node.amqps_url(VHOST, "mallory", None, external=True)
+    with pytest.raises(Exception, match=r"(?i)refused|auth|closed"):
+        await aio_pika.connect(mallory, timeout=10)
+
+
+def _free_block(width: int = 5) -> int:
+    """A port ``p`` with ``p-1 … p+width-2`` all free (TLS, AMQP, management, dist, epmd)."""
+    for _ in range(50):
+        base = free_port()
+        if base > 1100 and not any(port_in_use(p) for p in range(base - 1, base + width - 1)):
+            return base
+    raise RuntimeError("no free port block")
+
+
+def _orbit(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "orbit_cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+async def test_cli_broker_up_tls_no_plaintext(tmp_path: Path) -> None:
+    """``orbit broker up --tls --no-plaintext``: profile URLs are amqps with per-user certs."""
+    port = _free_block()
+    env = dict(os.environ) | {
+        "ORBIT_PROFILE": str(tmp_path / "profile.json"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "COLUMNS": "200",
+    }
+    data = tmp_path / "node"
+    flags = ["--port", str(port), "--data-dir", str(data)]
+    up = _orbit(env, "broker", "up", *flags, "--tls", "--no-plaintext", "-e", "demo")
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        print("\n" + up.stdout)
+        prof = json.loads((tmp_path / "profile.json").read_text())
+        client_url, ep_url = prof["client"]["url"], prof["endpoints"]["demo"]["url"]
+        assert prof["broker"]["tls_port"] == port - 1 and prof["broker"]["plaintext"] is False
+        for url in (client_url, ep_url):
+            assert url.startswith("amqps://") and f":{port - 1}/" in url
+        assert "client-demo.pem" in ep_url
+        password = urlsplit(client_url).password
+        assert password and password not in up.stdout + up.stderr
+        assert not port_in_use(port), "plain AMQP listener must be off"
+        status = _orbit(env, "broker", "status", *flags, "--json")
+        assert status.returncode == 0 and json.loads(status.stdout)["ready"], status.stdout
+        owner = prof["endpoints"]["demo"]["owner"]
+        proc = await EndpointProcess("demo", ep_url, tmp_path / "ep", owner=owner).start()
+        try:
+            async with AsyncOrbitClient(url=client_url, timeout=30) as client:
+                assert (await client.call("demo", "orbit.ping"))["endpoint"] == "demo"
+        finally:
+            await proc.stop()
+    finally:
+        down = _orbit(env, "broker", "down", *flags)
+        assert down.returncode == 0, down.stdout + down.stderr
