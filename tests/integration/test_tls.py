@@ -112,7 +112,7 @@ async def connections(world: TlsWorld, users: set[str]) -> list[ConnectionInfo]:
 async def test_endpoint_and_client_over_amqps(tls: TlsWorld, tmp_path: Path) -> None:
     url = tls.url("ep1")
     assert url.startswith("amqps://") and "certfile=" in url
-    settings = EndpointSettings(name="ep1", url=url)  # type: ignore[arg-type]
+    settings = EndpointSettings(name="ep1", url=url)
     assert tls.passwords["ep1"] not in settings.safe_url
     assert settings.safe_url.startswith("amqps://ep1:***@")
     proc = await EndpointProcess("ep1", url, tmp_path / "ep1", allowed_users=["alice"]).start()
