@@ -490,7 +490,23 @@ def amqp_login_ok(
     *,
     ssl_context: ssl.SSLContext | None = None,
 ) -> bool:
-    """True when a full AMQP 0-9-1 handshake (login + ``connection.open``) succeeds.
+    """True when a full AMQP 0-9-1 handshake (login + ``connection.open``) succeeds."""
+    error = amqp_login_error(host, port, user, password, timeout, vhost, ssl_context=ssl_context)
+    return error is None
+
+
+def amqp_login_error(
+    host: str,
+    port: int,
+    user: str,
+    password: str,
+    timeout: float = 2.0,
+    vhost: str = "/",
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+) -> str | None:
+    """None when login + ``connection.open`` succeed, else why not (the broker's own
+    ``connection.close`` text when it sent one, e.g. a user's connection limit).
 
     A raw probe (pamqp frames over a socket, TLS with ``ssl_context``): quiet, no client
     library logging.
@@ -519,6 +535,8 @@ def amqp_login_ok(
                         buf += chunk
                         continue
                     buf = buf[used:]
+                    if isinstance(value, commands.Connection.Close):
+                        raise ConnectionError(f"{value.reply_code} {value.reply_text}")
                     if not isinstance(value, kind):
                         raise ConnectionError(f"unexpected {value!r}")
                     return value
@@ -542,9 +560,9 @@ def amqp_login_ok(
             expect(commands.Connection.OpenOk)
             sock.sendall(frame.marshal(commands.Connection.Close(200, "probe done", 0, 0), 0))
             expect(commands.Connection.CloseOk)
-    except (OSError, ValueError, pamqp.exceptions.PAMQPException):
-        return False
-    return True
+    except (OSError, ValueError, pamqp.exceptions.PAMQPException) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def _alive(pid: int) -> bool:
@@ -571,6 +589,8 @@ __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
     "LocalNode",
     "NodeStatus",
+    "amqp_login_error",
+    "amqp_login_ok",
     "default_data_dir",
     "free_port",
     "port_in_use",

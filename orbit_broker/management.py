@@ -186,6 +186,18 @@ class ManagementClient:
         """Delete ``user`` (no-op when missing); RabbitMQ closes its connections."""
         self._request("DELETE", f"/users/{_q(user)}", ok_missing=True)
 
+    def get_user_limits(self, user: str) -> dict[str, int]:
+        """The user's limits (``max-connections``, ``max-channels``); empty when none."""
+        rows = self._request("GET", f"/user-limits/{_q(user)}", ok_missing=True) or []
+        return {k: int(v) for row in rows for k, v in (row.get("value") or {}).items()}
+
+    def set_user_limit(self, user: str, name: str, value: int) -> None:
+        """Set ``max-connections`` or ``max-channels`` for ``user`` (all vhosts; -1 = none)."""
+        self._request("PUT", f"/user-limits/{_q(user)}/{_q(name)}", json={"value": value})
+
+    def clear_user_limit(self, user: str, name: str) -> None:
+        self._request("DELETE", f"/user-limits/{_q(user)}/{_q(name)}", ok_missing=True)
+
     # -- permissions -----------------------------------------------------------------------
 
     def get_permissions(self, user: str, vhost: str) -> Permissions | None:

@@ -13,6 +13,8 @@ in configure/write/read. Every user gets a row on every topic exchange, because 
 without one may publish with any routing key. Which endpoints a client may call is kept in
 the broker itself (its ``orbit.requests`` topic-write regex), so grant/revoke are idempotent.
 Passwords are generated here, returned to the caller once and never logged or stored.
+Every user also gets connection and channel limits (:class:`UserLimits`, reliability S7), so
+one tenant opening connections in a loop cannot starve the others.
 """
 
 from __future__ import annotations
@@ -44,6 +46,23 @@ TOPIC_EXCHANGES: Final = (naming.REQUEST_EXCHANGE, naming.EVENT_EXCHANGE, naming
 NOTHING: Final = "^$"
 
 Role = Literal["endpoint", "client", "responder"]
+
+
+@dataclass(frozen=True)
+class UserLimits:
+    """Per-user broker limits (``max-connections``, ``max-channels``; -1 = unlimited)."""
+
+    max_connections: int
+    max_channels: int = 200
+
+    def as_dict(self) -> dict[str, int]:
+        return {"max-connections": self.max_connections, "max-channels": self.max_channels}
+
+
+# An endpoint needs 2 connections (consume + publish) and a hot standby 2 more.
+CLIENT_LIMITS: Final = UserLimits(max_connections=50, max_channels=200)
+ENDPOINT_LIMITS: Final = UserLimits(max_connections=5, max_channels=200)
+RESPONDER_LIMITS: Final = UserLimits(max_connections=5, max_channels=50)
 
 # -- permission rows (pure) -------------------------------------------------------------------
 
@@ -165,6 +184,16 @@ class ProvisionSpec:
     responder_user: str = RESPONDER_USER
     rotate_passwords: bool = False
     queue_options: dict[str, int] = field(default_factory=dict)
+    client_limits: UserLimits | None = CLIENT_LIMITS
+    endpoint_limits: UserLimits | None = ENDPOINT_LIMITS
+    responder_limits: UserLimits | None = RESPONDER_LIMITS
+
+    def limits(self, role: Role) -> UserLimits | None:
+        return {
+            "client": self.client_limits,
+            "endpoint": self.endpoint_limits,
+            "responder": self.responder_limits,
+        }[role]
 
     def all_pools(self) -> list[str]:
         names = set(self.pools)
@@ -312,6 +341,14 @@ class Provisioner:
                         perms,
                     )
                 )
+            limits = spec.limits(role)
+            if limits is not None:
+                have_limits = m.get_user_limits(name) if name in users else {}
+                for key, value in limits.as_dict().items():
+                    if have_limits.get(key) != value:
+                        plan.actions.append(
+                            Action("set-user-limit", name, f"{key} {value}", (key, value))
+                        )
             for exchange, row in topics.items():
                 if topic_rows.get(name, {}).get(exchange) != row:
                     plan.actions.append(
@@ -407,6 +444,8 @@ class Provisioner:
                 m.set_permissions(action.target, vhost, action.payload)
             elif action.kind == "set-topic-permission":
                 m.set_topic_permission(action.target, vhost, action.payload)
+            elif action.kind == "set-user-limit":
+                m.set_user_limit(action.target, *action.payload)
             elif action.kind in ("declare-exchange", "declare-queue", "bind") and not declared:
                 await _declare(self._admin_url(), plan.topology)
                 declared = True
@@ -547,6 +586,9 @@ def write_profile(
 
 
 __all__ = [
+    "CLIENT_LIMITS",
+    "ENDPOINT_LIMITS",
+    "RESPONDER_LIMITS",
     "RESPONDER_USER",
     "TOPIC_EXCHANGES",
     "Action",
@@ -558,6 +600,7 @@ __all__ = [
     "ProvisionResult",
     "ProvisionSpec",
     "Provisioner",
+    "UserLimits",
     "client_permissions",
     "client_topic_permissions",
     "endpoint_permissions",

@@ -164,6 +164,7 @@ async def test_dry_run_plans_without_changing(
         assert expected in text, text
     # 3 users x 3 topic exchanges
     assert plan.kinds().count("set-topic-permission") == 9
+    assert plan.kinds().count("set-user-limit") == 6  # 3 users x (connections, channels)
     assert "declare-exchange" not in plan.kinds()  # the vhost fixture declared the core
     assert not m.user_exists(ep) and m.get_queue(vhost, f"orbit.ep.{ep}") is None
     assert f"create-user          {responder}" in text
@@ -177,6 +178,8 @@ async def test_dry_run_plans_without_changing(
     assert str(again).endswith("nothing to do")
     assert m.get_permissions(ep, vhost) == endpoint_permissions(ep, ["gpu"])
     assert m.get_permissions(bob, vhost) == client_permissions(bob)
+    assert m.get_user_limits(ep) == {"max-connections": 5, "max-channels": 200}
+    assert m.get_user_limits(bob) == {"max-connections": 50, "max-channels": 200}
 
 
 async def test_permission_rows_match_design(broker: Any, world: World) -> None:
