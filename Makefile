@@ -47,6 +47,11 @@ BENCH_ARGS ?=
 bench: | $(PYTHON)
 	$(PYTHON) bench/rpc.py --json-out bench/results/rpc-latest.json $(BENCH_ARGS)
 
+## bench-sse: SSE gateway vs raw aio-pika consumer, 1 and 100 receivers (~3 min); JSON in bench/results/
+.PHONY: bench-sse
+bench-sse: | $(PYTHON)
+	$(PYTHON) bench/sse.py --json-out bench/results/sse-latest.json $(BENCH_ARGS)
+
 ## trust: the security and reliability suite at full size (isolation matrix, 10,000 fuzzed
 ## messages, 10,000 requests with 5 endpoint SIGKILLs, broker kill -9, poison, sessions); prints the figures
 trust: | $(PYTHON)

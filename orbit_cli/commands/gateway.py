@@ -13,7 +13,7 @@ EPILOG = """\
 
   [cyan]orbit gateway[/]                         on 127.0.0.1:8765, broker from the profile
   [cyan]orbit gateway --url amqp://127.0.0.1:5672/orbit --port 9000[/]
-  [cyan]orbit gateway --host 0.0.0.0 --ssl-certfile cert.pem --ssl-keyfile key.pem[/]
+  [cyan]orbit gateway --host 0.0.0.0 --tls-cert cert.pem --tls-key key.pem[/]
 
 Users log in with their own broker user and password; the URL's credentials are ignored."""
 
@@ -50,13 +50,22 @@ def gateway(
     history: Annotated[
         int, typer.Option("--history", min=1, help="Events kept per user for replay.")
     ] = 1000,
+    client_queue: Annotated[
+        int,
+        typer.Option(
+            "--client-queue", min=1, help="Frames buffered per SSE connection before it is ended."
+        ),
+    ] = 1000,
     ping: Annotated[
         float, typer.Option("--ping", min=0.1, help="Seconds between SSE keep-alive comments.")
     ] = 15.0,
     ssl_certfile: Annotated[
-        str | None, typer.Option("--ssl-certfile", help="TLS certificate (PEM): serve HTTPS.")
+        str | None,
+        typer.Option("--tls-cert", "--ssl-certfile", help="TLS certificate (PEM): serve HTTPS."),
     ] = None,
-    ssl_keyfile: Annotated[str | None, typer.Option("--ssl-keyfile", help="TLS key (PEM).")] = None,
+    ssl_keyfile: Annotated[
+        str | None, typer.Option("--tls-key", "--ssl-keyfile", help="TLS key (PEM).")
+    ] = None,
     url: UrlOpt = None,
     debug: DebugOpt = False,
 ) -> None:
@@ -68,7 +77,11 @@ def gateway(
 
     broker_url = url or ClientSettings().url.get_secret_value()
     settings = GatewaySettings(
-        url=broker_url, history=history, ping=ping, plugin_schemas=plugin_schemas
+        url=broker_url,
+        history=history,
+        client_queue=client_queue,
+        ping=ping,
+        plugin_schemas=plugin_schemas,
     )
     uvicorn.run(
         create_app(settings),
