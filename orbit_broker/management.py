@@ -143,6 +143,12 @@ class ManagementClient:
         result: dict[str, Any] = self._request("GET", "/overview")
         return result
 
+    def definitions(self) -> dict[str, Any]:
+        """``GET /api/definitions``: users, vhosts, permissions, topic permissions, queues,
+        exchanges, bindings, policies (password hashes included: never log it)."""
+        result: dict[str, Any] = self._request("GET", "/definitions")
+        return result
+
     def whoami(self) -> str:
         return str(self._request("GET", "/whoami")["name"])
 

@@ -451,3 +451,55 @@ def serve(
         raise AuthenticationFailed("the broker refused the responder's credentials") from None
     except (OSError, aiormq.exceptions.AMQPError) as exc:
         raise BrokerError(f"dead-letter responder cannot use the broker: {exc}") from None
+
+
+LINT_EPILOG = """\
+[bold]Examples[/]
+
+  [cyan]orbit broker lint[/]                                   the local node, vhost orbit
+  [cyan]orbit broker lint --management-url http://admin:…@rabbit:15672 --vhost orbit --json[/]
+
+Exit code 1 when there is a finding. Rules: every user has a topic-permission row on every
+topic exchange; no tenant may configure shared objects or write to the default exchange."""
+
+
+@app.command("lint", epilog=LINT_EPILOG)
+def lint(
+    management_url: broker_access.ManagementOpt = None,
+    vhost: broker_access.VhostOpt = None,
+    admin: Annotated[
+        list[str] | None,
+        typer.Option("--admin", help="Users exempt from the rules (besides administrators)."),
+    ] = None,
+    json_out: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Check a live broker's definitions (permissions, topic permissions, tags) for grants
+    that would break tenant isolation."""
+    from orbit_broker.lint import lint_broker
+    from orbit_protocol import naming
+
+    mgmt = localbroker.management(management_url)
+    name = vhost or profile.load().get("broker", {}).get("vhost") or naming.DEFAULT_VHOST
+    findings = lint_broker(mgmt, name, admin or ())
+    if json_out:
+        render.print_json(
+            [
+                {"rule": f.rule, "user": f.user, "target": f.target, "message": f.message}
+                for f in findings
+            ],
+            raw=True,
+        )
+    elif findings:
+        from rich.table import Table
+
+        table = Table(title=f"[bold]Lint of vhost {name}[/]", title_justify="left")
+        for col in ("rule", "user", "target", "finding"):
+            table.add_column(col)
+        for f in findings:
+            table.add_row(f"[red]{f.rule}[/]", f.user, f.target, f.message)
+        render.console.print(table)
+    else:
+        render.success(f"vhost {name}: no findings (users, permissions and topic permissions)")
+    if findings:
+        raise typer.Exit(1)

@@ -80,3 +80,17 @@ def test_definitions_lint() -> None:
         assert rows.get(user) == TOPIC_EXCHANGES, user
         assert not any(re.search(perm["configure"], name) for name in shared), user
         assert not re.search(perm["write"], "amq.default"), user
+
+
+def test_definitions_pass_the_broker_lint() -> None:
+    """The same rules ``orbit broker lint`` applies to a live broker (orbit_broker.lint)."""
+    from orbit_broker.lint import lint_definitions
+
+    doc = definitions()
+    assert lint_definitions(doc, "orbit") == []
+    broken = json.loads(json.dumps(doc))
+    for perm in broken["permissions"]:
+        if perm["user"] == "alice":
+            perm["write"] = ".*"
+    rules = {(f.rule, f.user) for f in lint_definitions(broken, "orbit")}
+    assert ("default-exchange", "alice") in rules
