@@ -16,11 +16,13 @@ TOPIC_EXCHANGES = {"orbit.requests", "orbit.events", "orbit.replies"}
 
 
 def compose() -> dict[str, Any]:
-    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    doc: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return doc
 
 
 def definitions() -> dict[str, Any]:
-    return json.loads((ROOT / "docker" / "definitions.json").read_text())
+    doc: dict[str, Any] = json.loads((ROOT / "docker" / "definitions.json").read_text())
+    return doc
 
 
 def test_compose_structure() -> None:
