@@ -52,9 +52,19 @@ bench: | $(PYTHON)
 bench-sse: | $(PYTHON)
 	$(PYTHON) bench/sse.py --json-out bench/results/sse-latest.json $(BENCH_ARGS)
 
-## trust: the security and reliability suite at full size (isolation matrix, 10,000 fuzzed
-## messages, 10,000 requests with 5 endpoint SIGKILLs, broker kill -9, poison, sessions); prints the figures
+## trust: the security and reliability suite at full size (isolation matrix, lint, TLS, limits with
+## 1,000 connection attempts, 10,000 fuzzed messages, 10,000 requests with 5 endpoint SIGKILLs,
+## frozen endpoint at heartbeat 10, broker kill -9, poison, sessions, consumer_timeout); prints the figures
 trust: | $(PYTHON)
-	ORBIT_FUZZ_N=10000 ORBIT_LEDGER_N=10000 ORBIT_LEDGER_KILLS=5 $(PYTHON) -m pytest -q -s -p no:cacheprovider \
-	    tests/integration/test_isolation.py tests/integration/test_fuzz.py tests/integration/test_ledger.py \
-	    tests/integration/test_reliability.py tests/integration/test_session.py
+	ORBIT_FUZZ_N=10000 ORBIT_LEDGER_N=10000 ORBIT_LEDGER_KILLS=5 ORBIT_LIMITS_N=1000 ORBIT_STANDBY_HB=10 \
+	    $(PYTHON) -m pytest -q -s -p no:cacheprovider \
+	    tests/integration/test_isolation.py tests/integration/test_lint.py tests/integration/test_tls.py \
+	    tests/integration/test_limits.py tests/integration/test_fuzz.py tests/integration/test_ledger.py \
+	    tests/integration/test_standby.py tests/integration/test_reliability.py \
+	    tests/integration/test_session.py tests/integration/test_consumer_timeout.py
+
+## soak: long fault tests (> 5 min): a 5-minute operation with the broker's consumer_timeout at 60 s
+.PHONY: soak
+soak: | $(PYTHON)
+	ORBIT_CT_TIMEOUT_MS=60000 ORBIT_CT_OPERATION_S=300 $(PYTHON) -m pytest -q -s -p no:cacheprovider \
+	    tests/integration/test_consumer_timeout.py

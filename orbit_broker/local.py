@@ -109,6 +109,7 @@ class LocalNode:
     extra_config: dict[str, str] = field(default_factory=dict)
     tls_port: int | None = None
     plaintext: bool = True
+    advanced_config: str = "[]."
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -230,7 +231,7 @@ class LocalNode:
         (self.data_dir / "rabbitmq.conf").write_text(
             "".join(f"{key} = {value}\n" for key, value in lines.items())
         )
-        (self.data_dir / "advanced.config").write_text("[].\n")
+        (self.data_dir / "advanced.config").write_text(self.advanced_config + "\n")
         (self.data_dir / "enabled_plugins").write_text(f"[{','.join(plugins)}].\n")
         (self.data_dir / "rabbitmq-env.conf").write_text("# private orbit node: no overrides\n")
 
