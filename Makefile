@@ -52,6 +52,11 @@ bench: | $(PYTHON)
 bench-sse: | $(PYTHON)
 	$(PYTHON) bench/sse.py --json-out bench/results/sse-latest.json $(BENCH_ARGS)
 
+## bench-staging: 200 MiB put/get through Orbit vs the raw-AMQP 1 MiB echo ceiling (~3 min); JSON in bench/results/
+.PHONY: bench-staging
+bench-staging: | $(PYTHON)
+	$(PYTHON) bench/staging.py --json-out bench/results/staging-latest.json $(BENCH_ARGS)
+
 ## trust: the security and reliability suite at full size (isolation matrix, lint, TLS, limits with
 ## 1,000 connection attempts, 10,000 fuzzed messages, 10,000 requests with 5 endpoint SIGKILLs,
 ## frozen endpoint at heartbeat 10, broker kill -9, poison, sessions, consumer_timeout); prints the figures

@@ -8,8 +8,6 @@ coverage and checksum, then places the file atomically). Download: ``stat`` with
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import os
 import shutil
@@ -20,6 +18,7 @@ from pathlib import Path
 from orbit_plugins.base import Call, Plugin, operation
 from orbit_protocol import Conflict, InvalidArgs, NotAuthorized, NotFound
 
+from . import codec
 from .paths import PathPolicy
 from .schema import (
     Chunk,
@@ -197,8 +196,8 @@ class StagingPlugin(Plugin):
         session = self._session(args.upload_id, call)
         info = session.info
         try:
-            data = base64.b64decode(args.data, validate=True)
-        except binascii.Error:
+            data = codec.decode(args.data)
+        except ValueError:
             raise InvalidArgs("chunk data is not valid base64") from None
         end = args.offset + len(data)
         if len(data) > self.cfg.max_chunk or end > info.size:
@@ -285,7 +284,7 @@ class StagingPlugin(Plugin):
         return Chunk(
             offset=args.offset,
             size=len(data),
-            data=base64.b64encode(data).decode("ascii"),
+            data=codec.encode(data),
             eof=args.offset + len(data) >= total,
         )
 

@@ -1,7 +1,9 @@
-"""Upload sessions: a temp file next to the target plus a JSON record in the state dir.
+"""Upload sessions: a temp file next to the target plus a record in the state dir.
 
-The record lists the confirmed byte ranges; it is rewritten atomically after every
-chunk, so a client (or a restarted endpoint) resumes from the last confirmed chunk.
+The record is ``<id>.json`` (the session, written when it opens) and ``<id>.ranges``, to
+which every confirmed chunk appends one ``start end`` line before it is acknowledged (one
+``write`` on an open ``O_APPEND`` descriptor, no rewrite or rename per chunk). A client, or
+a restarted endpoint, resumes from the last confirmed chunk.
 """
 
 from __future__ import annotations
@@ -41,6 +43,26 @@ def missing_ranges(ranges: list[Range], size: int) -> list[Range]:
     return gaps
 
 
+def _read_ranges(path: Path, size: int) -> tuple[list[Range], float]:
+    """The ``start end time`` lines of a ranges file and the latest time (torn lines skipped)."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return [], 0.0
+    found: list[Range] = []
+    last = 0.0
+    for line in text.splitlines():
+        try:
+            start, end, when = line.split()
+            lo, hi, ts = int(start), int(end), float(when)
+        except ValueError:
+            continue
+        if 0 <= lo < hi <= size:
+            found.append((lo, hi))
+            last = max(last, ts)
+    return found, last
+
+
 @dataclass
 class Session:
     """One upload in progress."""
@@ -48,6 +70,7 @@ class Session:
     info: Upload
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     last_event: float = 0.0
+    ranges_fd: int | None = field(default=None, repr=False)
 
     @property
     def temp_path(self) -> Path:
@@ -70,6 +93,11 @@ class UploadStore:
             except (OSError, ValueError):
                 record.unlink(missing_ok=True)
                 continue
+            ranges, last = _read_ranges(record.with_suffix(".ranges"), info.size)
+            for start, end in ranges:
+                info.received = add_range(info.received, start, end)
+            info.updated = max(info.updated, last)
+            info.received_bytes = sum(hi - lo for lo, hi in info.received)
             self._sessions[info.upload_id] = Session(info)
         self.expire()
 
@@ -122,10 +150,13 @@ class UploadStore:
     def record(self, session: Session, start: int, end: int) -> None:
         """Confirm ``[start, end)`` (call with ``session.lock`` held)."""
         info = session.info
+        if session.ranges_fd is None:
+            path = self.directory / f"{info.upload_id}.ranges"
+            session.ranges_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.write(session.ranges_fd, f"{start} {end} {time.time():.3f}\n".encode())
         info.received = add_range(info.received, start, end)
         info.received_bytes = sum(hi - lo for lo, hi in info.received)
         info.updated = time.time()
-        self.save(session)
 
     def save(self, session: Session) -> None:
         record = self.directory / f"{session.info.upload_id}.json"
@@ -137,7 +168,12 @@ class UploadStore:
         """Drop the record (the temp file is the caller's business)."""
         with self._lock:
             self._sessions.pop(session.info.upload_id, None)
-        (self.directory / f"{session.info.upload_id}.json").unlink(missing_ok=True)
+        with session.lock:
+            if session.ranges_fd is not None:
+                os.close(session.ranges_fd)
+                session.ranges_fd = None
+        for suffix in (".json", ".ranges"):
+            (self.directory / f"{session.info.upload_id}{suffix}").unlink(missing_ok=True)
 
     def discard(self, session: Session) -> None:
         """Drop the record and the temp file."""
