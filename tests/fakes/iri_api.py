@@ -141,7 +141,8 @@ class FakeIri:
         state, exit_code, message = "queued", None, "waiting in queue"
         if "_cancelled" in job:
             state, message = "canceled", "canceled by user"
-        elif elapsed >= self.queued_for + self.active_for:
+        elif "_ended" in job or elapsed >= self.queued_for + self.active_for:
+            job["_ended"] = True  # a finished job stays finished when the timings change
             state = job["_final"]
             exit_code = 0 if state == "completed" else 1
             message = f"finished with exit code {exit_code}"
