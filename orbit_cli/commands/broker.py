@@ -102,7 +102,10 @@ def up(
         )
     with render.err_console.status(f"starting RabbitMQ node {n.nodename} (≈10 s) …"):
         n.start(wait=True, timeout=120)
-    render.success(f"RabbitMQ node {n.nodename} ready on 127.0.0.1:{n.amqp_port}")
+    listening = [f"AMQP 127.0.0.1:{n.amqp_port}"] if n.plaintext else []
+    if n.tls_port is not None:
+        listening.append(f"AMQPS 127.0.0.1:{n.tls_port}")
+    render.success(f"RabbitMQ node {n.nodename} ready: {', '.join(listening)}")
     prov = localbroker.provisioner(n.management_url, n.amqp_url("/"), naming.DEFAULT_VHOST)
     spec = ProvisionSpec(
         endpoints=[EndpointSpec(e) for e in endpoints],
@@ -269,7 +272,10 @@ def _up_panel(
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="dim")
     grid.add_column()
-    grid.add_row("client URL", f"{render.mask_url(url)}  [dim](user {me})[/]")
+    shown = render.mask_url(url).split("?")[0] + (
+        "?cafile=…&certfile=…&keyfile=…" if "?" in url else ""
+    )
+    grid.add_row("client URL", f"{shown}  [dim](user {me})[/]")
     if n.tls_port is not None:
         plain = f"plain AMQP {n.amqp_port} also open" if n.plaintext else "plain AMQP off"
         grid.add_row(
@@ -333,7 +339,8 @@ def status(
         "ready": st.ready,
         "pid": st.pid,
         "version": st.version,
-        "amqp": f"127.0.0.1:{st.amqp_port}",
+        "amqp": f"127.0.0.1:{st.amqp_port}" if n.plaintext else "off",
+        "amqps": f"127.0.0.1:{n.tls_port}" if n.tls_port is not None else None,
         "management": n.management_url,
         "data_dir": str(st.data_dir),
         "responder_pid": process.read_pid(responder_paths(n)[0]),
@@ -372,6 +379,7 @@ def _print_status(r: dict[str, Any]) -> None:
         ("version", r["version"] or "–"),
         ("pid", str(r["pid"] or "–")),
         ("amqp", r["amqp"]),
+        ("amqps", r["amqps"] or "–"),
         ("management", r["management"]),
         ("data", r["data_dir"]),
         ("responder", f"pid {r['responder_pid']}" if r["responder_pid"] else "[dim]not running[/]"),
