@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from .. import asyncapi
-from . import api, sse
+from . import api, files, sse
 from .auth import SessionStore
 from .settings import GatewaySettings
 
@@ -34,6 +34,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app = FastAPI(title="Orbit gateway", lifespan=lifespan, docs_url="/api/docs", redoc_url=None)
     app.state.settings = settings
     app.include_router(api.router)
+    app.include_router(files.router)
     app.include_router(sse.router)
 
     @app.get("/asyncapi.json")

@@ -23,6 +23,8 @@ class GatewaySettings:
     ping: float = 15.0
     """Seconds between keep-alive comments on an idle SSE stream."""
     call_timeout: float = 60.0
+    max_upload: int = 1024**3
+    """Largest file accepted by ``PUT /api/{endpoint}/files`` (bytes)."""
     session_ttl: float = 12 * 3600
     plugin_schemas: PluginSchemas | None = field(default=None, compare=False)
 

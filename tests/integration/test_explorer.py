@@ -1,4 +1,7 @@
-"""The Explorer UI in a real headless Chromium (Debian ``chromium`` driven by playwright)."""
+"""The Explorer UI in a real headless Chromium (Debian ``chromium`` driven by playwright).
+
+Screenshots go to ``docs/img/`` (``$ORBIT_SCREENSHOT_DIR`` overrides): the docs show them.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, FilePayload, Page, expect
 
 from .conftest import StartEndpoint
-from .gateway_kit import GatewayProcess, browser_fixture, log_in  # noqa: F401 (fixture)
+from .gateway_kit import ROOT, GatewayProcess, browser_fixture, log_in  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.rabbit
 
-SHOTS = Path(os.environ.get("ORBIT_SCREENSHOT_DIR", "/tmp"))
+SHOTS = Path(os.environ.get("ORBIT_SCREENSHOT_DIR") or ROOT / "docs" / "img")
+PLUGINS = ["tests.testkit.plugin:KitPlugin", "sysinfo", "psij", "staging", "queue_info", "tasks"]
+SCRIPT = "for i in 1 2 3; do echo line-$i; sleep 2; done; echo oops >&2"
 
 
 async def shoot(page: Page, name: str, centre: str | None = None) -> None:
@@ -31,42 +36,120 @@ async def test_explorer_end_to_end(
     start_endpoint: StartEndpoint,
     tmp_path: Path,
 ) -> None:
+    files = tmp_path / "files"
+    (files / "sub").mkdir(parents=True)
+    (files / "hello.txt").write_text("hello from the endpoint\n")
     gateway = await GatewayProcess(amqp_url, tmp_path / "gateway.log").start()
     try:
-        page = await browser.new_page(viewport={"width": 1280, "height": 860})
+        page = await browser.new_page(
+            viewport={"width": 1280, "height": 860}, accept_downloads=True
+        )
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         await log_in(page, gateway.base, broker.user, broker.password)
         # the endpoint starts after the login: its presence makes it appear live
-        await start_endpoint("ep1", plugins=["tests.testkit.plugin:KitPlugin", "sysinfo"])
+        await start_endpoint(
+            "ep1",
+            plugins=PLUGINS,
+            plugin_settings={
+                "psij": {"poll_interval": 0.1},
+                "staging": {"roots": [str(tmp_path)]},
+                "tasks": {"workers": 1},
+            },
+        )
         entry = page.locator("#endpoints li[data-endpoint=ep1]")
         await expect(entry.locator(".dot.online")).to_be_visible(timeout=15_000)
 
+        # generic schema forms (testkit has no page of its own), toasts, event log
         await entry.locator("a", has_text="testkit").click()
         await expect(page).to_have_url(gateway.base + "/#/ep1/testkit")
         echo = page.locator("#op-echo")
         await echo.locator("[name=value]").fill('"hello from chromium"')
         await echo.locator("button[type=submit]").click()
         await expect(echo.locator("pre.result.ok")).to_contain_text("hello from chromium")
-        await shoot(page, "orbit-explorer-testkit.png", "#op-echo")
-
+        await shoot(page, "explorer-testkit.png", "#op-echo")
         emit = page.locator("#op-emit")
         await emit.locator("[name=topic]").fill("ui_test")
         await emit.locator("button[type=submit]").click()
         await expect(page.locator(".toast", has_text="ep1.testkit: ui_test")).to_be_visible()
-
         failed = page.locator("#op-fail")
         await failed.locator("[name=kind]").select_option("not_found")
         await failed.locator("button[type=submit]").click()
         await expect(failed.locator("pre.result.fail")).to_contain_text("NOT_FOUND")
-
         await page.goto(gateway.base + "/#/events")
         await expect(page.locator("#log li", has_text="ep1.testkit.ui_test")).to_be_visible()
 
-        await page.goto(gateway.base + "/#/ep1/sysinfo")  # deep link
+        # sysinfo cards (deep link)
+        await page.goto(gateway.base + "/#/ep1/sysinfo")
         await expect(page.locator("#card-cpu")).to_be_visible(timeout=20_000)
         await expect(page.locator("#card-memory")).to_contain_text("GiB")
-        await shoot(page, "orbit-explorer-sysinfo.png")
+        await shoot(page, "explorer-sysinfo.png")
+
+        # psij: submit a local job, its output arrives live (job_output events), then done
+        await entry.locator("a", has_text="psij").click()
+        form = page.locator("#job-form")
+        await form.locator("[name=executable]").fill("/bin/sh")
+        await form.locator("[name=arguments]").fill(f"-c\n{SCRIPT}")
+        await form.locator("button[type=submit]").click()
+        monitor = page.locator("#job-monitor")
+        stdout = monitor.locator("#job-stdout")
+        await expect(stdout).to_contain_text("line-1", timeout=20_000)
+        # live: line-1 is shown while the job still runs (it sleeps between lines)
+        assert "line-3" not in (await stdout.text_content() or "")
+        await expect(monitor.locator(".state .badge")).to_have_text("ACTIVE")
+        await expect(stdout).to_have_text("line-1\nline-2\nline-3\n", timeout=20_000)
+        await expect(monitor.locator(".state .badge")).to_have_text("COMPLETED", timeout=20_000)
+        await expect(monitor.locator("#job-stderr")).to_have_text("oops\n")
+        await expect(page.locator("#psij-jobs tr", has_text="COMPLETED")).to_have_count(1)
+        await shoot(page, "explorer-job.png", "#job-monitor")
+        # cancel a long job from the monitor
+        await form.locator("[name=executable]").fill("/bin/sleep")
+        await form.locator("[name=arguments]").fill("60")
+        await form.locator("button[type=submit]").click()
+        await expect(monitor.locator(".state .badge")).to_have_text("ACTIVE", timeout=20_000)
+        await monitor.locator("#job-cancel").click()
+        await expect(monitor.locator(".state .badge")).to_have_text("CANCELED", timeout=20_000)
+
+        # staging: browse, upload through the gateway, download it back
+        await page.goto(gateway.base + "/#/ep1/staging")
+        await page.locator("#staging-path").fill(str(files))
+        await page.locator("#staging-path").press("Enter")
+        listing = page.locator("#staging-list")
+        await expect(listing.locator("a", has_text="hello.txt")).to_be_visible()
+        await expect(listing.locator("a", has_text="sub/")).to_be_visible()
+        payload = os.urandom(300_000) + b"end of upload"
+        await page.locator("#upload-file").set_input_files(
+            files=[
+                FilePayload(name="data.bin", mimeType="application/octet-stream", buffer=payload)
+            ]
+        )
+        await page.locator("#upload-button").click()
+        await expect(page.locator("#staging-status")).to_contain_text("uploaded", timeout=20_000)
+        assert (files / "data.bin").read_bytes() == payload
+        link = listing.locator("a.download", has_text="data.bin")
+        await expect(link).to_be_visible()
+        async with page.expect_download() as info:
+            await link.click()
+        download = await info.value
+        saved = tmp_path / "downloaded.bin"
+        await download.save_as(saved)
+        assert saved.read_bytes() == payload
+        await shoot(page, "explorer-files.png")
+
+        # queue_info: no batch system here, said plainly
+        await page.goto(gateway.base + "/#/ep1/queue_info")
+        await expect(page.locator("#qi-backend")).to_have_text("batch system: none")
+
+        # tasks: submit a command, its final state arrives by event, stdout shown
+        await page.goto(gateway.base + "/#/ep1/tasks")
+        tform = page.locator("#task-form")
+        await tform.locator("[name=executable]").fill("/bin/echo")
+        await tform.locator("[name=arguments]").fill("task says hi")
+        await tform.locator("button[type=submit]").click()
+        await expect(page.locator("#tasks-list tr", has_text="DONE")).to_have_count(
+            1, timeout=30_000
+        )
+        await expect(page.locator("#task-detail")).to_contain_text("task says hi")
         assert errors == []
         await page.close()
     finally:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import os
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -220,3 +222,40 @@ async def test_tls(amqp_url: str, broker: Any, tmp_path: Path) -> None:
             assert "secure" in login.headers["set-cookie"].lower()
     finally:
         proc.stop()
+
+
+async def test_file_upload_and_download_through_staging(
+    http: httpx.AsyncClient, start_endpoint: StartEndpoint, tmp_path: Path
+) -> None:
+    root = tmp_path / "files"
+    root.mkdir()
+    settings = {"staging": {"roots": [str(root)], "max_chunk": 65536}}
+    await start_endpoint("ep1", plugins=["staging"], plugin_settings=settings)
+    payload = os.urandom(200_000)  # several 64 KiB chunks
+    target = str(root / "up.bin")
+    put = await http.put("/api/ep1/files", params={"path": target}, content=payload)
+    assert put.status_code == 200, put.text
+    assert put.json()["result"]["sha256"] == hashlib.sha256(payload).hexdigest()
+    assert (root / "up.bin").read_bytes() == payload
+    again = await http.put("/api/ep1/files", params={"path": target}, content=b"x")
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "CONFLICT")
+    replaced = await http.put(
+        "/api/ep1/files", params={"path": target, "overwrite": "true"}, content=b"new"
+    )
+    assert replaced.json()["result"]["size"] == 3
+    got = await http.get("/api/ep1/files", params={"path": target})
+    assert (got.status_code, got.content) == (200, b"new")
+    assert "up.bin" in got.headers["content-disposition"]
+    (root / "big.bin").write_bytes(payload)
+    big = await http.get("/api/ep1/files", params={"path": str(root / "big.bin")})
+    assert big.content == payload
+    cases = [
+        (str(root), 400, "BAD_REQUEST"),  # a directory
+        (str(root / "nope"), 404, "NOT_FOUND"),
+        ("/etc/passwd", 403, "NOT_AUTHORIZED"),  # outside the staging roots
+    ]
+    for path, status, code in cases:
+        reply = await http.get("/api/ep1/files", params={"path": path})
+        assert (reply.status_code, reply.json()["error"]["code"]) == (status, code), path
+    outside = await http.put("/api/ep1/files", params={"path": "/etc/orbit-x"}, content=b"x")
+    assert (outside.status_code, outside.json()["error"]["code"]) == (403, "NOT_AUTHORIZED")

@@ -1,12 +1,14 @@
 // Orbit Explorer: login, live endpoint sidebar, plugin pages, event log, toasts.
 import { getJSON, login, logout, rpc } from "./api.js";
 import { el, operationForm } from "./forms.js";
-import { sysinfoCards } from "./sysinfo.js";
+import { PAGES } from "./pages/index.js";
 
 const $ = (id) => document.getElementById(id);
 const state = { endpoints: {}, describe: {}, log: [], source: null, lastId: null, retry: 0,
   followsAll: true, follow: JSON.parse(localStorage.getItem("orbit.follow") || "[]") };
 const MAX_LOG = 500;
+const QUIET = new Set(["job_output", "metrics", "progress"]);  // too chatty for toasts
+let pageListeners = [];  // notification handlers of the page on screen, dropped on navigation
 
 function toast(text) {
   const t = el("div", { className: "toast", textContent: text });
@@ -56,14 +58,22 @@ async function pluginPage(endpoint, plugin) {
   if (!info) return [el("p", { className: "error", textContent: `no plugin ${plugin} on ${endpoint}` })];
   const parts = [el("h2", { textContent: `${endpoint} / ${plugin}` }),
     el("p", { className: "hint", textContent: `${info.description || ""} (version ${info.version})` })];
-  if (plugin === "sysinfo") {
-    const box = el("div", { id: "sysinfo-cards", textContent: "loading…" });
-    parts.push(box);
-    rpc(endpoint, "sysinfo", "metrics", {}).then((r) => box.replaceChildren(
-      r.ok ? sysinfoCards(r.result) : el("p", { className: "error", textContent: r.error.message })));
+  const page = PAGES[plugin];
+  if (page) {
+    const ctx = {
+      endpoint, plugin, info, toast,
+      call: (method, args = {}) => rpc(endpoint, plugin, method, args),
+      rpc: (plug, method, args = {}) => rpc(endpoint, plug, method, args),
+      on: (handler) => pageListeners.push((f) => {
+        if (f.endpoint === endpoint && f.plugin === plugin) handler(f);
+      }),
+    };
+    parts.push(...page(ctx));
   }
-  for (const [name, op] of Object.entries(info.operations || {}))
-    parts.push(operationForm(name, op, (args) => rpc(endpoint, plugin, name, args)));
+  const forms = Object.entries(info.operations || {}).map(([name, op]) =>
+    operationForm(name, op, (args) => rpc(endpoint, plugin, name, args)));
+  if (page) parts.push(el("details", { className: "all-ops" }, el("summary", { textContent: "All operations" }), ...forms));
+  else parts.push(...forms);
   return parts;
 }
 
@@ -76,6 +86,7 @@ function eventsPage() {
 }
 
 async function route() {
+  pageListeners = [];
   renderSidebar();
   const [, endpoint, plugin] = location.hash.split("/");
   const page = $("page");
@@ -98,7 +109,10 @@ function onTopology(f) {
 function onNotification(f) {
   state.log.push(f);
   if (state.log.length > MAX_LOG) state.log.shift();
-  toast(`${f.endpoint}.${f.plugin}: ${f.topic}`);
+  for (const handler of pageListeners) {
+    try { handler(f); } catch (err) { console.error(err); }
+  }
+  if (!QUIET.has(f.topic)) toast(`${f.endpoint}.${f.plugin}: ${f.topic}`);
   const log = $("log");
   if (log) log.prepend(logLine(f));
 }

@@ -1,5 +1,5 @@
 // The sysinfo page: System, CPU, Memory, Disks, Network and GPU cards from `sysinfo.metrics`.
-import { el } from "./forms.js";
+import { el } from "../forms.js";
 
 const gib = (b) => (b == null ? "–" : `${(b / 2 ** 30).toFixed(1)} GiB`);
 const bar = (pct) => el("div", { className: "bar" }, el("div", { style: `width:${pct ?? 0}%` }));
@@ -30,4 +30,12 @@ export function sysinfoCards(m) {
       el("td", { textContent: `${g.utilization_percent ?? "–"} %` }))))
     : el("p", { className: "hint", textContent: "no GPU found" })));
   return el("div", { className: "cards" }, ...cards);
+}
+
+export function sysinfoPage(ctx) {
+  const box = el("div", { id: "sysinfo-cards", textContent: "loading…" });
+  const load = () => ctx.call("metrics").then((r) => box.replaceChildren(
+    r.ok ? sysinfoCards(r.result) : el("p", { className: "error", textContent: r.error.message })));
+  load();
+  return [box];
 }

@@ -1,0 +1,55 @@
+// globus: register a token, submit a transfer, list transfers with live transfer_status updates.
+import { badge, button, bytes, el, field, input, section, show, table } from "./ui.js";
+
+export function globusPage(ctx) {
+  const tasks = new Map();
+  const listBox = el("div", { id: "globus-tasks" });
+  const detail = el("pre", { id: "globus-task", className: "result", hidden: true });
+  const render = () => listBox.replaceChildren(table([
+    ["task", (t) => t.task_id], ["label", (t) => t.label], ["status", (t) => badge(t.status)],
+    ["files", (t) => t.files_transferred], ["bytes", (t) => bytes(t.bytes_transferred)], ["requested", (t) => t.request_time],
+    ["", (t) => (t.status === "ACTIVE" ? button("Cancel", async (ev) => {
+      ev.stopPropagation(); show(detail, await ctx.call("cancel_task", { task_id: t.task_id }));
+    }, { className: "danger small" }) : "")],
+  ], [...tasks.values()], { empty: "no transfers", onRow: async (t) => show(detail, await ctx.call("get_task", { task_id: t.task_id })) }));
+
+  async function refresh() {
+    const r = await ctx.call("list_tasks", { limit: 100 });
+    if (r.ok) { tasks.clear(); for (const t of r.result.tasks) tasks.set(t.task_id, t); render(); }
+    else listBox.replaceChildren(el("p", { className: "error", textContent: `[${r.error.code}] ${r.error.message}` }));
+  }
+  ctx.on((f) => { if (f.topic === "transfer_status") { tasks.set(f.data.task_id, f.data); render(); } });
+
+  const reg = el("form", { id: "globus-register" },
+    field("Access token", input("access_token", { type: "password", autocomplete: "off" })),
+    field("Local collection (UUID)", input("local_collection")), el("button", { type: "submit", textContent: "Register token" }));
+  const regOut = el("pre", { className: "result", hidden: true });
+  reg.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = reg.elements;
+    show(regOut, await ctx.call("register", { access_token: f.access_token.value, local_collection: f.local_collection.value || undefined }),
+      (r) => `registered for ${r.user} (${r.auth})`);
+    f.access_token.value = "";
+  });
+
+  const form = el("form", { id: "transfer-form" },
+    el("div", { className: "row" }, field("Source collection *", input("source", { required: true, placeholder: "UUID or local" })),
+      field("Destination collection *", input("destination", { required: true, placeholder: "UUID or local" }))),
+    el("div", { className: "row" }, field("Source path *", input("src", { required: true })), field("Destination path *", input("dst", { required: true }))),
+    el("label", { className: "inline" }, el("input", { type: "checkbox", name: "recursive" }), " recursive"),
+    field("Label", input("label")), el("button", { type: "submit", textContent: "Submit transfer" }));
+  const out = el("pre", { className: "result", hidden: true });
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = form.elements;
+    const r = show(out, await ctx.call("submit_transfer", {
+      source: f.source.value, destination: f.destination.value, label: f.label.value || undefined,
+      items: [{ source: f.src.value, destination: f.dst.value, recursive: f.recursive.checked }],
+    }), (s) => `task ${s.task_id}: ${s.status}`);
+    if (r) refresh();
+  });
+
+  refresh();
+  return [section("Globus token", reg, regOut), section("New transfer", form, out),
+    section("Transfers", button("Refresh", refresh), listBox, detail)];
+}

@@ -1,0 +1,49 @@
+// Small building blocks shared by the plugin pages: tables, fields, result boxes, formatting.
+import { el } from "../forms.js";
+
+export { el };
+
+export const when = (t) => (t ? new Date(t * 1000).toLocaleString() : "–");
+export const bytes = (n) => {
+  if (n == null) return "–";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  for (; n >= 1024 && i < units.length - 1; i++) n /= 1024;
+  return `${i ? n.toFixed(1) : n} ${units[i]}`;
+};
+export const dur = (s) => (s == null ? "–" : s >= 3600 ? `${(s / 3600).toFixed(1)} h` : `${Math.round(s / 60)} min`);
+
+// A <table> from rows of objects: columns = [[title, (row) => text or Node], ...].
+export function table(columns, rows, { id, empty = "nothing here", onRow } = {}) {
+  if (!rows.length) return el("p", { className: "hint", id: id || "", textContent: empty });
+  const head = el("tr", {}, ...columns.map(([title]) => el("th", { textContent: title })));
+  const body = rows.map((row) => {
+    const tr = el("tr", {}, ...columns.map(([, get]) => {
+      const v = get(row);
+      return v instanceof Node ? el("td", {}, v) : el("td", { textContent: v ?? "–" });
+    }));
+    if (onRow) { tr.className = "clickable"; tr.addEventListener("click", () => onRow(row)); }
+    return tr;
+  });
+  return el("table", { id: id || "" }, el("thead", {}, head), el("tbody", {}, ...body));
+}
+
+export const field = (label, input) => el("label", {}, label, input);
+export const input = (name, attrs = {}) => el("input", { name, ...attrs });
+export const button = (text, onClick, attrs = {}) => {
+  const b = el("button", { type: "button", textContent: text, ...attrs });
+  b.addEventListener("click", onClick);
+  return b;
+};
+export const badge = (state) => el("span", { className: `badge ${String(state).toLowerCase()}`, textContent: state });
+
+// Show an Orbit reply (or error) in `box`; returns the result or null.
+export function show(box, reply, ok = (r) => JSON.stringify(r, null, 2)) {
+  box.hidden = false;
+  if (reply.ok) { box.className = "result ok"; box.textContent = ok(reply.result); return reply.result; }
+  box.className = "result fail";
+  box.textContent = `[${reply.error.code}] ${reply.error.message}`;
+  return null;
+}
+
+export const section = (title, ...kids) => el("div", { className: "card" }, el("h3", { textContent: title }), ...kids);
