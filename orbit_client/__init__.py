@@ -30,10 +30,12 @@ from ._presence import EndpointInfo
 from ._subscription import Subscription
 from ._sync import OrbitClient, SyncSubscription
 from .executor import AsyncOrbitExecutor, OrbitExecutor
+from .jobs import AsyncJobs, JobHandle, Jobs, SyncJobHandle, job_spec
 from .settings import ClientSettings
 from .tasks import RemoteTraceback, TaskFailed, VersionMismatch
 
 __all__ = [
+    "AsyncJobs",
     "AsyncOrbitClient",
     "AsyncOrbitExecutor",
     "AuthenticationFailed",
@@ -48,6 +50,8 @@ __all__ = [
     "EndpointOffline",
     "InternalError",
     "InvalidArgs",
+    "JobHandle",
+    "Jobs",
     "NotAuthorized",
     "NotFound",
     "OrbitClient",
@@ -57,10 +61,12 @@ __all__ = [
     "PoisonMessage",
     "RemoteTraceback",
     "Subscription",
+    "SyncJobHandle",
     "SyncSubscription",
     "TaskFailed",
     "Unavailable",
     "UnknownMethod",
     "UnknownPlugin",
     "VersionMismatch",
+    "job_spec",
 ]

@@ -13,8 +13,8 @@ from ..options import DebugOpt, EndpointArg, JsonOpt, TimeoutOpt, UrlOpt
 
 if TYPE_CHECKING:
     from orbit_client import AsyncOrbitClient
-    from orbit_plugins.psij.client import JobHandle
-    from orbit_plugins.psij.schema import JobInfo, JobSpec
+    from orbit_client.jobs import JobHandle, JobInfo
+    from orbit_plugins.psij.schema import JobSpec
 
 EPILOG = """\
 [bold]Examples[/]
@@ -144,9 +144,9 @@ def submit(
     )
 
     async def work(client: AsyncOrbitClient) -> tuple[str, str, int | None]:
-        from orbit_plugins.psij.client import PsijJobs
+        from orbit_client.jobs import AsyncJobs
 
-        job = await PsijJobs(client, endpoint).submit(spec, executor)
+        job = await AsyncJobs(client, endpoint).submit(spec, executor)
         if detach:
             assert job.info is not None
             return job.job_id, job.info.state, None
@@ -178,9 +178,9 @@ def status(
     """Show one job: state, exit code, native id, command, output sizes."""
 
     async def work(client: AsyncOrbitClient) -> Any:
-        from orbit_plugins.psij.client import PsijJobs
+        from orbit_client.jobs import AsyncJobs
 
-        return await PsijJobs(client, endpoint).status(job_id)
+        return await AsyncJobs(client, endpoint).status(job_id)
 
     st = session.run(work, url=url, timeout=timeout)
     if json_out:
@@ -221,9 +221,9 @@ def list_jobs(
     """List your jobs on an endpoint."""
 
     async def work(client: AsyncOrbitClient) -> list[JobInfo]:
-        from orbit_plugins.psij.client import PsijJobs
+        from orbit_client.jobs import AsyncJobs
 
-        return await PsijJobs(client, endpoint).list(all_users=all_users)
+        return await AsyncJobs(client, endpoint).list(all_users=all_users)
 
     jobs = session.run(work, url=url, timeout=timeout)
     if json_out:
@@ -259,9 +259,9 @@ def cancel(
     """Cancel a job (a finished job is left as it is)."""
 
     async def work(client: AsyncOrbitClient) -> Any:
-        from orbit_plugins.psij.client import PsijJobs
+        from orbit_client.jobs import AsyncJobs
 
-        return await PsijJobs(client, endpoint).cancel(job_id)
+        return await AsyncJobs(client, endpoint).cancel(job_id)
 
     result = session.run(work, url=url, timeout=timeout)
     if json_out:
@@ -284,9 +284,9 @@ def logs(
     """Print a job's stdout (and stderr, to stderr); --follow streams until it ends."""
 
     async def work(client: AsyncOrbitClient) -> None:
-        from orbit_plugins.psij.client import PsijJobs
+        from orbit_client.jobs import AsyncJobs
 
-        jobs = PsijJobs(client, endpoint)
+        jobs = AsyncJobs(client, endpoint)
         job = jobs.handle(job_id)
         if follow_output:
             await follow(job)

@@ -9,7 +9,7 @@ from importlib.util import find_spec
 import pytest
 
 from orbit_client import AsyncOrbitClient, InvalidArgs, NotFound, Unavailable
-from orbit_plugins.psij.client import JobHandle, PsijJobs
+from orbit_client.jobs import AsyncJobs, JobHandle
 from orbit_plugins.psij.schema import JobSpec
 
 from .conftest import StartEndpoint
@@ -39,7 +39,7 @@ async def test_output_streams_live_and_exit_code(
     start_endpoint: StartEndpoint, client: AsyncOrbitClient
 ) -> None:
     await start_endpoint("jobs1", plugins=PSIJ, plugin_settings=FAST)
-    jobs = PsijJobs(client, "jobs1")
+    jobs = AsyncJobs(client, "jobs1")
     job = await jobs.submit(bash("for i in 1 2 3; do echo $i; sleep 0.4; done; echo oops >&2"))
     seen: list[tuple[float, str]] = []
     t0 = time.monotonic()
@@ -61,7 +61,7 @@ async def test_cancel_list_and_ownership(
     start_endpoint: StartEndpoint, client: AsyncOrbitClient, amqp_url: str
 ) -> None:
     await start_endpoint("jobs2", plugins=PSIJ, plugin_settings=FAST)
-    jobs = PsijJobs(client, "jobs2")
+    jobs = AsyncJobs(client, "jobs2")
     job = await jobs.submit(bash("echo started; sleep 60"))
     async for chunk in job.stream(poll=1.0):
         assert chunk.data == "started\n"
@@ -105,7 +105,7 @@ async def test_resubmit_with_same_request_id_runs_once(
     first = await client.request("jobs4", "psij.submit_job", args, request_id="req-fixed-1")
     again = await client.request("jobs4", "psij.submit_job", args, request_id="req-fixed-1")
     assert first.unwrap()["job_id"] == again.unwrap()["job_id"] == "req-fixed-1"
-    jobs = PsijJobs(client, "jobs4")
+    jobs = AsyncJobs(client, "jobs4")
     final = await jobs.handle("req-fixed-1").wait(poll=1.0)
     assert final.state == "COMPLETED"
     assert len(await jobs.list()) == 1

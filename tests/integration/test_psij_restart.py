@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from orbit_client import AsyncOrbitClient
-from orbit_plugins.psij.client import PsijJobs
+from orbit_client.jobs import AsyncJobs
 from orbit_plugins.psij.schema import JobSpec
 
 from .conftest import StartEndpoint
@@ -42,7 +42,7 @@ async def test_sigkill_while_jobs_run(
     ep = await start_endpoint(
         "jobs-kill", plugins=PSIJ, plugin_settings={"psij": {"poll_interval": 0.2}}
     )
-    jobs = PsijJobs(client, "jobs-kill")
+    jobs = AsyncJobs(client, "jobs-kill")
     terminal: dict[str, dict[str, object]] = {}
     sub = await client.subscribe("jobs-kill", "psij", "job_status")
 
@@ -85,7 +85,7 @@ async def test_sigkill_while_jobs_run(
 
 
 async def collect(job: object) -> str:
-    from orbit_plugins.psij.client import JobHandle
+    from orbit_client.jobs import JobHandle
 
     assert isinstance(job, JobHandle)
     text = ""

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from orbit_client import AsyncOrbitClient, NotAuthorized, Unavailable
-from orbit_plugins.psij.client import PsijJobs
+from orbit_client.jobs import AsyncJobs
 from orbit_plugins.psij.schema import JobSpec
 
 from .conftest import StartEndpoint
@@ -60,7 +60,7 @@ async def test_slurm_queue_info_and_psij_jobs(
     with pytest.raises(NotAuthorized):
         await qi.cancel_job(job_id="4242")
 
-    psij = PsijJobs(client, "hpc-slurm")
+    psij = AsyncJobs(client, "hpc-slurm")
     spec = JobSpec(
         executable="bash",
         arguments=["-c", "echo on $SLURM_JOB_ID; exit 4"],
