@@ -481,10 +481,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         print("  seed path: the whole file base64 in one message ...", file=sys.stderr)
         seed = await seed_path(url, client, orbit_ep, src)
         await raw.close()
-        with contextlib.suppress(Exception):
+        await client.close()
+        with contextlib.suppress(Exception):  # the durable reply queues outlive their clients
             await channel.queue_delete(raw.reply_queue)
             await channel.queue_delete(client.reply_queue)
-        await client.close()
         await conn.close()
         return {
             "rounds": rounds,

@@ -16,6 +16,7 @@ import hashlib
 import importlib
 import json
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -246,12 +247,19 @@ async def download(
         part.drop()
     resumed = done = await asyncio.to_thread(part.load)
     _notify(progress, done, size)
+    download_id = uuid.uuid4().hex  # names this download in the endpoint's progress events
     fd = os.open(part.part, os.O_WRONLY)
 
     async def fetch(offset: int, length: int) -> None:
         nonlocal done
         chunk = await client.call(
-            endpoint, "staging.get_chunk", path=info["path"], offset=offset, size=length
+            endpoint,
+            "staging.get_chunk",
+            path=info["path"],
+            offset=offset,
+            size=length,
+            download_id=download_id,
+            want=size - resumed,
         )
         data = b64decode(chunk["data"])
         if len(data) != length:

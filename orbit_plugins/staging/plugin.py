@@ -8,11 +8,14 @@ coverage and checksum, then places the file atomically). Download: ``stat`` with
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import stat as stat_mod
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from orbit_plugins.base import Call, Plugin, operation
@@ -43,6 +46,19 @@ from .schema import (
 )
 from .uploads import Session, UploadStore, missing_ranges
 
+MAX_DOWNLOADS = 1024
+"""Downloads whose progress is tracked at once (the least recently served are forgotten)."""
+
+
+@dataclass
+class Download:
+    """Bytes served so far to one download (for its ``progress`` events)."""
+
+    path: str
+    want: int
+    served: int = 0
+    last_event: float = 0.0
+
 
 def entry_type(mode: int) -> EntryType:
     if stat_mod.S_ISLNK(mode):
@@ -52,11 +68,13 @@ def entry_type(mode: int) -> EntryType:
     return "file" if stat_mod.S_ISREG(mode) else "other"
 
 
-def file_sha256(path: Path) -> str:
+def fd_sha256(fd: int) -> str:
+    """SHA-256 of an open file from its start (hashlib releases the GIL on big blocks)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(4 * 1024 * 1024):
-            digest.update(block)
+    offset = 0
+    while block := os.pread(fd, 4 * 1024 * 1024, offset):
+        digest.update(block)
+        offset += len(block)
     return digest.hexdigest()
 
 
@@ -79,6 +97,8 @@ class StagingPlugin(Plugin):
         super().__init__(settings)
         self.policy = PathPolicy(self.cfg.roots)
         self._store: UploadStore | None = None
+        self._downloads: dict[tuple[str, str], Download] = {}
+        self._downloads_lock = threading.Lock()
 
     @property
     def cfg(self) -> StagingSettings:
@@ -89,7 +109,9 @@ class StagingPlugin(Plugin):
     @property
     def store(self) -> UploadStore:
         if self._store is None:
-            self._store = UploadStore(Path(self.ctx.state_dir) / "uploads", self.cfg.upload_ttl)
+            self._store = UploadStore(
+                Path(self.ctx.state_dir) / "uploads", self.cfg.upload_ttl, opener=self.policy.open
+            )
         return self._store
 
     async def start(self) -> None:
@@ -107,7 +129,13 @@ class StagingPlugin(Plugin):
         path = self.policy.resolve(args.path)
         st = _stat(path)
         kind = entry_type(st.st_mode)
-        digest = file_sha256(path) if args.checksum and kind == "file" else None
+        digest = None
+        if args.checksum and kind == "file":
+            fd = self.policy.open(path, os.O_RDONLY)
+            try:
+                digest = fd_sha256(fd)
+            finally:
+                os.close(fd)
         return StatResult(
             path=str(path), type=kind, size=st.st_size, mtime=st.st_mtime, sha256=digest
         )
@@ -138,9 +166,19 @@ class StagingPlugin(Plugin):
         if path.exists() and not path.is_dir():
             raise Conflict(f"{path} exists and is not a directory", {"path": str(path)})
         try:
-            path.mkdir(parents=args.parents, exist_ok=True)
+            if args.parents:
+                os.close(self.policy.open_dir(path, create=True))
+            else:
+                parent = self.policy.open_dir(path.parent)
+                try:
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(path.name, 0o777, dir_fd=parent)
+                finally:
+                    os.close(parent)
         except FileNotFoundError:
             raise NotFound(f"the parent of {path} does not exist", {"path": str(path)}) from None
+        except NotADirectoryError:
+            raise Conflict(f"a part of {path} is not a directory", {"path": str(path)}) from None
         return PathResult(path=str(path))
 
     @operation
@@ -182,8 +220,8 @@ class StagingPlugin(Plugin):
                 found.info.overwrite = args.overwrite
                 return found.info
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except FileExistsError:
+            os.close(self.policy.open_dir(path.parent, create=True))
+        except NotADirectoryError:
             raise Conflict(f"{path.parent} is not a directory", {"path": str(path)}) from None
         session = self.store.create(
             call.user, path, args.size, args.sha256, args.overwrite, self.cfg.max_chunk
@@ -207,7 +245,7 @@ class StagingPlugin(Plugin):
                 {"max_chunk": self.cfg.max_chunk, "size": info.size},
             )
         try:
-            fd = os.open(session.temp_path, os.O_WRONLY)
+            fd = self.policy.open(session.temp_path, os.O_WRONLY)
         except FileNotFoundError:
             self.store.forget(session)
             raise NotFound(f"upload {info.upload_id} lost its temp file; start again") from None
@@ -234,7 +272,18 @@ class StagingPlugin(Plugin):
                 f"upload {info.upload_id} is incomplete: {len(gaps)} range(s) missing",
                 {"missing": gaps[:20], "received_bytes": info.received_bytes},
             )
-        digest = file_sha256(temp)
+        try:
+            fd = self.policy.open(temp, os.O_RDWR)
+        except FileNotFoundError:
+            self.store.forget(session)
+            raise NotFound(f"upload {info.upload_id} lost its temp file; start again") from None
+        try:
+            digest = fd_sha256(fd)
+            if digest == info.sha256:
+                os.fsync(fd)
+                os.fchmod(fd, 0o666 & ~_UMASK)
+        finally:
+            os.close(fd)
         if digest != info.sha256:
             self.store.discard(session)
             raise Conflict(
@@ -242,10 +291,11 @@ class StagingPlugin(Plugin):
                 " the upload was discarded",
                 {"expected": info.sha256, "actual": digest},
             )
-        with open(temp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.chmod(temp, 0o666 & ~_umask())
-        self._place(temp, target, info.overwrite)
+        parent = self.policy.open_dir(target.parent)
+        try:
+            _place(parent, temp.name, target, info.overwrite)
+        finally:
+            os.close(parent)
         self.store.forget(session)
         with session.lock:
             self._progress(session, done=True)
@@ -267,7 +317,7 @@ class StagingPlugin(Plugin):
     # ------------------------------------------------------------------ download
 
     @operation(idempotent=True, journal=False)
-    def get_chunk(self, args: GetChunkArgs) -> Chunk:
+    def get_chunk(self, args: GetChunkArgs, call: Call) -> Chunk:
         """``size`` bytes of a file from ``offset`` (fewer at the end), base64."""
         if args.size > self.cfg.max_chunk:
             raise InvalidArgs(
@@ -275,12 +325,20 @@ class StagingPlugin(Plugin):
                 {"max_chunk": self.cfg.max_chunk},
             )
         path = self.policy.resolve(args.path)
-        if not path.is_file():
-            _stat(path)
-            raise InvalidArgs(f"{path} is not a regular file", {"path": str(path)})
-        with open(path, "rb") as handle:
-            total = os.fstat(handle.fileno()).st_size
-            data = os.pread(handle.fileno(), args.size, args.offset)
+        try:
+            fd = self.policy.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise NotFound(f"{path} does not exist", {"path": str(path)}) from None
+        try:
+            st = os.fstat(fd)
+            if not stat_mod.S_ISREG(st.st_mode):
+                raise InvalidArgs(f"{path} is not a regular file", {"path": str(path)})
+            total = st.st_size
+            data = os.pread(fd, args.size, args.offset)
+        finally:
+            os.close(fd)
+        if args.download_id is not None:
+            self._served(args, call, path, len(data), total)
         return Chunk(
             offset=args.offset,
             size=len(data),
@@ -307,26 +365,35 @@ class StagingPlugin(Plugin):
         if path.exists() and not overwrite:
             raise Conflict(f"{path} exists (pass overwrite to replace it)", {"path": str(path)})
 
-    @staticmethod
-    def _place(temp: Path, target: Path, overwrite: bool) -> None:
-        if overwrite:
-            if target.is_dir():
-                raise Conflict(f"{target} is a directory", {"path": str(target)})
-            os.replace(temp, target)
-            return
-        try:
-            os.link(temp, target)  # atomic and never clobbers
-        except FileExistsError:
-            raise Conflict(
-                f"{target} appeared during the upload (pass overwrite to replace it)",
-                {"path": str(target)},
-            ) from None
-        except OSError:  # no hard links on this file system
-            if target.exists():
-                raise Conflict(f"{target} exists", {"path": str(target)}) from None
-            os.replace(temp, target)
-            return
-        temp.unlink()
+    def _served(self, args: GetChunkArgs, call: Call, path: Path, size: int, total: int) -> None:
+        """Count a served chunk of a download and emit its ``progress`` event when due."""
+        want = total if args.want is None else min(args.want, total)
+        key = (call.user, args.download_id or "")
+        with self._downloads_lock:
+            seen = self._downloads.pop(key, None) or Download(str(path), want)
+            self._downloads[key] = seen  # most recent last
+            while len(self._downloads) > MAX_DOWNLOADS:
+                self._downloads.pop(next(iter(self._downloads)))
+            seen.served += size
+            now = time.monotonic()
+            done = seen.served >= seen.want
+            if done:
+                del self._downloads[key]
+            elif now - seen.last_event < self.cfg.progress_interval:
+                return
+            seen.last_event = now
+        self.ctx.emit(
+            "progress",
+            {
+                "download_id": args.download_id,
+                "user": call.user,
+                "path": seen.path,
+                "direction": "get",
+                "bytes": min(seen.served, seen.want),
+                "total": seen.want,
+                "done": done,
+            },
+        )
 
     def _progress(self, session: Session, *, done: bool) -> None:
         now = time.monotonic()
@@ -348,10 +415,41 @@ class StagingPlugin(Plugin):
         )
 
 
+def _place(parent: int, temp: str, target: Path, overwrite: bool) -> None:
+    """Move ``temp`` to ``target`` (both in directory ``parent``) atomically, never through
+    a symlink; without ``overwrite`` an existing target is never clobbered."""
+    name = target.name
+    try:
+        st: os.stat_result | None = os.lstat(name, dir_fd=parent)
+    except FileNotFoundError:
+        st = None
+    if st is not None and stat_mod.S_ISDIR(st.st_mode):
+        raise Conflict(f"{target} is a directory", {"path": str(target)})
+    if overwrite:
+        os.replace(temp, name, src_dir_fd=parent, dst_dir_fd=parent)
+        return
+    try:
+        os.link(temp, name, src_dir_fd=parent, dst_dir_fd=parent, follow_symlinks=False)
+    except FileExistsError:
+        raise Conflict(
+            f"{target} appeared during the upload (pass overwrite to replace it)",
+            {"path": str(target)},
+        ) from None
+    except OSError:  # no hard links on this file system
+        if st is not None:
+            raise Conflict(f"{target} exists", {"path": str(target)}) from None
+        os.replace(temp, name, src_dir_fd=parent, dst_dir_fd=parent)
+        return
+    os.unlink(temp, dir_fd=parent)
+
+
 def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
+
+
+_UMASK = _umask()  # read once: os.umask() is process-wide, not safe to flip in a thread
 
 
 __all__ = ["StagingPlugin"]

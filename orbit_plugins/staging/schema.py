@@ -80,6 +80,18 @@ class UploadRef(_Model):
 class GetChunkArgs(PathArgs):
     offset: int = Field(ge=0)
     size: int = Field(gt=0, description="Bytes wanted (at most the endpoint's max_chunk).")
+    download_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="Client-chosen id of the download this chunk belongs to: the endpoint"
+        " then emits ``progress`` events for it (direction ``get``).",
+    )
+    want: int | None = Field(
+        default=None,
+        ge=0,
+        description="Bytes this download still needs from the endpoint (the file size for a"
+        " fresh download, less for a resumed one): the ``total`` of its progress events.",
+    )
 
 
 # --------------------------------------------------------------------------- results

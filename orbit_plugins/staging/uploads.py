@@ -13,6 +13,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,14 @@ def missing_ranges(ranges: list[Range], size: int) -> list[Range]:
     if pos < size:
         gaps.append((pos, size))
     return gaps
+
+
+Opener = Callable[[Path, int, int], int]
+"""``opener(path, flags, mode) -> fd`` (the staging plugin passes its symlink-safe open)."""
+
+
+def _plain_open(path: Path, flags: int, mode: int) -> int:
+    return os.open(path, flags, mode)
 
 
 def _read_ranges(path: Path, size: int) -> tuple[list[Range], float]:
@@ -81,9 +90,10 @@ class Session:
 class UploadStore:
     """Thread-safe registry of upload sessions, persisted under ``directory``."""
 
-    def __init__(self, directory: Path, ttl: float) -> None:
+    def __init__(self, directory: Path, ttl: float, opener: Opener = _plain_open) -> None:
         self.directory = directory
         self.ttl = ttl
+        self.opener = opener
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
         directory.mkdir(parents=True, exist_ok=True)
@@ -119,8 +129,11 @@ class UploadStore:
             updated=now,
         )
         session = Session(info)
-        with open(session.temp_path, "wb") as handle:
-            handle.truncate(size)
+        fd = self.opener(session.temp_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.ftruncate(fd, size)
+        finally:
+            os.close(fd)
         self.save(session)
         with self._lock:
             self._sessions[info.upload_id] = session

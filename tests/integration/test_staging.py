@@ -87,13 +87,18 @@ async def test_20_mib_round_trip_with_events(
     print(f"\n20 MiB put {20 / (t1 - t0):.1f} MiB/s, get {20 / (t2 - t1):.1f} MiB/s")
     assert put["sha256"] == got["sha256"] == sha256_of(src) == sha256_of(root / "big.bin")
     assert seen[-1] == 20 * MiB and len(seen) == 21
-    last = None
+    finished: dict[str, dict[str, object]] = {}
     async with asyncio.timeout(10):
         async for event in events:
             if event.data["done"]:
-                last = event.data
-                break
-    assert last is not None and last["bytes"] == last["total"] == 20 * MiB
+                finished[event.data["direction"]] = event.data
+                if len(finished) == 2:
+                    break
+    put_done, get_done = finished["put"], finished["get"]
+    assert put_done["bytes"] == put_done["total"] == 20 * MiB
+    assert put_done["path"] == get_done["path"] == f"{root}/big.bin"
+    assert get_done["bytes"] == get_done["total"] == 20 * MiB
+    assert get_done["user"] == put_done["user"] and get_done["download_id"]
 
 
 async def test_upload_resumes_after_the_client_stops(

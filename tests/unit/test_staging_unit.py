@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,14 @@ from orbit_client.staging import chunks, gaps_of, merge
 from orbit_plugins.base import Call
 from orbit_plugins.staging.paths import PathPolicy
 from orbit_plugins.staging.plugin import StagingPlugin
-from orbit_plugins.staging.schema import PutBeginArgs, PutChunkArgs, UploadRef
+from orbit_plugins.staging.schema import (
+    GetChunkArgs,
+    MkdirArgs,
+    PutBeginArgs,
+    PutChunkArgs,
+    StatArgs,
+    UploadRef,
+)
 from orbit_plugins.staging.uploads import add_range, missing_ranges
 from orbit_plugins.testing import FakeContext
 from orbit_protocol import Conflict, InvalidArgs, NotAuthorized, NotFound
@@ -108,3 +116,82 @@ def test_sessions_survive_a_restart_and_bad_data_is_refused(tmp_path: Path) -> N
         again.put_commit(UploadRef(upload_id=uid), ALICE)
     assert not Path(target).exists() and again.uploads(ALICE).uploads == []
     assert not list((tmp_path / "root").iterdir())  # temp file removed too
+
+
+def test_a_torn_line_in_the_ranges_log_is_skipped(tmp_path: Path) -> None:
+    plugin, _ = _plugin(tmp_path)
+    uid = _begin(plugin, f"{tmp_path}/root/t.bin", b"0123456789")
+    plugin.put_chunk(_chunk(uid, 0, b"012"), ALICE)
+    plugin.put_chunk(_chunk(uid, 6, b"678"), ALICE)
+    log = tmp_path / "state" / "uploads" / f"{uid}.ranges"
+    with open(log, "a") as handle:
+        handle.write("3 6 17")  # the endpoint died in the middle of a line: no newline
+    log.write_text(log.read_text()[:-2])  # ... and the line is cut short
+    again, _ = _plugin(tmp_path)
+    [info] = again.uploads(ALICE).uploads
+    assert info.received == [(0, 3), (6, 9)] and info.received_bytes == 6
+
+
+def test_downloads_report_progress(tmp_path: Path) -> None:
+    plugin, ctx = _plugin(tmp_path)
+    (tmp_path / "root" / "d.bin").write_bytes(b"x" * 10)
+    path = f"{tmp_path}/root/d.bin"
+    for offset in (0, 4):  # a resumed download: the client already has [8, 10)
+        chunk = plugin.get_chunk(
+            GetChunkArgs(path=path, offset=offset, size=4, download_id="dl1", want=8), ALICE
+        )
+        assert chunk.size == 4
+    plugin.get_chunk(GetChunkArgs(path=path, offset=0, size=4), BOB)  # no id: no event
+    events = [data for topic, data in ctx.events if topic == "progress"]
+    assert [(e["bytes"], e["total"], e["done"]) for e in events] == [(4, 8, False), (8, 8, True)]
+    assert {e["direction"] for e in events} == {"get"} and events[0]["download_id"] == "dl1"
+    assert events[0]["user"] == "alice" and events[0]["path"] == path
+    assert plugin._downloads == {}  # finished downloads are forgotten
+
+
+def test_a_directory_swapped_for_a_symlink_after_the_check_is_not_followed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plugin, _ = _plugin(tmp_path)
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "d").mkdir()
+    (root / "d" / "f.txt").write_text("inside")
+    outside.mkdir()
+    (outside / "f.txt").write_text("secret")
+    checked = plugin.policy.resolve
+
+    def resolve_then_swap(raw: str) -> Path:
+        if (root / "d").is_symlink():  # put the real directory back for the check
+            (root / "d").unlink()
+            (root / "d.orig").rename(root / "d")
+        real = checked(raw)  # the check passes on the real directory ...
+        (root / "d").rename(root / "d.orig")  # ... then it becomes a link outside
+        (root / "d").symlink_to(outside)
+        return real
+
+    monkeypatch.setattr(plugin.policy, "resolve", resolve_then_swap)
+    with pytest.raises(NotAuthorized, match="symlink"):
+        plugin.get_chunk(GetChunkArgs(path=f"{root}/d/f.txt", offset=0, size=10), ALICE)
+    with pytest.raises(NotAuthorized, match="symlink"):
+        plugin.stat(StatArgs(path=f"{root}/d/f.txt", checksum=True))
+    with pytest.raises(NotAuthorized, match="symlink"):
+        _begin(plugin, f"{root}/d/new.bin", b"data")
+    with pytest.raises(NotAuthorized, match="symlink"):
+        plugin.mkdir(MkdirArgs(path=f"{root}/d/sub"))
+    assert sorted(p.name for p in outside.iterdir()) == ["f.txt"]  # nothing created there
+
+
+def test_the_final_component_swapped_for_a_symlink_is_not_followed(tmp_path: Path) -> None:
+    plugin, _ = _plugin(tmp_path)
+    root = tmp_path / "root"
+    (tmp_path / "secret").write_text("secret")
+    (root / "f.txt").symlink_to(tmp_path / "secret")  # appeared after resolve() said "inside"
+    with pytest.raises(NotAuthorized, match="symlink"):
+        plugin.policy.open(root / "f.txt", os.O_RDONLY)
+    uid = _begin(plugin, f"{root}/up.bin", b"abc")
+    temp = plugin.store.get(uid).temp_path  # type: ignore[union-attr]
+    temp.unlink()
+    temp.symlink_to(tmp_path / "secret")  # the temp file replaced by a link outside
+    with pytest.raises(NotAuthorized, match="symlink"):
+        plugin.put_chunk(_chunk(uid, 0, b"abc"), ALICE)
+    assert (tmp_path / "secret").read_text() == "secret"
