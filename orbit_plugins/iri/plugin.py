@@ -15,6 +15,8 @@ import contextlib
 from typing import Any
 from urllib.parse import quote
 
+from pydantic import ValidationError
+
 from orbit_plugins.base import Call, Plugin, PluginContext, operation
 from orbit_protocol import NotFound, OrbitError, Unavailable
 
@@ -339,7 +341,12 @@ def _job(found: Any, site: str, resource_id: str) -> Job:
     """A facility's job document, tagged with where it runs."""
     if not isinstance(found, dict) or "id" not in found:
         raise Unavailable(f"IRI site {site!r} answered with no job id", {"site": site})
-    return Job.model_validate(found | {"site": site, "resource_id": resource_id})
+    try:
+        return Job.model_validate(found | {"site": site, "resource_id": resource_id})
+    except ValidationError:
+        raise Unavailable(
+            f"IRI site {site!r} answered with an unreadable job", {"site": site}
+        ) from None
 
 
 __all__ = ["IriConnectPlugin", "IriPlugin"]

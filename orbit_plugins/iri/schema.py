@@ -21,7 +21,8 @@ SiteName = Annotated[
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # ids typed on a command line arrive as numbers (Slurm job 123): take them as strings
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
 
 # -- configuration ------------------------------------------------------------------
@@ -196,7 +197,7 @@ class JobStatus(BaseModel):
 class Job(BaseModel):
     """A job as the facility reports it; ``site`` and ``resource_id`` added by Orbit."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True)
 
     id: str
     site: str

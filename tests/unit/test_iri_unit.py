@@ -197,3 +197,9 @@ async def test_the_poller_reports_submitted_jobs_until_they_end(
     iri._poll_once()  # a final job is no longer followed
     assert len(ctx.events) == 1
     assert op(connect, "get_status", call, site="nersc")["watched_jobs"] == 0
+
+
+def test_numeric_ids_from_a_command_line_are_taken_as_strings() -> None:
+    args = IriPlugin.operations()["get_job_status"].args_model
+    ref = args.model_validate({"site": "nersc", "resource_id": "cpu", "job_id": 123})
+    assert ref.model_dump()["job_id"] == "123"
