@@ -423,6 +423,25 @@ class LocalNode:
             self.kill()
         self.start(wait=True, timeout=timeout)
 
+    def rabbitmqctl(self, *args: str, timeout: float = 60.0) -> str:
+        """Run ``rabbitmqctl -n <node> ARGS`` against this node; its output, or BrokerError."""
+        ctl = self.rabbitmq_home / "bin" / "rabbitmqctl"
+        try:
+            done = subprocess.run(
+                [str(ctl), "-n", self.nodename, *args],
+                env=self.env(),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise BrokerError(f"rabbitmqctl {args[0] if args else ''}: timed out") from None
+        out = (done.stdout + done.stderr).decode(errors="replace").strip()
+        if done.returncode != 0:
+            raise BrokerError(f"rabbitmqctl {' '.join(args)} failed: {out}")
+        return out
+
     # -- helpers ---------------------------------------------------------------------------
 
     def _amqp_ready(self, timeout: float) -> bool:
