@@ -43,6 +43,7 @@ from orbit_protocol.headers import CONTENT_TYPE, DEADLINE_HEADER, VERSION_HEADER
 from orbit_protocol.topology import client_queue_arguments
 from orbit_protocol.version import PROTOCOL_VERSION
 
+from ._connection import connect_failover
 from ._presence import EndpointInfo, PresenceTable, TopologyCallback
 from ._proxy import AsyncPluginProxy
 from ._subscription import Subscription
@@ -51,6 +52,9 @@ from .settings import ClientSettings
 log = logging.getLogger(__name__)
 _DEFAULT: Any = object()
 MAX_UNCLAIMED = 10_000
+REPLY_PREFETCH = 256
+PUBLISH_RETRY_PAUSE = 0.2
+_CONNECTION_LOST = (ConnectionError, aiormq.exceptions.ChannelInvalidStateError)
 EventCallback = Callable[[Event], Any]
 
 
@@ -93,10 +97,9 @@ class AsyncOrbitClient:
     # -- connection ---------------------------------------------------------------------
 
     async def connect(self) -> AsyncOrbitClient:
-        url = self.settings.url.get_secret_value()
         try:
-            self._connection = await aio_pika.connect_robust(
-                url,
+            self._connection = await connect_failover(
+                self.settings.urls,
                 heartbeat=self.settings.heartbeat,
                 reconnect_interval=self.settings.reconnect_interval,
                 client_properties={"connection_name": f"orbit-client {self.user}"},
@@ -114,11 +117,13 @@ class AsyncOrbitClient:
         publish = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         self._publish_channel = publish
         replies = await self._connection.channel()
-        queue = await replies.declare_queue(
-            self.reply_queue, durable=True, arguments=client_queue_arguments()
-        )
+        arguments = client_queue_arguments()
+        if self.settings.quorum_replies:  # a classic queue dies with its node (docs/cluster.md)
+            arguments["x-queue-type"] = "quorum"
+        queue = await replies.declare_queue(self.reply_queue, durable=True, arguments=arguments)
         await queue.bind(naming.REPLY_EXCHANGE, self.reply_queue)
-        await queue.consume(self._on_reply, no_ack=True)
+        await replies.set_qos(prefetch_count=REPLY_PREFETCH)
+        await queue.consume(self._take_reply)
         self._control = await self._connection.channel()
         self._channels = [publish, replies, self._control]
         await self._watch_presence()
@@ -196,6 +201,15 @@ class AsyncOrbitClient:
         task.add_done_callback(self._background.discard)
 
     # -- replies ------------------------------------------------------------------------
+
+    async def _take_reply(self, message: AbstractIncomingMessage) -> None:
+        """Acknowledge each reply after it is handled: one in flight when the connection
+        (or its node) dies is delivered again after the reconnect, not lost."""
+        try:
+            await self._on_reply(message)
+        finally:
+            with contextlib.suppress(Exception):  # channel gone: the broker redelivers it
+                await message.ack()
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         corr = message.correlation_id or ""
@@ -362,6 +376,28 @@ class AsyncOrbitClient:
         )
         if self._publish_channel is None:
             raise BrokerError("the client is not connected: use `async with` or connect()")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                return await self._publish_once(message, endpoint, timeout)
+            except _CONNECTION_LOST as exc:
+                # the connection (or its node) died mid-publish: publish again, same request
+                # id and idempotency key, once reconnected; the endpoint's journal answers a
+                # copy that did arrive once, and runs it once
+                if self._connection is None or (
+                    deadline is not None and time.monotonic() > deadline
+                ):
+                    raise BrokerError(
+                        f"lost the broker connection while publishing to {endpoint!r}: {exc}",
+                        {"request_id": corr},
+                    ) from None
+                log.info("connection lost publishing %s (%s); publishing it again", corr, exc)
+                await asyncio.sleep(PUBLISH_RETRY_PAUSE)
+
+    async def _publish_once(
+        self, message: aio_pika.Message, endpoint: str, timeout: float | None
+    ) -> None:
+        assert self._publish_channel is not None
         try:
             channel = await self._publish_channel.get_underlay_channel()
             await channel.basic_publish(

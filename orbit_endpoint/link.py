@@ -3,7 +3,8 @@
 aio-pika's robust connection reconnects at a fixed interval without jitter and has a
 history of losing consumers; the endpoint owns its reconnect loop instead
 (jittered exponential backoff 0.5 s → 30 s, forever, except after an authentication
-failure, which is fatal).
+failure, which is fatal). With several broker URLs (nodes of one cluster) every lost
+connection or failed attempt moves on to the next URL; the backoff grows once per round.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import asyncio
 import functools
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import aio_pika
 import aiormq.exceptions
+
+from orbit_protocol.urls import mask_url, split_urls
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +56,7 @@ class Link:
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         *,
         name: str,
         setup: Setup,
@@ -61,7 +64,8 @@ class Link:
         reconnect_min: float = 0.5,
         reconnect_max: float = 30.0,
     ) -> None:
-        self._url = url
+        self._urls = split_urls(url) if isinstance(url, str) else list(url)
+        self._index = 0
         self.name = name
         self._setup = setup
         self._heartbeat = heartbeat
@@ -76,9 +80,10 @@ class Link:
         attempt = 0
         while not self._closing:
             lost = asyncio.get_running_loop().create_future()
+            url = self._urls[self._index]
             try:
                 conn = await aio_pika.connect(
-                    self._url,
+                    url,
                     heartbeat=self._heartbeat,
                     client_properties={"connection_name": self.name},
                     timeout=10,
@@ -89,7 +94,7 @@ class Link:
                 self.connects += 1
                 attempt = 0
                 self.ready.set()
-                log.info("%s connected", self.name)
+                log.info("%s connected to %s", self.name, mask_url(url))
                 await lost
             except asyncio.CancelledError:
                 raise
@@ -100,15 +105,16 @@ class Link:
                         " check the user and password of the endpoint URL"
                     ) from None
                 if not self._closing:
-                    log.warning("%s: %s: %s", self.name, type(exc).__name__, exc)
+                    log.warning("%s: %s: %s: %s", self.name, mask_url(url), type(exc).__name__, exc)
             finally:
                 self.ready.clear()
                 await self._drop()
             if self.closing:
                 break
-            wait = self._delay(attempt)
+            self._index = (self._index + 1) % len(self._urls)  # fail over to the next node
+            wait = self._delay(attempt // len(self._urls))
             attempt += 1
-            log.info("%s reconnecting in %.1f s", self.name, wait)
+            log.info("%s reconnecting to %s in %.1f s", self.name, self.url, wait)
             await asyncio.sleep(wait)
 
     async def _drop(self) -> None:
@@ -118,6 +124,11 @@ class Link:
                 await asyncio.wait_for(conn.close(), 5)
             except Exception:  # closing a broken connection may fail; it is gone anyway
                 log.debug("%s: close failed", self.name, exc_info=True)
+
+    @property
+    def url(self) -> str:
+        """The (masked) URL this link uses now or tries next."""
+        return mask_url(self._urls[self._index])
 
     @property
     def closing(self) -> bool:

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orbit_protocol import naming
 from orbit_protocol.headers import DEFAULT_MAX_BODY, HARD_MAX_BODY
+from orbit_protocol.urls import mask_urls, split_urls
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:35672/orbit"
 
@@ -26,7 +27,9 @@ class EndpointSettings(BaseSettings):
 
     name: str = Field(description="endpoint name; its queue is orbit.ep.<name>")
     url: SecretStr = Field(
-        default=SecretStr(DEFAULT_URL), description="AMQP(S) URL with user, password and vhost"
+        default=SecretStr(DEFAULT_URL),
+        description="AMQP(S) URL with user, password and vhost; several nodes of a cluster"
+        " comma-separated (later entries may omit user and vhost)",
     )
     plugins: list[str] = Field(
         default_factory=lambda: ["sysinfo"],
@@ -57,15 +60,26 @@ class EndpointSettings(BaseSettings):
     def _valid_name(cls, value: str) -> str:
         return naming.validate_name(value)
 
+    @field_validator("url")
+    @classmethod
+    def _valid_url(cls, value: SecretStr) -> SecretStr:
+        split_urls(value.get_secret_value())
+        return value
+
     @field_validator("pools")
     @classmethod
     def _valid_pools(cls, value: list[str]) -> list[str]:
         return [naming.validate_name(p, "pool") for p in value]
 
     @property
+    def urls(self) -> list[str]:
+        """The broker URLs, in the order connections try them."""
+        return split_urls(self.url.get_secret_value())
+
+    @property
     def amqp_user(self) -> str:
         """The user of the AMQP URL: the ``user_id`` of everything this endpoint publishes."""
-        return unquote(urlsplit(self.url.get_secret_value()).username or "guest")
+        return unquote(urlsplit(self.urls[0]).username or "guest")
 
     @property
     def journal_path(self) -> Path:
@@ -73,12 +87,8 @@ class EndpointSettings(BaseSettings):
 
     @property
     def safe_url(self) -> str:
-        """The URL with the password masked, for logs."""
-        parts = urlsplit(self.url.get_secret_value())
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-        user = f"{parts.username}:***@" if parts.username else ""
-        return f"{parts.scheme}://{user}{host}{port}{parts.path}"
+        """The URL(s) with the password masked, for logs."""
+        return mask_urls(self.url.get_secret_value())
 
 
 __all__ = ["DEFAULT_URL", "EndpointSettings"]
