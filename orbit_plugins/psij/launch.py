@@ -5,8 +5,11 @@ Everything here blocks (PSI/J runs ``sbatch``/``qsub``/``Popen``): call it in a 
 
 from __future__ import annotations
 
+import getpass
+import json
 import os
 import shutil
+import subprocess
 import threading
 from collections.abc import Sequence
 from datetime import timedelta
@@ -25,6 +28,7 @@ WRAPPER = (
 an endpoint restart still reports its true exit code (PSI/J's local ``attach`` cannot)."""
 
 BATCH_COMMANDS = {"slurm": "sbatch", "pbs": "qsub", "lsf": "bsub"}
+NAME_ATTRIBUTE = {"slurm": "slurm.job-name", "pbs": "pbs.N", "lsf": "lsf.J"}
 
 
 class Executors:
@@ -55,17 +59,23 @@ class Executors:
         from psij import JobExecutor
 
         config: Any = None
-        if name == "slurm":
-            from psij.executors.batch.slurm import SlurmExecutorConfig
+        if name in BATCH_COMMANDS:
+            from psij.executors.batch.batch_scheduler_executor import (
+                BatchSchedulerExecutorConfig,
+            )
 
-            config = SlurmExecutorConfig(
+            config = BatchSchedulerExecutorConfig(
                 queue_polling_interval=max(1, int(self._slurm_polling)),
                 initial_queue_polling_delay=0,
             )
         try:
-            return JobExecutor.get_instance(name, config=config)
+            executor: Any = JobExecutor.get_instance(name, config=config)
         except ValueError as exc:
             raise Unavailable(f"PSI/J has no usable executor {name!r}: {exc}") from None
+        if name in BATCH_COMMANDS:
+            # PSI/J's batch list() asks os.getlogin(), which fails without a terminal (errno 6)
+            executor._current_user = getpass.getuser
+        return executor
 
 
 def check_executable(spec: JobSpec) -> None:
@@ -91,8 +101,9 @@ def psij_job(
 ) -> Any:
     """A PSI/J ``Job``; ``wrap=(ec_file, pid_file)`` runs the command in :data:`WRAPPER`.
 
-    PSI/J 0.9.11's Slurm template never writes the job name (it reads ``job.name``, which
-    does not exist), so for Slurm the name also goes in as ``slurm.job-name``.
+    PSI/J 0.9.11's batch templates never write the job name (they read ``job.name``, which
+    does not exist), so it also goes in as a custom attribute (``slurm.job-name``, ``pbs.N``,
+    ``lsf.J``): the name is how a job is found again after a crash mid-submit.
     """
     import psij
 
@@ -113,8 +124,8 @@ def psij_job(
     except (ValueError, psij.InvalidJobException) as exc:
         raise InvalidArgs(f"inconsistent resources: {exc}") from None
     custom: dict[str, object] = dict(att.custom_attributes)
-    if executor == "slurm":
-        custom.setdefault("slurm.job-name", name)
+    if executor in NAME_ATTRIBUTE:
+        custom.setdefault(NAME_ATTRIBUTE[executor], name)
     attributes = psij.JobAttributes(
         duration=timedelta(seconds=att.duration or 600),
         queue_name=att.queue_name,
@@ -164,6 +175,14 @@ def _whole_chars(data: bytes) -> bytes:
     return data
 
 
+def write_synced(path: Path, text: str) -> None:
+    """Write ``path`` and fsync it (a marker that must survive a crash right after)."""
+    with open(path, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def size(path: str) -> int:
     try:
         return os.path.getsize(path)
@@ -208,3 +227,36 @@ def kill_tree(pid: int, started: float | None) -> None:
         root.kill()
     except psutil.Error:
         pass
+
+
+def find_batch_job(executor: str, name: str, timeout: float = 30) -> str | None:
+    """The native id of the caller's batch job named ``name``, or None if the scheduler does not
+    list one (Slurm ``squeue --me``, PBS ``qstat -f -F json -x``).
+
+    Raises ``Unavailable`` when the scheduler cannot be asked (then nothing can be concluded).
+    """
+    if executor == "slurm":
+        cmd = ["squeue", "--me", "-h", "-t", "all", "-o", "%i %j"]
+    elif executor == "pbs":
+        cmd = ["qstat", "-f", "-F", "json", "-x"]
+    else:
+        raise Unavailable(f"cannot look jobs up by name with executor {executor!r}")
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=True)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise Unavailable(f"{cmd[0]} failed: {exc}") from None
+    if executor == "slurm":
+        for line in out.stdout.splitlines():
+            native, _, job_name = line.strip().partition(" ")
+            if job_name.strip() == name:
+                return native
+        return None
+    try:
+        jobs = json.loads(out.stdout).get("Jobs", {})
+    except ValueError as exc:
+        raise Unavailable(f"qstat printed no JSON: {exc}") from None
+    owner = getpass.getuser()
+    for native, job in jobs.items():
+        if job.get("Job_Name") == name and str(job.get("Job_Owner", "")).split("@")[0] == owner:
+            return str(native)
+    return None

@@ -37,6 +37,9 @@ from .schema import (
 )
 from .store import JobRecord, JobStore
 
+SUBMITTING = "submitting"
+"""Marker file in a job dir: PSI/J's submit was started (the job may exist natively)."""
+
 
 class PsijPlugin(Plugin):
     """Submit, watch and cancel jobs with PSI/J executors (local, slurm, pbs, lsf)."""
@@ -198,9 +201,14 @@ class PsijPlugin(Plugin):
         )
 
     def _launch(self, rec: JobRecord) -> None:
-        """Submit ``rec`` through PSI/J and record its native id (in a worker thread)."""
+        """Submit ``rec`` through PSI/J and record its native id (in a worker thread).
+
+        A ``submitting`` marker in the job dir is written (and synced) first: a ledger row
+        without a native id and without the marker was provably never handed to the scheduler.
+        """
         import psij
 
+        launch.write_synced(Path(rec.job_dir) / SUBMITTING, str(time.time()))
         wrap = None
         if rec.executor == "local":
             wrap = (str(Path(rec.job_dir) / "exit_code"), str(Path(rec.job_dir) / "pid"))
@@ -223,16 +231,50 @@ class PsijPlugin(Plugin):
         self.store.update(rec.job_id, native_id=native, started=started, state="QUEUED")
 
     def _finish_interrupted_submit(self, rec: JobRecord) -> None:
-        """A crash hit between ledger write and native id: adopt the job or submit it now."""
-        pid_file = Path(rec.job_dir) / "pid"
-        if rec.executor == "local" and pid_file.exists():
-            pid = int(pid_file.read_text().strip() or 0)
-            self.store.update(
-                rec.job_id, native_id=str(pid), started=launch.start_time(pid), state="QUEUED"
-            )
-            self._reattach(self._get(rec.job_id))
-        else:
+        """A crash hit between the ledger write and the native id: adopt, fail or submit.
+
+        Never submitted (no marker) → submit now. Local job whose launcher wrote its pid
+        file → adopt it. Batch job the scheduler lists under ``orbit-<job id>`` → adopt it.
+        Otherwise the job may or may not have reached the scheduler, so it is *not*
+        submitted again: it is marked FAILED with a message saying so.
+        """
+        job_dir = Path(rec.job_dir)
+        pid_file = job_dir / "pid"
+        if not (job_dir / SUBMITTING).exists():
             self._launch(rec)
+            return
+        if rec.executor == "local":
+            if pid_file.exists():
+                pid = int(pid_file.read_text().strip() or 0)
+                self._adopt(rec, str(pid), launch.start_time(pid))
+            else:  # the wrapper writes its pid before it runs the command: it never ran
+                self._launch(rec)
+            return
+        try:
+            native = launch.find_batch_job(rec.executor, f"orbit-{rec.job_id}")
+        except Unavailable as exc:
+            native, why = None, f"the scheduler could not be asked ({exc})"
+        else:
+            why = f"{rec.executor} lists no job named orbit-{rec.job_id}"
+        if native is not None:
+            self._adopt(rec, native, None)
+            return
+        message = (
+            f"the endpoint stopped while submitting this job and {why}; it was not "
+            "submitted again, because it may have reached the scheduler: submit it again "
+            "if it did not run"
+        )
+        self.store.update(rec.job_id, state="FAILED", message=message, finished_at=time.time())
+        self.ctx.logger.warning("job %s: %s", rec.job_id, message)
+        rec = self._get(rec.job_id)
+        self._emit_status(rec)
+
+    def _adopt(self, rec: JobRecord, native: str, started: float | None) -> None:
+        self.store.update(rec.job_id, native_id=native, started=started, state="QUEUED")
+        self.ctx.logger.info(
+            "adopted job %s (native id %s) after an interrupted submit", rec.job_id, native
+        )
+        self._reattach(self._get(rec.job_id))
 
     def _watch(self, job_id: str, job: Any) -> None:
         def on_status(_job: Any, status: Any) -> None:
@@ -246,7 +288,15 @@ class PsijPlugin(Plugin):
 
     def _reattach_all(self) -> None:
         for rec in self.store.list(active_only=True):
-            if rec.native_id is not None:
+            if rec.native_id is None and rec.state == "NEW":
+                with self._lock:
+                    lock = self._submit_locks.setdefault(rec.job_id, threading.Lock())
+                with lock:
+                    try:
+                        self._finish_interrupted_submit(rec)
+                    except Exception as exc:
+                        self.ctx.logger.warning("job %s: interrupted submit: %s", rec.job_id, exc)
+            elif rec.native_id is not None:
                 try:
                     self._reattach(rec)
                 except Exception as exc:

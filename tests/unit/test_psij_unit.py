@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import getpass
+import os
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from importlib.util import find_spec
@@ -13,6 +16,7 @@ import pytest
 
 from orbit_plugins.base import Call
 from orbit_plugins.psij import launch
+from orbit_plugins.psij import plugin as plugin_module
 from orbit_plugins.psij.plugin import PsijPlugin
 from orbit_plugins.psij.schema import JobIdArgs, JobSpec, StatusArgs, SubmitArgs
 from orbit_plugins.testing import FakeContext
@@ -87,6 +91,7 @@ async def test_restart_keeps_exit_code_and_adopts_interrupted_submit(tmp_path: P
     # a crash between ledger write and native id: the wrapper's pid file is adopted
     rec = plugin2._new_record(SubmitArgs(spec=spec), Call("req-3", "alice", "ep"))
     plugin2.store.insert(rec)
+    write_pid(Path(rec.job_dir, plugin_module.SUBMITTING), 1)
     write_pid(Path(rec.job_dir, "pid"), 999999)
     adopted = plugin2.submit_job(SubmitArgs(spec=spec), Call("req-3", "alice", "ep"))
     assert adopted.native_id == "999999"
@@ -115,3 +120,47 @@ def test_duration_and_exit_code_mapping() -> None:
     assert parse_duration("1:00:05") == 3605
     assert exit_code_of("CANCELED", None) == 130
     assert exit_code_of("FAILED", 4) == 4
+
+
+async def test_never_submitted_row_is_submitted_at_start(tmp_path: Path) -> None:
+    """A ledger row without the ``submitting`` marker never reached PSI/J: start() runs it."""
+    plugin, _ = await make(tmp_path)
+    marks = tmp_path / "marks"
+    spec = JobSpec(executable="bash", arguments=["-c", f"echo run >> {marks}"])
+    alice = Call("req-4", "alice", "ep")
+    plugin.store.insert(plugin._new_record(SubmitArgs(spec=spec), alice))
+    await plugin.stop()
+    plugin2, _ = await make(tmp_path)
+    await plugin2.start()
+    st = wait_terminal(plugin2, "req-4", alice)
+    assert (st.state, st.exit_code) == ("COMPLETED", 0)
+    assert plugin2.submit_job(SubmitArgs(spec=spec), alice).job_id == "req-4"  # journal re-run
+    assert marks.read_text() == "run\n"
+    await plugin2.stop()
+
+
+FAKES = Path(__file__).resolve().parents[1] / "fakes"
+
+
+def test_batch_lookup_by_name_and_pbs_user_without_tty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", f"{FAKES / 'pbs'}:{FAKES / 'slurm'}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_PBS_DIR", str(tmp_path / "pbs"))
+    monkeypatch.setenv("FAKE_SLURM_DIR", str(tmp_path / "slurm"))
+    (tmp_path / "pbs").mkdir()
+    script = tmp_path / "job.sh"
+    script.write_text('#!/bin/bash\n#PBS -N "orbit-r1"\n#SBATCH --job-name="orbit-r1"\nsleep 30\n')
+    pbs = subprocess.run(["qsub", str(script)], capture_output=True, text=True, check=True)
+    slurm = subprocess.run(["sbatch", str(script)], capture_output=True, text=True, check=True)
+    try:
+        assert launch.find_batch_job("pbs", "orbit-r1") == pbs.stdout.strip() == "1001.pbs01"
+        assert launch.find_batch_job("slurm", "orbit-r1") == slurm.stdout.split()[-1]
+        assert launch.find_batch_job("pbs", "orbit-r2") is None
+        assert launch.find_batch_job("slurm", "orbit-r2") is None
+        # PSI/J's batch executors ask os.getlogin(), which fails without a terminal
+        executor = launch.Executors(["pbs"], 1).get("pbs")
+        assert executor._current_user() == getpass.getuser()
+    finally:
+        subprocess.run(["qdel", "1001.pbs01"], check=False)
+        subprocess.run(["scancel", slurm.stdout.split()[-1]], check=False)
