@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """SSE benchmark: events through the gateway vs a raw aio-pika consumer, in one run.
 
-    .venv/bin/python bench/sse.py [--rate 500] [--seconds 8] [--burst 5000] [--json-out FILE]
+    .venv/bin/python bench/sse.py [--clients 1,100] [--rates 500,50] [--seconds 10]
+                                  [--burst 2000] [--json-out FILE]
 
 A private RabbitMQ node (``orbit_broker.local.LocalNode``) is started in a temporary
 directory on free ports; a **publisher process** publishes endpoint events to ``orbit.events``
@@ -15,8 +16,8 @@ or as raw aio-pika consumers (one connection and one exclusive queue bound to
 
 Cases, each for 1 and for 100 receivers (``--clients``), raw and SSE:
 
-  steady   ``--rate`` events/s for ``--seconds``: end-to-end p50/p99/max delay and the
-           events/s each receiver got.
+  steady   ``--rates`` events/s (one per receiver count) for ``--seconds``: end-to-end
+           p50/p99/max delay and the events/s each receiver got.
   burst    ``--burst`` events published as fast as the publisher can: events/s delivered
            (per receiver: events / (last receive - first publish)) and the aggregate.
 
@@ -377,10 +378,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         break
                 await asyncio.sleep(0.1)
         ctx = {"workdir": workdir, "url": url, "base": base, "procs": args.procs}
-        count = int(args.rate * args.seconds)
-        for clients in args.clients:
+        for clients, steady in zip(args.clients, args.rates, strict=True):
+            count = int(steady * args.seconds)
             for transport in ("raw", "sse"):
-                for mode, rate, n in (("steady", args.rate, count), ("burst", 0.0, args.burst)):
+                for mode, rate, n in (("steady", steady, count), ("burst", 0.0, args.burst)):
                     print(f"  {mode:6} {transport:3} x{clients} ...", file=sys.stderr)
                     case = await run_case(ctx, transport, clients, rate, n)
                     case["mode"] = mode
@@ -415,9 +416,11 @@ def render(doc: dict[str, Any]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rate", type=float, default=500.0, help="steady events/s")
-    parser.add_argument("--seconds", type=float, default=8.0, help="steady duration")
-    parser.add_argument("--burst", type=int, default=5000, help="events in the burst case")
+    parser.add_argument(
+        "--rates", default="500,50", help="steady events/s, one per --clients entry"
+    )
+    parser.add_argument("--seconds", type=float, default=10.0, help="steady duration")
+    parser.add_argument("--burst", type=int, default=2000, help="events in the burst case")
     parser.add_argument("--clients", default="1,100", help="receiver counts")
     parser.add_argument("--procs", type=int, default=4, help="receiver processes")
     parser.add_argument("--history", type=int, default=10000, help="gateway --history")
@@ -443,6 +446,9 @@ def main() -> int:
         Path(args.out).write_text(json.dumps(asyncio.run(receive(args))))
         return 0
     args.clients = [int(c) for c in args.clients.split(",")]
+    args.rates = [float(r) for r in args.rates.split(",")]
+    if len(args.rates) != len(args.clients):
+        parser.error("--rates needs one rate per --clients entry")
     started = time.time()
     result = asyncio.run(run(args))
     doc = {
@@ -450,7 +456,7 @@ def main() -> int:
         "started_at": started,
         "duration_s": round(time.time() - started, 1),
         "config": {
-            "rate": args.rate,
+            "rates": args.rates,
             "seconds": args.seconds,
             "burst": args.burst,
             "clients": args.clients,

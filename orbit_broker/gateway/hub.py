@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import deque
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import aiormq.exceptions
+from sse_starlette import ServerSentEvent
 
 from orbit_client import AsyncOrbitClient, Subscription
 from orbit_protocol import Event, NotAuthorized, naming
@@ -45,6 +48,12 @@ class Frame:
             "data": e.data,
             "ts": e.ts,
         }
+
+    @cached_property
+    def encoded(self) -> bytes:
+        """The SSE bytes, encoded once however many connections send them."""
+        data = json.dumps(self.payload(), default=str)
+        return ServerSentEvent(data, event=self.kind, id=str(self.id)).encode()
 
 
 @dataclass(frozen=True)
