@@ -325,8 +325,9 @@ class IriPlugin(Plugin):
                         conn.watched.pop((watch.resource_id, watch.job_id), None)
                     self.ctx.logger.warning("IRI job %s on %s is gone", watch.job_id, site)
                 except OrbitError as exc:
+                    if conn.last_error != exc.message:  # say it once, not every round
+                        self.ctx.logger.warning("polling IRI job %s failed: %s", watch.job_id, exc)
                     conn.last_error = exc.message
-                    self.ctx.logger.warning("polling IRI job %s failed: %s", watch.job_id, exc)
 
     async def _poll_loop(self) -> None:
         while True:

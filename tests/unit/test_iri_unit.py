@@ -203,3 +203,21 @@ def test_numeric_ids_from_a_command_line_are_taken_as_strings() -> None:
     args = IriPlugin.operations()["get_job_status"].args_model
     ref = args.model_validate({"site": "nersc", "resource_id": "cpu", "job_id": 123})
     assert ref.model_dump()["job_id"] == "123"
+
+
+async def test_a_poller_error_is_logged_once_and_shown_in_the_status(
+    tmp_path: Path, fake: FakeIri, token: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    connect, iri, ctx = await plugins(tmp_path, write_config(tmp_path / "f.json", fake))
+    call = Call("req-1", "alice", "ep")
+    op(connect, "connect", call, site="nersc", token=token)
+    op(iri, "submit_job", call, site="nersc", resource_id="perlmutter-cpu", job_spec={})
+    fake.token = "expired"
+    with caplog.at_level("WARNING"):
+        for _ in range(3):
+            iri._poll_once()
+    assert [r.getMessage() for r in caplog.records].count(caplog.records[0].getMessage()) == 1
+    assert "HTTP 401" in caplog.text and token not in caplog.text
+    status = op(connect, "get_status", call, site="nersc")
+    assert "token was refused" in status["last_error"] and status["watched_jobs"] == 1
+    assert ctx.events == []
