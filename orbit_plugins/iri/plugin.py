@@ -39,6 +39,7 @@ from .schema import (
     Job,
     JobRef,
     Jobs,
+    JobStatusArgs,
     JobStatusEvent,
     ListJobsArgs,
     ListResourcesArgs,
@@ -252,10 +253,19 @@ class IriPlugin(Plugin):
         return job
 
     @operation(idempotent=True)
-    def get_job_status(self, args: JobRef, call: Call) -> Job:
-        """A job's current status."""
+    def get_job_status(self, args: JobStatusArgs, call: Call) -> Job:
+        """A job's current status (``follow``: emit ``job_status`` events for it from now on)."""
         conn = self.hub.connection(call.user, args.site)
-        return self._observe(call.user, args.site, conn, args.resource_id, args.job_id)
+        job = self._observe(call.user, args.site, conn, args.resource_id, args.job_id)
+        state = job.status.state.lower() if job.status else "unknown"
+        if args.follow and state not in TERMINAL:
+            spec = getattr(job, "job_spec", None)
+            name = spec.get("name") if isinstance(spec, dict) else None
+            with self.hub.lock:
+                key = (args.resource_id, job.id)
+                if key not in conn.watched:
+                    conn.watched[key] = Watch(args.resource_id, job.id, name, last_state=state)
+        return job
 
     @operation(idempotent=True)
     def list_jobs(self, args: ListJobsArgs, call: Call) -> Jobs:

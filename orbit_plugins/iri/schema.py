@@ -168,6 +168,14 @@ class JobRef(ResourceRef):
     job_id: str = Field(min_length=1)
 
 
+class JobStatusArgs(JobRef):
+    follow: bool = Field(
+        default=False,
+        description="Also follow this job with job_status events until it ends (e.g. a job"
+        " submitted before an endpoint restart).",
+    )
+
+
 class ListJobsArgs(ResourceRef):
     limit: int = Field(default=100, ge=1, le=1000)
     offset: int = Field(default=0, ge=0)

@@ -221,3 +221,23 @@ async def test_a_poller_error_is_logged_once_and_shown_in_the_status(
     status = op(connect, "get_status", call, site="nersc")
     assert "token was refused" in status["last_error"] and status["watched_jobs"] == 1
     assert ctx.events == []
+
+
+async def test_get_job_status_can_start_following_a_job(
+    tmp_path: Path, fake: FakeIri, token: str
+) -> None:
+    connect, iri, ctx = await plugins(tmp_path, write_config(tmp_path / "f.json", fake))
+    call = Call("req-1", "alice", "ep")
+    op(connect, "connect", call, site="nersc", token=token)
+    fake.queued_for = float("inf")
+    job = fake.submit("perlmutter-cpu", {"name": "older"})  # e.g. before a restart
+    ref = {"site": "nersc", "resource_id": "perlmutter-cpu", "job_id": job["id"]}
+    assert op(iri, "get_job_status", call, **ref)["status"]["state"] == "queued"
+    assert op(connect, "get_status", call, site="nersc")["watched_jobs"] == 0
+    op(iri, "get_job_status", call, follow=True, **ref)
+    assert op(connect, "get_status", call, site="nersc")["watched_jobs"] == 1
+    iri._poll_once()
+    assert ctx.events == []  # no change yet
+    fake.queued_for = 0.0
+    iri._poll_once()
+    assert [(d["name"], d["state"]) for _, d in ctx.events] == [("older", "completed")]
