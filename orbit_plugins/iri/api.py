@@ -64,6 +64,12 @@ class FacilityApi:
                 f"cannot reach {self.facility.label} at {self.facility.url}: {reason}",
                 {"site": self.site},
             ) from None
+        except RuntimeError:  # closed by a disconnect racing this call
+            if not self._client.is_closed:
+                raise
+            raise NotAuthorized(
+                f"disconnected from {self.site!r} during the call: connect again"
+            ) from None
         if response.status_code >= 400:
             raise self._error(method, path, response)
         if response.status_code == 204 or not response.content:

@@ -241,3 +241,10 @@ async def test_get_job_status_can_start_following_a_job(
     fake.queued_for = 0.0
     iri._poll_once()
     assert [(d["name"], d["state"]) for _, d in ctx.events] == [("older", "completed")]
+
+
+def test_a_call_on_a_closed_connection_says_disconnected(fake: FakeIri, token: str) -> None:
+    api = FacilityApi("nersc", Facility(label="NERSC", url=fake.url), token, timeout=5)
+    api.close()
+    with pytest.raises(NotAuthorized, match="disconnected from 'nersc'"):
+        api.request("GET", "account/projects")
