@@ -9,7 +9,7 @@ or ``event: topology`` (presence) with ``data: {endpoint, plugin, topic, data, t
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
@@ -37,7 +37,7 @@ def _parse_id(value: str | None) -> int | None:
 
 async def _stream(
     hub: EventHub, listener: Listener, backlog: list[Frame], hello: dict[str, object]
-) -> AsyncIterator[ServerSentEvent | bytes]:
+) -> AsyncGenerator[ServerSentEvent | bytes, None]:
     try:
         yield ServerSentEvent(json.dumps(hello), event="hello", retry=RETRY_MS)
         for i in range(0, len(backlog), BATCH):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from sse_starlette import ServerSentEvent
+
 from orbit_broker.gateway.hub import EventHub, Filter
 from orbit_broker.gateway.settings import GatewaySettings
 from orbit_client import AsyncOrbitClient
@@ -68,3 +70,26 @@ def test_user_url_replaces_credentials() -> None:
         "amqps://alice:p%40ss%3Aw%2Frd@broker.example:5671/orbit?heartbeat=10"
     )
     assert s.safe_url == "amqps://broker.example:5671/orbit"
+
+
+def test_a_frame_is_encoded_once_as_sse() -> None:
+    frame = hub().publish(event(7))
+    assert frame.encoded is frame.encoded  # cached: shared by every connection
+    text = frame.encoded.decode()
+    assert text.startswith("id: 1\r\nevent: notification\r\ndata: {")
+    assert text.endswith("\r\n\r\n")
+    assert '"data": {"i": 7}' in text
+
+
+async def test_a_lagging_stream_gets_its_queued_frames_in_one_write() -> None:
+    from orbit_broker.gateway.sse import _stream
+
+    h = hub(history=10, client_queue=10)
+    listener, backlog = h.attach(Filter(), None)
+    frames = [h.publish(event(i)) for i in range(3)]
+    stream = _stream(h, listener, backlog, {"user": "u"})
+    hello = await anext(stream)
+    assert isinstance(hello, ServerSentEvent) and hello.event == "hello"
+    assert await anext(stream) == b"".join(f.encoded for f in frames)
+    await stream.aclose()
+    assert listener not in h.listeners
