@@ -143,21 +143,38 @@ class GlobusPlugin(Plugin):
     # ------------------------------------------------------------------ credentials
 
     def _make_client(self, args: RegisterArgs) -> TransferClient:
+        """A TransferClient with the caller's credentials.
+
+        A refresh token (native app ``client_id``) goes to a ``RefreshTokenAuthorizer``: it
+        is exchanged for an access token here, at once (a refused one fails ``register``),
+        and again whenever that token is about to expire or Transfer answers 401. Auth's
+        URL follows globus-sdk's settings (``GLOBUS_SDK_ENVIRONMENT``,
+        ``GLOBUS_SDK_SERVICE_URL_AUTH``).
+        """
         import globus_sdk
         from globus_sdk.transport import RetryConfig
 
+        retry = (
+            None if self.cfg.max_retries is None else RetryConfig(max_retries=self.cfg.max_retries)
+        )
         authorizer: globus_sdk.authorizers.GlobusAuthorizer
         if args.access_token is not None:
             authorizer = globus_sdk.AccessTokenAuthorizer(args.access_token.get_secret_value())
         else:
             assert args.refresh_token is not None and args.client_id is not None
-            auth_client = globus_sdk.NativeAppAuthClient(args.client_id)
-            authorizer = globus_sdk.RefreshTokenAuthorizer(
-                args.refresh_token.get_secret_value(), auth_client
-            )
-        retry = (
-            None if self.cfg.max_retries is None else RetryConfig(max_retries=self.cfg.max_retries)
-        )
+            auth_client = globus_sdk.NativeAppAuthClient(args.client_id, retry_config=retry)
+            try:  # the authorizer makes its first grant as it is created
+                renewing = globus_sdk.RefreshTokenAuthorizer(
+                    args.refresh_token.get_secret_value(), auth_client
+                )
+                renewing.ensure_valid_token()
+            except globus_sdk.GlobusAPIError as exc:
+                raise NotAuthorized(
+                    f"Globus Auth refused the refresh token (HTTP {exc.http_status}"
+                    f" {exc.code}): log in again for a new one",
+                    {"globus_code": exc.code, "http_status": exc.http_status},
+                ) from None
+            authorizer = renewing
         return globus_sdk.TransferClient(
             authorizer=authorizer, base_url=self.cfg.transfer_base_url, retry_config=retry
         )
@@ -167,6 +184,8 @@ class GlobusPlugin(Plugin):
         """Hand the endpoint your Globus credentials (memory only; re-register to replace)."""
         try:
             client = self._make_client(args)
+        except OrbitError:
+            raise
         except Exception as exc:
             raise translate(exc) from None
         auth: Literal["access_token", "refresh_token"] = (

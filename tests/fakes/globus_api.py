@@ -5,18 +5,27 @@ Start it in a thread (``with FakeTransfer(token="t") as fake:``) and point the S
 Tasks become ``SUCCEEDED`` ``duration`` seconds after submission (never, when infinite);
 the collection id ``NEEDS_CONSENT`` answers every operation with ``ConsentRequired``.
 Every request is recorded in ``requests`` as ``(method, path, body)``.
+
+The same server fakes the Globus Auth token endpoint (``POST /v2/oauth2/token``, point the
+SDK at it with ``GLOBUS_SDK_SERVICE_URL_AUTH``): a refresh-token grant with the fake's
+``refresh_token`` and ``client_id`` issues a new access token for Transfer, valid
+``expires_in`` seconds (``issued`` lists them; ``revoke_access_tokens`` expires them early,
+as Globus does). With ``rotate`` (default) every grant also replaces the refresh token.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import secrets
 import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+TRANSFER_SCOPE = "urn:globus:auth:scope:transfer.api.globus.org:all"
 
 NEEDS_CONSENT = "00000000-0000-0000-0000-00000000c0de"
 CONSENT_SCOPE = (
@@ -31,6 +40,14 @@ class FakeTransfer:
     def __init__(self, token: str, duration: float = 1.0) -> None:
         self.token = token
         self.duration = duration
+        self.refresh_token = "ref-" + secrets.token_hex(16)
+        self.client_id = str(uuid.uuid4())
+        self.expires_in = 3600
+        self.rotate = True
+        self.issued: list[str] = []
+        self.refresh_tokens = [self.refresh_token]
+        self.valid: set[str] = set()
+        self.grants = 0
         self.tasks: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str, Any]] = []
         self.lock = threading.Lock()
@@ -47,6 +64,43 @@ class FakeTransfer:
         self.server.server_close()
 
     # -- behaviour -------------------------------------------------------------------
+
+    def authorized(self, header: str | None) -> bool:
+        token = (header or "").removeprefix("Bearer ")
+        with self.lock:
+            return token == self.token or token in self.valid
+
+    def revoke_access_tokens(self) -> None:
+        """Every access token issued so far stops working (the refresh token still does)."""
+        with self.lock:
+            self.valid.clear()
+
+    def token_grant(self, form: dict[str, str]) -> tuple[int, Any]:
+        """``POST /v2/oauth2/token`` with ``grant_type=refresh_token`` (native app client)."""
+        if form.get("grant_type") != "refresh_token":
+            return 400, {"error": "unsupported_grant_type"}
+        if (form.get("refresh_token"), form.get("client_id")) != (
+            self.refresh_token,
+            self.client_id,
+        ):
+            return 401, {"error": "invalid_grant", "error_description": "invalid refresh token"}
+        access = "acc-" + secrets.token_hex(16)
+        with self.lock:
+            self.grants += 1
+            self.issued.append(access)
+            self.valid.add(access)
+            if self.rotate:  # refresh token rotation: the old one stops working
+                self.refresh_token = "ref-" + secrets.token_hex(16)
+                self.refresh_tokens.append(self.refresh_token)
+        return 200, {
+            "access_token": access,
+            "refresh_token": self.refresh_token,
+            "expires_in": self.expires_in,
+            "resource_server": "transfer.api.globus.org",
+            "scope": TRANSFER_SCOPE,
+            "token_type": "Bearer",
+            "other_tokens": [],
+        }
 
     def new_task(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         task_id = str(uuid.uuid4())
@@ -102,12 +156,12 @@ class FakeTransfer:
             case "GET", ["submission_id"]:
                 return 200, {"value": str(uuid.uuid4())}
             case "POST", ["transfer" | "delete" as kind]:
-                task = self.new_task(kind.upper(), body)
+                created = self.new_task(kind.upper(), body)
                 return 202, {
                     "DATA_TYPE": f"{kind}_result",
                     "code": "Accepted",
                     "message": "The transfer has been accepted",
-                    "task_id": task["task_id"],
+                    "task_id": created["task_id"],
                     "submission_id": body.get("submission_id"),
                     "request_id": "r1",
                 }
@@ -157,18 +211,27 @@ def _handler(fake: FakeTransfer) -> type[BaseHTTPRequestHandler]:
             query = {k: v[-1] for k, v in parse_qs(url.query).items()}
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
-            body = json.loads(raw) if raw else None
-            fake.requests.append((method, url.path, body))
-            if self.headers.get("Authorization") != f"Bearer {fake.token}":
-                status, answer = 401, {"code": "AuthenticationFailed", "message": "Token invalid"}
+            if url.path == "/v2/oauth2/token":
+                form = {k: v[-1] for k, v in parse_qs(raw.decode()).items()}
+                fake.requests.append((method, url.path, form))
+                status, answer = fake.token_grant(form)
             else:
-                status, answer = fake.route(method, url.path, query, body)
+                body = json.loads(raw) if raw else None
+                fake.requests.append((method, url.path, body))
+                status, answer = self._transfer(method, url.path, query, body)
             data = json.dumps(answer).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+
+        def _transfer(
+            self, method: str, path: str, query: dict[str, str], body: Any
+        ) -> tuple[int, Any]:
+            if not fake.authorized(self.headers.get("Authorization")):
+                return 401, {"code": "AuthenticationFailed", "message": "Token invalid"}
+            return fake.route(method, path, query, body)
 
         def do_GET(self) -> None:
             self._serve("GET")
@@ -179,4 +242,4 @@ def _handler(fake: FakeTransfer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-__all__ = ["CONSENT_SCOPE", "NEEDS_CONSENT", "FakeTransfer"]
+__all__ = ["CONSENT_SCOPE", "NEEDS_CONSENT", "TRANSFER_SCOPE", "FakeTransfer"]

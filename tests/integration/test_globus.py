@@ -29,8 +29,10 @@ def token() -> str:
 
 
 @pytest.fixture
-def fake(token: str) -> Iterator[FakeTransfer]:
+def fake(token: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTransfer]:
     with FakeTransfer(token, duration=1.0) as service:
+        # globus-sdk's own setting: the endpoint subprocess inherits it and talks to the fake Auth
+        monkeypatch.setenv("GLOBUS_SDK_SERVICE_URL_AUTH", service.url)
         yield service
 
 
@@ -161,3 +163,47 @@ async def test_token_is_not_in_the_journal(
     await g(client, "register", access_token=token)
     await ep.stop()
     assert files_containing(ep.state_dir, token.encode(), skip=set()) == []
+
+
+async def test_refresh_token_is_exchanged_renewed_and_kept_off_disk(
+    start_endpoint: StartEndpoint, client: AsyncOrbitClient, fake: FakeTransfer
+) -> None:
+    settings = {"transfer_base_url": fake.url, "max_retries": 1, "local_collection": LOCAL}
+    ep = await start_endpoint("globus-rt", plugins=["globus"], plugin_settings={"globus": settings})
+
+    async def call(method: str, **args: Any) -> Any:
+        return await client.call("globus-rt", f"globus.{method}", **args)
+
+    with pytest.raises(NotAuthorized, match="refused the refresh token"):
+        await call("register", refresh_token="ref-wrong", client_id=fake.client_id)
+    first = fake.refresh_token
+    reg = await call("register", refresh_token=first, client_id=fake.client_id)
+    assert reg["auth"] == "refresh_token" and fake.grants == 1  # exchanged at once
+    [grant] = [body for _, path, body in fake.requests if path == "/v2/oauth2/token"][1:]
+    assert grant == {
+        "grant_type": "refresh_token",
+        "refresh_token": first,
+        "client_id": fake.client_id,
+    }
+    await call("ls", collection="local")
+    await call("get_endpoint", endpoint_id=REMOTE)
+    assert fake.grants == 1  # the access token is reused while it is valid
+
+    fake.revoke_access_tokens()  # it expires at Globus: Transfer answers 401
+    assert (await call("get_endpoint", endpoint_id=REMOTE))["id"] == REMOTE
+    assert fake.grants == 2  # renewed with the (rotated) refresh token, the call retried
+
+    fake.expires_in = 30  # inside globus-sdk's 60 s margin: stale as soon as issued
+    fake.revoke_access_tokens()
+    await call("ls", collection="local")  # 401 → renew (a 30 s token)
+    await call("ls", collection="local")  # about to expire → renewed before the call
+    assert fake.grants == 4
+    assert fake.requests[-1][1] == "/v0.10/operation/endpoint/" + LOCAL + "/ls"
+
+    await ep.stop()  # every token that was ever valid: in no log line and no file
+    secrets_ = [*fake.refresh_tokens, *fake.issued]
+    assert len(secrets_) == 5 + 4
+    log = ep.log_path.read_text()
+    assert [s for s in secrets_ if s in log] == []
+    for secret in secrets_:
+        assert files_containing(ep.state_dir, secret.encode(), skip=set()) == [], secret
