@@ -154,3 +154,23 @@ def test_tls_node_config_has_no_plain_listener(tmp_path: Path) -> None:
     assert "rabbitmq_auth_mechanism_ssl" in (tmp_path / "enabled_plugins").read_text()
     assert "RABBITMQ_NODE_PORT" not in node.env()
     assert node.amqp_url("orbit").startswith("amqps://guest:guest@127.0.0.1:35671/orbit?cafile=")
+
+
+def test_lint_matches_like_rabbitmq_and_exempts_administrators() -> None:
+    from orbit_broker.lint import lint_definitions, matches
+
+    assert not matches("", "amq.default") and not matches("^$", "amq.default")
+    assert matches("amq", "amq.default")  # unanchored, as Erlang's re:run
+    defs = {
+        "users": [{"name": "root", "tags": ["administrator"]}, {"name": "bob", "tags": ""}],
+        "exchanges": [{"vhost": "v", "name": "orbit.requests", "type": "topic"}],
+        "queues": [],
+        "permissions": [
+            {"vhost": "v", "user": "root", "configure": ".*", "write": ".*", "read": ".*"},
+            {"vhost": "v", "user": "bob", "configure": "", "write": "orbit", "read": "^$"},
+            {"vhost": "other", "user": "bob", "configure": ".*", "write": ".*", "read": ".*"},
+        ],
+        "topic_permissions": [],
+    }
+    found = [(f.rule, f.user, f.target) for f in lint_definitions(defs, "v")]
+    assert found == [("topic-permission", "bob", "orbit.requests")]
