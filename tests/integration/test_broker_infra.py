@@ -389,7 +389,7 @@ async def test_local_node_kill_restart_keeps_durable_queues(
         # measured: 0 s fails, 5 s recovers. Crash tests must let new queues settle first.
         await asyncio.sleep(5)
         node.kill()
-        assert not node.is_running() and node.pid is None
+        assert not node.is_running() and node.status().pid is None
         await asyncio.to_thread(node.start)
         assert node.pid not in (None, pid)
         with ManagementClient(node.management_url, node.username, node.password) as m:
