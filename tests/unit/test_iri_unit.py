@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import secrets
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -248,3 +250,18 @@ def test_a_call_on_a_closed_connection_says_disconnected(fake: FakeIri, token: s
     api.close()
     with pytest.raises(NotAuthorized, match="disconnected from 'nersc'"):
         api.request("GET", "account/projects")
+
+
+def test_both_plugins_load_by_entry_point_name_with_core_dependencies_only() -> None:
+    from orbit_endpoint import registry
+
+    assert registry.available()["iri"] == "orbit_plugins.iri.plugin:IriPlugin"
+    assert registry.available()["iri_connect"] == "orbit_plugins.iri.plugin:IriConnectPlugin"
+    loaded = registry.load(["iri_connect", "iri"], {"iri": {"poll_interval": 1}})
+    assert {name: slot.error for name, slot in loaded.items()} == {"iri_connect": None, "iri": None}
+    blocked = (
+        "import sys\nfor m in ('globus_sdk', 'psij', 'cloudpickle'):\n    sys.modules[m] = None\n"
+    )
+    code = blocked + "import orbit_plugins.iri.plugin as p; print(p.IriPlugin.name)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stdout.strip()) == (0, "iri"), done.stderr
