@@ -21,6 +21,7 @@ app = typer.Typer(
 [bold]Examples[/]
 
   [cyan]export GLOBUS_ACCESS_TOKEN=…[/]                         a Transfer API access token
+  [cyan]orbit transfer register hpc1 --refresh-token … --client-id …[/]   or: a renewable login
   [cyan]orbit transfer submit hpc1 local $DEST /~/run1/ /data/run1/ -r --wait[/]
   [cyan]orbit transfer status hpc1 TASK_ID[/]
   [cyan]orbit transfer ls hpc1 local /~/[/]
@@ -71,6 +72,53 @@ def _show_task(task: dict[str, Any], json_out: bool) -> None:
         f" {render.human_bytes(task.get('bytes_transferred', 0))}"
         + (f"  [dim]{task['label']}[/]" if task.get("label") else "")
     )
+
+
+@app.command("register")
+def register(
+    endpoint: EndpointArg,
+    token: TokenOpt = None,
+    refresh_token: Annotated[
+        str | None,
+        typer.Option(
+            "--refresh-token",
+            envvar="GLOBUS_REFRESH_TOKEN",
+            show_envvar=True,
+            help="Globus refresh token (with --client-id): the endpoint renews access itself.",
+        ),
+    ] = None,
+    client_id: Annotated[
+        str | None,
+        typer.Option(
+            "--client-id",
+            envvar="GLOBUS_CLIENT_ID",
+            show_envvar=True,
+            help="Client id of the native app the refresh token was issued to.",
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+    timeout: TimeoutOpt = None,
+    url: UrlOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Hand the endpoint your Globus credentials once (memory only); later commands use them."""
+    from ..errors import CliError
+
+    if bool(token) == bool(refresh_token) or (refresh_token and not client_id):
+        raise CliError(
+            "give --token, or --refresh-token with --client-id", code="INVALID_ARGS", exit_code=2
+        )
+
+    async def work(t: GlobusTransfers) -> dict[str, Any]:
+        if token:
+            return await t.register(access_token=token)
+        return await t.register(refresh_token=refresh_token, client_id=client_id)
+
+    result = _run(endpoint, None, url, timeout, work)
+    if json_out:
+        render.print_json(result, raw=True)
+    else:
+        render.success(f"registered {result['auth'].replace('_', ' ')} for {result['user']}")
 
 
 @app.command("submit")

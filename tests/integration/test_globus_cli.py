@@ -48,3 +48,24 @@ async def test_transfer_submit_wait_status_ls_cancel(
 
         ran = await orbit(env, "transfer", "status", "gcli", slow, "--token", "bad")
         assert ran.rc == 2 and "[NOT_AUTHORIZED]" in ran.stderr and "bad" not in ran.stderr
+
+
+async def test_transfer_register_with_a_refresh_token(
+    start_endpoint: StartEndpoint, amqp_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FakeTransfer("unused-access-token") as fake:
+        monkeypatch.setenv("GLOBUS_SDK_SERVICE_URL_AUTH", fake.url)  # the endpoint inherits it
+        settings = {"transfer_base_url": fake.url, "max_retries": 0, "local_collection": LOCAL}
+        await start_endpoint("gref", plugins=["globus"], plugin_settings={"globus": settings})
+        env = base_env(amqp_url, tmp_path)
+        ran = await orbit(env, "transfer", "register", "gref", "--refresh-token", "x")
+        assert ran.rc == 2 and "--client-id" in ran.stderr
+        refresh = fake.refresh_token
+        env |= {"GLOBUS_REFRESH_TOKEN": refresh, "GLOBUS_CLIENT_ID": fake.client_id}
+        ran = await orbit(env, "transfer", "register", "gref")
+        assert ran.rc == 0 and "registered refresh token" in ran.stderr, ran.stderr
+        assert fake.grants == 1 and refresh not in ran.stdout + ran.stderr
+        ran = await orbit(env, "transfer", "ls", "gref", "local", "/~/")
+        assert ran.rc == 0 and "a.txt" in ran.stdout, ran.stderr
+        ran = await orbit(env, "transfer", "register", "gref")  # rotated away: refused
+        assert ran.rc == 2 and "[NOT_AUTHORIZED]" in ran.stderr and refresh not in ran.stderr
