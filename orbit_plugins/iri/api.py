@@ -6,6 +6,7 @@ built from a facility answer or a transport error is scrubbed of it before it le
 
 from __future__ import annotations
 
+import os
 import ssl
 from typing import Any
 
@@ -30,7 +31,7 @@ class FacilityApi:
             base_url=facility.url + "/",
             headers={"Authorization": scheme + token, "Accept": "application/json"},
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            verify=ssl.create_default_context(cafile=facility.ca_bundle),
+            verify=ssl.create_default_context(cafile=_expand(facility.ca_bundle)),
             follow_redirects=False,
         )
 
@@ -114,6 +115,10 @@ class FacilityApi:
         if status >= 500:
             return Unavailable(message, details)
         return InvalidArgs(message, details)
+
+
+def _expand(path: str | None) -> str | None:
+    return os.path.expanduser(path) if path else None
 
 
 def _detail(response: httpx.Response) -> str:

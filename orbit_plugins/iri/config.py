@@ -45,6 +45,8 @@ def load_facilities(path: Path) -> dict[str, Facility]:
             facility = Facility.model_validate(entry)
         except ValidationError as exc:
             raise ValueError(f"{path}: facility {site!r}: {exc}") from None
+        if facility.ca_bundle and not Path(facility.ca_bundle).expanduser().is_file():
+            raise ValueError(f"{path}: facility {site!r}: no CA file {facility.ca_bundle}")
         facilities[site] = facility.model_copy(update={"url": facility.url.rstrip("/")})
     return facilities
 

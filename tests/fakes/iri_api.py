@@ -9,12 +9,14 @@ submit returns the first answer again. The resource ``broken`` answers 500.
 
 Jobs are ``queued`` for ``queued_for`` seconds, then ``active`` for ``active_for``, then
 ``completed`` (``failed`` with exit code 1 when the executable is ``/bin/false``).
-Start it in a thread: ``with FakeIri(token) as fake: fake.url``.
+Start it in a thread: ``with FakeIri(token) as fake: fake.url`` (``tls=`` a server
+SSL context for HTTPS).
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -105,7 +107,13 @@ ALLOCATIONS = {
 class FakeIri:
     """The fake facility: state, HTTP server and thread."""
 
-    def __init__(self, token: str, queued_for: float = 0.5, active_for: float = 0.5) -> None:
+    def __init__(
+        self,
+        token: str,
+        queued_for: float = 0.5,
+        active_for: float = 0.5,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.token = token
         self.queued_for = queued_for
         self.active_for = active_for
@@ -115,7 +123,10 @@ class FakeIri:
         self.requests: list[tuple[str, str, dict[str, str], Any]] = []
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self.root = f"http://127.0.0.1:{self.server.server_address[1]}"
+        if tls is not None:  # HTTPS with the caller's server certificate
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        scheme = "https" if tls is not None else "http"
+        self.root = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
         self.url = self.root + PREFIX
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

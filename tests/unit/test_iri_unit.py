@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from orbit_broker.tls import CertificateAuthority
 from orbit_plugins.base import Call
 from orbit_plugins.iri.api import FacilityApi
 from orbit_plugins.iri.config import ENV, EXAMPLE, config_path, load_facilities
@@ -93,6 +95,11 @@ def test_the_shipped_example_and_the_config_search_order(
         ("[facilities.nersc]\nlabel='x'\n", ".toml", "url"),
         ("{not json", ".json", "not valid JSON"),
         ("[other]\n", ".toml", "no \\[facilities"),
+        (
+            "[facilities.a]\nlabel='x'\nurl='http://x'\nca_bundle='/nope.pem'\n",
+            ".toml",
+            "no CA file",
+        ),
     ],
 )
 async def test_a_bad_config_makes_the_plugin_unavailable(
@@ -265,3 +272,20 @@ def test_both_plugins_load_by_entry_point_name_with_core_dependencies_only() -> 
     code = blocked + "import orbit_plugins.iri.plugin as p; print(p.IriPlugin.name)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert (done.returncode, done.stdout.strip()) == (0, "iri"), done.stderr
+
+
+def test_https_is_verified_against_the_system_roots_or_the_facility_ca(
+    tmp_path: Path, token: str
+) -> None:
+    ca = CertificateAuthority.create(tmp_path / "ca")
+    pair = ca.issue_server()
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(pair.cert, pair.key)
+    with FakeIri(token, tls=server_tls) as fake:
+        assert fake.url.startswith("https://")
+        unknown = FacilityApi("nersc", Facility(label="NERSC", url=fake.url), token, timeout=5)
+        with pytest.raises(Unavailable, match="CERTIFICATE_VERIFY_FAILED"):
+            unknown.request("GET", "account/projects")
+        trusted = Facility(label="NERSC", url=fake.url, ca_bundle=str(ca.cert))
+        api = FacilityApi("nersc", trusted, token, timeout=5)
+        assert api.request("GET", "account/projects")[0]["id"] == "m1234"
