@@ -52,7 +52,7 @@ class GatewayProcess:
     def __init__(self, url: str, log_path: Path, *extra: str) -> None:
         self.url, self.log_path, self.extra = url, log_path, extra
         self.port = free_port()
-        scheme = "https" if "--ssl-certfile" in extra else "http"
+        scheme = "https" if {"--tls-cert", "--ssl-certfile"} & set(extra) else "http"
         self.base = f"{scheme}://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -208,7 +208,7 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
 
 async def test_tls(amqp_url: str, broker: Any, tmp_path: Path) -> None:
     cert, key = self_signed(tmp_path)
-    tls = ("--ssl-certfile", str(cert), "--ssl-keyfile", str(key))
+    tls = ("--tls-cert", str(cert), "--tls-key", str(key))
     proc = await GatewayProcess(amqp_url, tmp_path / "gateway.log", *tls).start()
     try:
         assert proc.base.startswith("https://")
