@@ -120,7 +120,7 @@ def put(
     local: Annotated[Path, typer.Argument(help="Local file.", exists=True, dir_okay=False)],
     remote: Annotated[str, typer.Argument(help="Remote path; ending in / keeps the name.")],
     overwrite: OverwriteOpt = False,
-    parallel: ParallelOpt = 4,
+    parallel: ParallelOpt = 8,
     chunk_mib: ChunkOpt = 1.0,
     no_resume: FreshOpt = False,
     json_out: JsonOpt = False,
@@ -160,7 +160,7 @@ def get(
         Path, typer.Argument(help="Local file or existing directory (default: .).")
     ] = Path("."),
     overwrite: OverwriteOpt = False,
-    parallel: ParallelOpt = 4,
+    parallel: ParallelOpt = 8,
     chunk_mib: ChunkOpt = 1.0,
     no_resume: FreshOpt = False,
     json_out: JsonOpt = False,
