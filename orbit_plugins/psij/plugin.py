@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -90,7 +91,8 @@ class PsijPlugin(Plugin):
         self._executors = launch.Executors(self.cfg.executors, self.cfg.slurm_polling_interval)
 
     async def start(self) -> None:
-        """Re-attach the jobs of a previous run, then start the monitor."""
+        """Prune old finished jobs, re-attach the jobs of a previous run, start the monitor."""
+        await asyncio.to_thread(self._prune)
         await asyncio.to_thread(self._reattach_all)
         if self._monitor is None:
             self._monitor = asyncio.create_task(self._monitor_loop(), name="psij-monitor")
@@ -291,9 +293,12 @@ class PsijPlugin(Plugin):
             if rec.native_id is None and rec.state == "NEW":
                 with self._lock:
                     lock = self._submit_locks.setdefault(rec.job_id, threading.Lock())
-                with lock:
+                with lock:  # a resumed submit_job may have settled it meanwhile
+                    fresh = self._get(rec.job_id)
+                    if fresh.native_id is not None or fresh.state != "NEW":
+                        continue
                     try:
-                        self._finish_interrupted_submit(rec)
+                        self._finish_interrupted_submit(fresh)
                     except Exception as exc:
                         self.ctx.logger.warning("job %s: interrupted submit: %s", rec.job_id, exc)
             elif rec.native_id is not None:
@@ -316,12 +321,35 @@ class PsijPlugin(Plugin):
     # ------------------------------------------------------------------ monitor
 
     async def _monitor_loop(self) -> None:
+        pruned = time.monotonic()
         while True:
             try:
                 await asyncio.to_thread(self._tick)
+                if time.monotonic() - pruned >= self.cfg.prune_interval:
+                    pruned = time.monotonic()
+                    await asyncio.to_thread(self._prune)
             except Exception:
                 self.ctx.logger.warning("psij monitor tick failed", exc_info=True)
             await asyncio.sleep(self.cfg.poll_interval)
+
+    def _prune(self) -> int:
+        """Forget jobs that ended more than ``retention`` seconds ago: ledger row and job dir
+        (output written elsewhere, via ``stdout_path``/``directory``, is left alone)."""
+        jobs_root = Path(self.ctx.state_dir) / "jobs"
+        old = self.store.finished_before(time.time() - self.cfg.retention)
+        for rec in old:
+            job_dir = Path(rec.job_dir)
+            if job_dir.parent == jobs_root:  # never delete outside the plugin's own dirs
+                shutil.rmtree(job_dir, ignore_errors=True)
+            self.store.delete(rec.job_id)
+            with self._lock:
+                self._submit_locks.pop(rec.job_id, None)
+                self._observed.pop(rec.job_id, None)
+        if old:
+            self.ctx.logger.info(
+                "pruned %d job(s) finished over %.0f s ago", len(old), self.cfg.retention
+            )
+        return len(old)
 
     def _tick(self) -> None:
         for rec in self.store.list(active_only=True):

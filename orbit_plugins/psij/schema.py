@@ -140,4 +140,10 @@ class PsijSettings(_Model):
     poll_interval: float = Field(default=0.25, gt=0, description="output/state poll, seconds")
     chunk_bytes: int = Field(default=32 * 1024, ge=256, le=512 * 1024)
     executors: list[Executor] = Field(default_factory=lambda: list(get_args(Executor)))
-    slurm_polling_interval: float = Field(default=30.0, gt=0)
+    slurm_polling_interval: float = Field(
+        default=30.0, gt=0, description="PSI/J's queue poll (squeue/qstat), all batch executors"
+    )
+    retention: float = Field(
+        default=7 * 86400, gt=0, description="finished jobs (ledger row, job dir) kept, seconds"
+    )
+    prune_interval: float = Field(default=3600, gt=0, description="pruning period, seconds")

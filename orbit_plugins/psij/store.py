@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 import threading
@@ -152,3 +153,17 @@ class JobStore:
         with self._lock:
             rows = self._db.execute(query + " ORDER BY submitted_at", params).fetchall()
         return [self._row(r) for r in rows]
+
+    def finished_before(self, cutoff: float) -> builtins.list[JobRecord]:
+        """Jobs that ended before ``cutoff`` (epoch seconds)."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE finished_at IS NOT NULL"
+                " AND finished_at < ? AND state IN ('COMPLETED', 'FAILED', 'CANCELED')",
+                (cutoff,),
+            ).fetchall()
+        return [self._row(r) for r in rows]
+
+    def delete(self, job_id: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))

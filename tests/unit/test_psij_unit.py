@@ -32,6 +32,10 @@ def _restore_sigchld() -> Iterator[None]:
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
 
 
+def exists(path: Path) -> bool:
+    return path.exists()
+
+
 def write_pid(path: Path, pid: int) -> None:
     path.write_text(f"{pid}\n")
 
@@ -164,3 +168,26 @@ def test_batch_lookup_by_name_and_pbs_user_without_tty(
     finally:
         subprocess.run(["qdel", "1001.pbs01"], check=False)
         subprocess.run(["scancel", slurm.stdout.split()[-1]], check=False)
+
+
+async def test_prune_at_start_forgets_old_finished_jobs_only(tmp_path: Path) -> None:
+    plugin, _ = await make(tmp_path)
+    alice = Call("req-old", "alice", "ep")
+    plugin.submit_job(SubmitArgs(spec=JobSpec(executable="true")), alice)
+    wait_terminal(plugin, "req-old", alice)
+    old_dir = Path(plugin.store.get("req-old").job_dir)  # type: ignore[union-attr]
+    plugin.store.update("req-old", finished_at=time.time() - 8 * 86400)  # default: 7 days
+    # an active job submitted long ago (its ledger row only: nothing runs)
+    active = plugin._new_record(SubmitArgs(spec=JobSpec(executable="true")), Call("a", "u", "ep"))
+    active.state, active.native_id, active.submitted_at = "ACTIVE", "77", time.time() - 9e5
+    active.executor = "slurm"  # no sbatch here: its re-attach fails and is only logged
+    plugin.store.insert(active)
+    await plugin.stop()
+
+    plugin2, _ = await make(tmp_path)
+    await plugin2.start()  # prunes
+    assert plugin2.store.get("req-old") is None
+    assert not exists(old_dir)
+    assert plugin2.store.get("a") is not None  # unfinished jobs are never pruned
+    assert plugin2._prune() == 0
+    await plugin2.stop()
