@@ -20,7 +20,8 @@ from typing import Any
 from orbit_plugins.base import Call, Plugin, PluginContext, operation
 from orbit_protocol import Conflict, NotAuthorized, NotFound, Unavailable
 
-from . import launch
+from . import child, launch
+from .child_schema import ChildInfo, SubmitEndpointArgs
 from .monitor import Observed, local_outcome
 from .schema import (
     TERMINAL,
@@ -62,6 +63,7 @@ class PsijPlugin(Plugin):
         self._submit_locks: dict[str, threading.Lock] = {}
         """One lock per job id: a duplicate submit waits for the first, others run in parallel."""
         self._monitor: asyncio.Task[None] | None = None
+        self._children: child.Children | None = None
 
     @property
     def cfg(self) -> PsijSettings:
@@ -89,6 +91,7 @@ class PsijPlugin(Plugin):
 
         self._store = JobStore(Path(ctx.state_dir) / "jobs.sqlite")
         self._executors = launch.Executors(self.cfg.executors, self.cfg.slurm_polling_interval)
+        self._children = child.Children(self)
 
     async def start(self) -> None:
         """Prune old finished jobs, re-attach the jobs of a previous run, start the monitor."""
@@ -96,6 +99,8 @@ class PsijPlugin(Plugin):
         await asyncio.to_thread(self._reattach_all)
         if self._monitor is None:
             self._monitor = asyncio.create_task(self._monitor_loop(), name="psij-monitor")
+        if self._children is not None:
+            self._children.start()
 
     async def stop(self) -> None:
         """Stop monitoring; jobs keep running and are re-attached on the next start."""
@@ -104,6 +109,8 @@ class PsijPlugin(Plugin):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._children is not None:
+            await self._children.stop()
         if self._store is not None:
             self._store.close()
 
@@ -129,6 +136,11 @@ class PsijPlugin(Plugin):
             self.store.insert(rec)
             self._launch(rec)
             return self._get(rec.job_id).info()
+
+    @operation(idempotent=True, journal=False)
+    def submit_endpoint(self, args: SubmitEndpointArgs, call: Call) -> ChildInfo:
+        """Start child endpoint ``name`` in a batch job (tunnel: none, forward, reverse)."""
+        return child.submit(self, args, call)
 
     @operation(idempotent=True)
     def get_job_status(self, args: StatusArgs, call: Call) -> JobStatus:
@@ -357,7 +369,7 @@ class PsijPlugin(Plugin):
                 continue
             with self._lock:
                 seen = self._observed.get(rec.job_id)
-            state, exit_code, message = self._decide(rec, seen)
+            state, exit_code, message = child.outcome(rec, *self._decide(rec, seen))
             final = state in TERMINAL
             self._emit_output(rec, final)
             if state != rec.state:

@@ -6,7 +6,7 @@ offsets and sizes are bytes of the job's stdout/stderr files.
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -147,3 +147,6 @@ class PsijSettings(_Model):
         default=7 * 86400, gt=0, description="finished jobs (ledger row, job dir) kept, seconds"
     )
     prune_interval: float = Field(default=3600, gt=0, description="pruning period, seconds")
+    children: dict[str, Any] = Field(
+        default_factory=dict, description="child endpoints: child_schema.ChildSettings"
+    )

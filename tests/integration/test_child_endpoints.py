@@ -1,0 +1,316 @@
+"""Child endpoints in batch jobs (``psij.submit_endpoint``), with real ssh tunnels.
+
+Real parts: the broker, the parent endpoint (psij plugin), PSI/J's Slurm executor, the child
+endpoint process started by the job script, OpenSSH's ``ssh`` and ``sshd`` (on 127.0.0.1,
+own host key and config: ``tests/fakes/sshd.py``). Faked: the Slurm commands
+(``tests/fakes/slurm``: ``sbatch`` runs the script in the background on this machine), with
+a Slurm-like ``scancel`` in front (SIGTERM to the job, KillWait, then the fake's SIGKILL).
+Each child gets its own broker user, provisioned like ``orbit broker provision --endpoint``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from orbit_broker.provision import EndpointSpec, Provisioner, ProvisionSpec
+from orbit_client import AsyncOrbitClient, OrbitError
+
+from ..conftest import Broker
+from ..fakes.sshd import Sshd
+from .conftest import StartEndpoint
+
+pytestmark = [
+    pytest.mark.rabbit,
+    # find_spec, not importorskip: importing psij installs a SIGCHLD handler in pytest
+    pytest.mark.skipif(find_spec("psij") is None, reason="psij-python is not installed"),
+]
+
+FAKES = Path(__file__).resolve().parents[1] / "fakes"
+PSIJ = ["orbit_plugins.psij.plugin:PsijPlugin"]
+SCANCEL = """#!/bin/bash
+# Slurm-like scancel: SIGTERM to the job's processes, up to 5 s (KillWait) for them to end,
+# then the fake scancel (marks the job cancelled, SIGKILL).
+d=${FAKE_SLURM_DIR:?}
+id="${@: -1}"
+if [ -f "$d/jobs/$id.pid" ]; then
+    pg=$(cat "$d/jobs/$id.pid")
+    kill -TERM -- "-$pg" 2>/dev/null
+    for _ in $(seq 50); do kill -0 -- "-$pg" 2>/dev/null || break; sleep 0.1; done
+fi
+exec "%s" "$@"
+"""
+
+
+@dataclass
+class Hpc:
+    """A fake Slurm cluster whose login and compute nodes are one real sshd."""
+
+    tmp: Path
+    slurm: Path
+    sshd: Sshd
+    credentials: Path
+
+    def children(self, **overrides: Any) -> dict[str, Any]:
+        settings = {
+            "credentials_dir": str(self.credentials),
+            "ssh_config": str(self.sshd.ssh_config),
+            "login_host": "login01",
+            "tunnel_timeout": 20,
+        }
+        return settings | overrides
+
+    def ssh_config_variant(self, name: str, old: str, new: str) -> str:
+        path = self.tmp / name
+        path.write_text(self.sshd.ssh_config.read_text().replace(old, new))
+        return str(path)
+
+
+@pytest.fixture
+def hpc(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Hpc]:
+    if not Sshd.available():
+        pytest.fail("sshd is missing: apt-get install openssh-server", pytrace=False)
+    slurm, bin_dir, credentials = tmp_path / "fake-slurm", tmp_path / "bin", tmp_path / "creds"
+    for d in (slurm, bin_dir, credentials):
+        d.mkdir()
+    credentials.chmod(0o700)
+    scancel = bin_dir / "scancel"
+    scancel.write_text(SCANCEL % (FAKES / "slurm" / "scancel"))
+    scancel.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{FAKES / 'slurm'}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_SLURM_DIR", str(slurm))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # PSI/J's ~/.psij/work
+    for var in ("SLURM_JOB_ID", "PBS_JOBID"):
+        monkeypatch.delenv(var, raising=False)
+    sshd = Sshd(tmp_path / "sshd").start()
+    try:
+        yield Hpc(tmp_path, slurm, sshd, credentials)
+    finally:
+        for pid_file in (slurm / "jobs").glob("*.pid"):  # jobs a failed test left behind
+            with contextlib.suppress(OSError, ValueError):
+                os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+        sshd.stop()
+
+
+async def provision_child(broker: Broker, vhost: str, hpc: Hpc, prefix: str) -> str:
+    """A child name with its own broker user; its URL stored for the parent (mode 0600)."""
+    name = f"{prefix}-{secrets.token_hex(3)}"
+    prov = Provisioner(broker.management, broker.amqp_url(), vhost)
+    result = await prov.provision(ProvisionSpec(endpoints=[EndpointSpec(name)], responder=False))
+    url = result.credentials[name].url(broker.amqp_url(), vhost)
+    path = hpc.credentials / f"{name}.url"
+    path.write_text(url)
+    path.chmod(0o600)
+    return name
+
+
+async def wait_online(client: AsyncOrbitClient, parent: str, job_id: str, child: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            await client.call(child, "orbit.ping", timeout=5)
+            return
+        except OrbitError:
+            status = await client.call(parent, "psij.get_job_status", job_id=job_id)
+            if status["state"] in ("COMPLETED", "FAILED", "CANCELED"):
+                pytest.fail(f"child job ended: {status}")
+        await asyncio_sleep(0.3)
+    status = await client.call(parent, "psij.get_job_status", job_id=job_id)
+    pytest.fail(f"child {child} not online within 60 s: {status}")
+
+
+async def asyncio_sleep(seconds: float) -> None:
+    import asyncio
+
+    await asyncio.sleep(seconds)
+
+
+async def wait_job(client: AsyncOrbitClient, parent: str, job_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status: dict[str, Any] = await client.call(parent, "psij.get_job_status", job_id=job_id)
+        if status["state"] in ("COMPLETED", "FAILED", "CANCELED"):
+            return status
+        await asyncio_sleep(0.3)
+    pytest.fail(f"job {job_id} did not end: {status}")
+
+
+@pytest.mark.parametrize("tunnel", ["none", "forward", "reverse"])
+async def test_child_online_through_tunnel_then_offline_on_cancel(
+    tunnel: str,
+    hpc: Hpc,
+    broker: Broker,
+    vhost: str,
+    start_endpoint: StartEndpoint,
+    client: AsyncOrbitClient,
+) -> None:
+    child = await provision_child(broker, vhost, hpc, f"job-{tunnel}")
+    settings = {"psij": {"poll_interval": 0.2, "slurm_polling_interval": 1}}
+    settings["psij"]["children"] = hpc.children()  # type: ignore[assignment]
+    await start_endpoint("login", plugins=PSIJ, plugin_settings=settings)
+    info = await client.call(
+        "login",
+        "psij.submit_endpoint",
+        name=child,
+        plugins=["sysinfo"],
+        tunnel=tunnel,
+        executor="slurm",
+        spec={"resources": {"node_count": 1}, "attributes": {"duration": 600}},
+    )
+    assert (info["name"], info["tunnel"], info["executor"]) == (child, tunnel, "slurm")
+    native = info["native_id"]
+    job_dir = next((hpc.tmp / "login").rglob(f"jobs/{info['job_id']}"))
+    password = urlsplit((hpc.credentials / f"{child}.url").read_text()).password
+    assert password
+    script = (hpc.slurm / "jobs" / f"{native}.job").read_text()
+    assert "ORBIT_ENDPOINT_URL" not in script and password not in script  # env file only
+
+    await wait_online(client, "login", info["job_id"], child)
+    assert not (job_dir / "child.env").exists()  # read and deleted by the job
+    about = await client.call(child, "child.info")
+    assert (about["parent"], about["job_id"], about["tunnel"]) == ("login", info["job_id"], tunnel)
+    assert about["allocation"]["job_id"] == native  # queue_info.job_allocation in the job
+    host, port = about["broker"].rsplit(":", 1)
+    assert host == "127.0.0.1"
+    if tunnel == "none":
+        assert int(port) == broker.port
+    else:
+        assert int(port) != broker.port  # the AMQP connection goes through the ssh tunnel
+        if tunnel == "reverse":
+            assert (job_dir / "tunnel.port").read_text() == port
+        assert "Accepted publickey" in hpc.sshd.log()
+    described = await client.call(child, "orbit.describe")
+    assert {"sysinfo", "child"} <= set(described["plugins"])
+
+    presence = await client.subscribe(child, "orbit", "presence")
+    cancelled = await client.call("login", "psij.cancel_job", job_id=info["job_id"])
+    assert cancelled["job_id"] == info["job_id"]
+    deadline = time.monotonic() + 30
+    while True:
+        event = await presence.get(timeout=max(0.1, deadline - time.monotonic()))
+        if event.data.get("state") == "offline":
+            break
+    final = await wait_job(client, "login", info["job_id"])
+    assert final["state"] == "CANCELED", final
+    logs = final["stdout"] + final["stderr"] + (hpc.tmp / "login" / "login.log").read_text()
+    assert f"endpoint {child} stopped" in logs and password not in logs
+    assert not await client.is_online(child)
+
+
+async def test_tunnel_failures_cancel_the_allocation_and_say_why(
+    hpc: Hpc,
+    broker: Broker,
+    vhost: str,
+    start_endpoint: StartEndpoint,
+    client: AsyncOrbitClient,
+) -> None:
+    # reverse: the parent's key is refused by the compute node's sshd
+    bad_key = hpc.ssh_config_variant("ssh_config_bad_key", "client_key", "host_key")
+    await start_endpoint(
+        "login-a",
+        plugins=PSIJ,
+        plugin_settings={
+            "psij": {
+                "poll_interval": 0.2,
+                "slurm_polling_interval": 1,
+                "children": hpc.children(ssh_config=bad_key),
+            }
+        },
+    )
+    # forward: the login node's sshd is not where the ssh config says
+    wrong_port = hpc.ssh_config_variant("ssh_config_wrong_port", f"Port {hpc.sshd.port}", "Port 1")
+    await start_endpoint(
+        "login-b",
+        plugins=PSIJ,
+        plugin_settings={
+            "psij": {
+                "poll_interval": 0.2,
+                "slurm_polling_interval": 1,
+                "children": hpc.children(ssh_config=wrong_port),
+            }
+        },
+    )
+    events = await client.subscribe(None, "psij", "child_status")
+    rev = await provision_child(broker, vhost, hpc, "job-rev")
+    fwd = await provision_child(broker, vhost, hpc, "job-fwd")
+    a = await client.call("login-a", "psij.submit_endpoint", name=rev, tunnel="reverse")
+    b = await client.call("login-b", "psij.submit_endpoint", name=fwd, tunnel="forward")
+
+    final_a = await wait_job(client, "login-a", a["job_id"])
+    assert final_a["state"] == "FAILED", final_a
+    assert "reverse tunnel" in final_a["message"] and "ssh -R exited with 255" in final_a["message"]
+    assert "Permission denied" in final_a["message"]  # the ssh stderr tail
+    assert (hpc.slurm / "jobs" / f"{a['native_id']}.cancel").exists()  # allocation cancelled
+
+    final_b = await wait_job(client, "login-b", b["job_id"])
+    assert final_b["state"] == "FAILED", final_b
+    assert "forward tunnel via login01 failed" in final_b["message"]
+    assert "Connection refused" in final_b["message"]
+
+    seen: dict[str, str] = {}
+    deadline = time.monotonic() + 20
+    while len(seen) < 2:
+        event = await events.get(timeout=max(0.1, deadline - time.monotonic()))
+        if event.data.get("state") == "failed":
+            seen[event.data["name"]] = event.data["reason"]
+    assert "Permission denied" in seen[rev] and "Connection refused" in seen[fwd]
+    for name in (rev, fwd):
+        assert not await client.is_online(name)
+
+
+async def test_missing_or_unsafe_credentials_are_refused(
+    hpc: Hpc, start_endpoint: StartEndpoint, client: AsyncOrbitClient
+) -> None:
+    from orbit_client import InvalidArgs
+
+    await start_endpoint(
+        "login-c", plugins=PSIJ, plugin_settings={"psij": {"children": hpc.children()}}
+    )
+    with pytest.raises(InvalidArgs, match="no credentials for child endpoint 'nobody'"):
+        await client.call("login-c", "psij.submit_endpoint", name="nobody")
+    (hpc.credentials / "open.url").write_text("amqp://u:p@127.0.0.1:5672/x")
+    (hpc.credentials / "open.url").chmod(0o644)
+    with pytest.raises(InvalidArgs, match="readable by others"):
+        await client.call("login-c", "psij.submit_endpoint", name="open")
+    with pytest.raises(InvalidArgs):
+        await client.call("login-c", "psij.submit_endpoint", name="x", tunnel="sideways")
+    assert not list(hpc.slurm.glob("jobs/*.job"))  # nothing was submitted
+
+
+async def test_cli_submit_waits_for_the_child_and_prints_its_allocation(
+    hpc: Hpc,
+    broker: Broker,
+    vhost: str,
+    amqp_url: str,
+    start_endpoint: StartEndpoint,
+    client: AsyncOrbitClient,
+) -> None:
+    from .test_psij_cli import cli_env, run
+
+    child = await provision_child(broker, vhost, hpc, "job-cli")
+    settings = {"psij": {"poll_interval": 0.2, "slurm_polling_interval": 1}}
+    settings["psij"]["children"] = hpc.children()  # type: ignore[assignment]
+    await start_endpoint("login", plugins=PSIJ, plugin_settings=settings)
+    env = cli_env(amqp_url, hpc.tmp)
+    args = ["endpoint", "submit", "login", "--name", child, "--nodes", "2", "--time", "10:00"]
+    code, out, err = await run(env, *args, "--tunnel", "reverse", "--plugins", "sysinfo")
+    assert code == 0, err
+    assert f"endpoint {child} online on" in out and "(tunnel reverse)" in out
+    assert "allocation 1001 on nid001,nid002" in out  # fake scontrol's node list
+    assert "role" in await client.call(child, "sysinfo.host_role", timeout=10)
+    job_id = err.split("orbit job cancel login ")[1].split()[0]
+    code, out, err = await run(env, "job", "cancel", "login", job_id)
+    assert code == 0, err
+    final = await wait_job(client, "login", job_id)
+    assert final["state"] == "CANCELED"

@@ -1,0 +1,76 @@
+"""Pure parts of child endpoints: the secret env file, URL rewriting, ssh options, outcome."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from orbit_plugins.psij import child
+from orbit_plugins.psij.child_schema import ChildSettings
+from orbit_plugins.psij.schema import JobSpec
+from orbit_plugins.psij.store import JobRecord
+from orbit_protocol import InvalidArgs
+
+
+def test_secret_file_is_owner_only_even_when_it_existed(tmp_path: Path) -> None:
+    path = tmp_path / "child.env"
+    path.write_text("old")
+    path.chmod(0o644)
+    old = os.umask(0)
+    try:
+        child._write_secret(path, '{"ORBIT_ENDPOINT_URL": "amqp://u:pw@h/v"}')
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.read_text() == '{"ORBIT_ENDPOINT_URL": "amqp://u:pw@h/v"}'
+
+
+def test_with_address_keeps_credentials_and_vhost() -> None:
+    url = "amqps://job%2D1:p%40ss@broker.example:5671/orbit?heartbeat=10"
+    assert child.with_address(url, "127.0.0.1", 40001) == (
+        "amqps://job-1:p%40ss@127.0.0.1:40001/orbit?heartbeat=10"
+    )
+
+
+def test_ssh_options_are_non_interactive_and_checked() -> None:
+    opts = child.ssh_options(ChildSettings(ssh_config="/c", known_hosts="/k"))
+    assert opts[:2] == ["-F", "/c"]
+    for want in ("BatchMode=yes", "ExitOnForwardFailure=yes", "StrictHostKeyChecking=yes"):
+        assert want in opts
+    assert "UserKnownHostsFile=/k" in opts
+
+
+def test_allocated_port_line() -> None:
+    line = "Allocated port 41235 for remote forward to 127.0.0.1:5672\n"
+    found = child.ALLOCATED.search("debug\n" + line)
+    assert found and found.group(1) == "41235"
+
+
+def test_credentials_file_checks(tmp_path: Path) -> None:
+    cfg = ChildSettings(credentials_dir=str(tmp_path))
+    with pytest.raises(InvalidArgs, match="no credentials"):
+        child.child_url(cfg, "job1")
+    path = tmp_path / "job1.url"
+    path.write_text("amqp://job1:pw@broker:5672/orbit\n")
+    path.chmod(0o640)
+    with pytest.raises(InvalidArgs, match="readable by others"):
+        child.child_url(cfg, "job1")
+    path.chmod(0o600)
+    assert child.child_url(cfg, "job1") == "amqp://job1:pw@broker:5672/orbit"
+    path.write_text("http://broker/")
+    with pytest.raises(InvalidArgs, match="no amqp"):
+        child.child_url(cfg, "job1")
+
+
+def test_outcome_turns_a_tunnel_failure_into_failed(tmp_path: Path) -> None:
+    rec = JobRecord("j1", "alice", "slurm", JobSpec(executable="x"), str(tmp_path), "o", "e")
+    assert child.outcome(rec, "CANCELED", None, None) == ("CANCELED", None, None)
+    (tmp_path / child.FAILURE).write_text("reverse tunnel to nid001 failed: denied\n")
+    assert child.outcome(rec, "ACTIVE", None, None) == ("ACTIVE", None, None)
+    assert child.outcome(rec, "CANCELED", None, None) == (
+        "FAILED",
+        None,
+        "reverse tunnel to nid001 failed: denied",
+    )
