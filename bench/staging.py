@@ -538,7 +538,18 @@ def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
             "value": round(statistics.median(strict_rounds), 3),
             "per_round": [round(x, 3) for x in strict_rounds],
         }
+        # what the MiB/s ratio tends to when the CPUs are saturated (a loaded machine)
+        cpu_rounds = [_cpu(r["raw_echo"]) / _cpu(r[orbit]) for r in rounds]
+        ratios[f"{orbit} / raw_echo, CPU per MiB (inverse)"] = {
+            "value": round(statistics.median(cpu_rounds), 3),
+            "per_round": [round(x, 3) for x in cpu_rounds],
+        }
     return {"median_mib_s": {n: round(v, 1) for n, v in med.items()}, "ratios": ratios}
+
+
+def _cpu(result: dict[str, Any]) -> float:
+    """CPU ms per MiB summed over client, server (endpoint or responder) and broker."""
+    return float(sum(v for v in result["cpu_ms_per_mib"].values() if v == v))  # skip NaN
 
 
 def render(doc: dict[str, Any]) -> None:
