@@ -231,7 +231,7 @@ def kill_tree(pid: int, started: float | None) -> None:
 
 def find_batch_job(executor: str, name: str, timeout: float = 30) -> str | None:
     """The native id of the caller's batch job named ``name``, or None if the scheduler does not
-    list one (Slurm ``squeue --me``, PBS ``qstat -f -F json -x``).
+    list one (Slurm ``squeue --me``, PBS ``qstat -f -F json -x``, LSF ``bjobs -a``).
 
     Raises ``Unavailable`` when the scheduler cannot be asked (then nothing can be concluded).
     """
@@ -239,13 +239,15 @@ def find_batch_job(executor: str, name: str, timeout: float = 30) -> str | None:
         cmd = ["squeue", "--me", "-h", "-t", "all", "-o", "%i %j"]
     elif executor == "pbs":
         cmd = ["qstat", "-f", "-F", "json", "-x"]
+    elif executor == "lsf":
+        cmd = ["bjobs", "-a", "-noheader", "-o", "jobid job_name"]
     else:
         raise Unavailable(f"cannot look jobs up by name with executor {executor!r}")
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=True)
     except (OSError, subprocess.SubprocessError) as exc:
         raise Unavailable(f"{cmd[0]} failed: {exc}") from None
-    if executor == "slurm":
+    if executor in ("slurm", "lsf"):
         for line in out.stdout.splitlines():
             native, _, job_name = line.strip().partition(" ")
             if job_name.strip() == name:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Callable
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -31,8 +32,7 @@ pytestmark = [
 FAKES = Path(__file__).resolve().parents[1] / "fakes"
 
 
-async def wait_for(predicate: object, what: str, timeout: float = 60) -> None:
-    assert callable(predicate)
+async def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60) -> None:
     for _ in range(int(timeout * 10)):
         if predicate():
             return
@@ -54,7 +54,7 @@ async def restart(ep: EndpointProcess) -> None:
     await ep.start()
 
 
-@pytest.mark.parametrize("kind", ["slurm", "pbs"])
+@pytest.mark.parametrize("kind", ["slurm", "pbs", "lsf"])
 async def test_crash_mid_submit_adopts_the_job(
     kind: str,
     start_endpoint: StartEndpoint,
@@ -80,7 +80,7 @@ async def test_crash_mid_submit_adopts_the_job(
     go.touch()
 
     info = (await reply).unwrap()
-    native = "1001" if kind == "slurm" else "1001.pbs01"
+    native = "1001.pbs01" if kind == "pbs" else "1001"
     assert (info["job_id"], info["native_id"]) == (rid, native)
     job = AsyncJobs(client, ep.name).handle(rid)
     text = "".join([c.data async for c in job.stream(poll=1.0)])
@@ -107,8 +107,7 @@ async def test_submit_that_never_reached_slurm_fails_clearly(
         timeout=120,
     )
     reply = asyncio.create_task(client.collect(rid, timeout=90))
-    markers = lambda: list(ep.state_dir.rglob(f"jobs/{rid}/submitting"))  # noqa: E731
-    await wait_for(lambda: bool(markers()), "the submit to start")
+    await wait_for(lambda: any(ep.state_dir.rglob(f"jobs/{rid}/submitting")), "the submit to start")
     await asyncio.sleep(1)  # PSI/J writes its script and runs sbatch
     ep.kill()
     kill_hung("sbatch", FAKES)

@@ -30,9 +30,9 @@ def fake_scheduler(monkeypatch: pytest.MonkeyPatch, kind: str, tmp_path: Path) -
     state = tmp_path / f"fake-{kind}"
     state.mkdir()
     monkeypatch.setenv("PATH", f"{FAKES / kind}:{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_SLURM_DIR" if kind == "slurm" else "FAKE_PBS_DIR", str(state))
+    monkeypatch.setenv(f"FAKE_{kind.upper()}_DIR", str(state))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # PSI/J's ~/.psij/work
-    for var in ("SLURM_JOB_ID", "PBS_JOBID"):
+    for var in ("SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID"):
         monkeypatch.delenv(var, raising=False)
     return state
 

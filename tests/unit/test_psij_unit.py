@@ -149,25 +149,33 @@ FAKES = Path(__file__).resolve().parents[1] / "fakes"
 def test_batch_lookup_by_name_and_pbs_user_without_tty(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PATH", f"{FAKES / 'pbs'}:{FAKES / 'slurm'}:{os.environ['PATH']}")
+    fakes = ":".join(str(FAKES / k) for k in ("pbs", "slurm", "lsf"))
+    monkeypatch.setenv("PATH", f"{fakes}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_LSF_DIR", str(tmp_path / "lsf"))
     monkeypatch.setenv("FAKE_PBS_DIR", str(tmp_path / "pbs"))
     monkeypatch.setenv("FAKE_SLURM_DIR", str(tmp_path / "slurm"))
     (tmp_path / "pbs").mkdir()
     script = tmp_path / "job.sh"
-    script.write_text('#!/bin/bash\n#PBS -N "orbit-r1"\n#SBATCH --job-name="orbit-r1"\nsleep 30\n')
+    script.write_text(
+        '#!/bin/bash\n#PBS -N "orbit-r1"\n#SBATCH --job-name="orbit-r1"\n'
+        '#BSUB -J "orbit-r1"\nsleep 30\n'
+    )
     pbs = subprocess.run(["qsub", str(script)], capture_output=True, text=True, check=True)
     slurm = subprocess.run(["sbatch", str(script)], capture_output=True, text=True, check=True)
+    subprocess.run(["bsub", str(script)], capture_output=True, check=True)
     try:
         assert launch.find_batch_job("pbs", "orbit-r1") == pbs.stdout.strip() == "1001.pbs01"
         assert launch.find_batch_job("slurm", "orbit-r1") == slurm.stdout.split()[-1]
         assert launch.find_batch_job("pbs", "orbit-r2") is None
         assert launch.find_batch_job("slurm", "orbit-r2") is None
+        assert launch.find_batch_job("lsf", "orbit-r1") == "1001"
         # PSI/J's batch executors ask os.getlogin(), which fails without a terminal
         executor = launch.Executors(["pbs"], 1).get("pbs")
         assert executor._current_user() == getpass.getuser()
     finally:
         subprocess.run(["qdel", "1001.pbs01"], check=False)
         subprocess.run(["scancel", slurm.stdout.split()[-1]], check=False)
+        subprocess.run(["bkill", "1001"], capture_output=True, check=False)
 
 
 async def test_prune_at_start_forgets_old_finished_jobs_only(tmp_path: Path) -> None:
