@@ -87,8 +87,9 @@ function eventsPage() {
 
 async function route() {
   pageListeners = [];
-  renderSidebar();
   const [, endpoint, plugin] = location.hash.split("/");
+  if (endpoint && endpoint !== "events" && !state.endpoints[endpoint]) placeholder(endpoint, false);  // deep link before its presence
+  renderSidebar();
   const page = $("page");
   try {
     if (endpoint === "events") page.replaceChildren(...eventsPage());
@@ -160,11 +161,12 @@ async function start() {
   await route();
 }
 
-function placeholder(name) {
-  if (!state.endpoints[name]) state.endpoints[name] = { endpoint: name, online: false, plugins: {} };
+function placeholder(name, eager = true) {
+  if (eager && !state.endpoints[name]) state.endpoints[name] = { endpoint: name, online: false, plugins: {} };
   describe(name).then((d) => {
     const plugins = Object.fromEntries(Object.entries(d.plugins).map(([p, i]) => [p, i.version]));
-    state.endpoints[name] = { ...state.endpoints[name], plugins, online: true };
+    const known = state.endpoints[name] || { endpoint: name };
+    state.endpoints[name] = { ...known, plugins: Object.keys(known.plugins || {}).length ? known.plugins : plugins, online: true };
     renderSidebar();
   }).catch(() => {});
 }

@@ -27,9 +27,10 @@ export function globusPage(ctx) {
   reg.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const f = reg.elements;
-    show(regOut, await ctx.call("register", { access_token: f.access_token.value, local_collection: f.local_collection.value || undefined }),
+    const ok = show(regOut, await ctx.call("register", { access_token: f.access_token.value, local_collection: f.local_collection.value || undefined }),
       (r) => `registered for ${r.user} (${r.auth})`);
     f.access_token.value = "";
+    if (ok) refresh();
   });
 
   const form = el("form", { id: "transfer-form" },
