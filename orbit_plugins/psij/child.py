@@ -36,6 +36,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 from orbit_plugins.base import Call, Plugin, PluginContext, operation
 from orbit_protocol import InvalidArgs, NotFound
 
+from . import launch
 from .child_schema import Announcement, ChildInfo, ChildMeta, ChildSettings, SubmitEndpointArgs
 from .schema import TERMINAL, JobIdArgs, JobSpec, SubmitArgs
 
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
     from .store import JobRecord
 
 ENV_FILE, META, NODE, PORT, FAILURE = "child.env", "child.json", "node", "tunnel.port", "failure"
-TUNNEL_LOG = "tunnel.log"
+TUNNEL_LOG, TUNNEL_STATE = "tunnel.log", "tunnel.json"
 CHILD_PLUGIN = "orbit_plugins.psij.child:ChildPlugin"
 ALLOCATED = re.compile(r"Allocated port (\d+) for remote forward")
 FAILED_TUNNEL = 3
@@ -75,9 +76,9 @@ def tail(path: Path, lines: int = 5) -> str:
     return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
 
 
-def _spawn_ssh(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+def _spawn_ssh(args: list[str], log: Path, *, die_with_us: bool) -> subprocess.Popen[bytes]:
     """Start ssh in its own session (a job-wide SIGTERM must not cut the tunnel before the
-    endpoint has said goodbye), stderr to ``log``, killed if this process dies."""
+    endpoint has said goodbye), stderr to ``log``; ``die_with_us``: killed when we die."""
     with open(log, "ab") as err:
         return subprocess.Popen(
             ["ssh", *args],
@@ -85,7 +86,7 @@ def _spawn_ssh(args: list[str], log: Path) -> subprocess.Popen[bytes]:
             stdout=subprocess.DEVNULL,
             stderr=err,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=_die_with_parent if die_with_us else None,
         )
 
 
@@ -230,11 +231,26 @@ def outcome(
 
 
 class _Reverse:
-    """One parent-side ``ssh -R`` tunnel."""
+    """One parent-side ``ssh -R``; it outlives an endpoint restart (``tunnel.json``)."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], node: str) -> None:
-        self.proc, self.node, self.started = proc, node, time.monotonic()
+    def __init__(
+        self, pid: int, started: float | None, node: str, proc: subprocess.Popen[bytes] | None
+    ) -> None:
+        self.pid, self.started, self.node, self.proc = pid, started, node, proc
+        self.t0 = time.monotonic()
         self.port: int | None = None
+
+    def exit_code(self) -> int | None:
+        """None while it runs; its exit code after (-1: re-attached, code unknown)."""
+        if self.proc is not None:
+            return self.proc.poll()
+        return None if launch.alive(self.pid, self.started) else -1
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc)
+        else:
+            launch.kill_tree(self.pid, self.started)
 
 
 class Children:
@@ -252,14 +268,12 @@ class Children:
             self._task = asyncio.create_task(self._loop(), name="psij-children")
 
     async def stop(self) -> None:
-        """Stop watching; reverse tunnels end with the endpoint (their jobs keep running)."""
+        """Stop watching. Reverse tunnels stay up, like the jobs: the next start re-attaches."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for tunnel in self._reverse.values():
-            _stop(tunnel.proc)
         self._reverse.clear()
 
     async def _loop(self) -> None:
@@ -278,7 +292,7 @@ class Children:
                 active[rec.job_id] = (rec, meta)
         for job_id in list(self._reverse):
             if job_id not in active:  # the job ended: its tunnel has nothing left to carry
-                _stop(self._reverse.pop(job_id).proc)
+                self._reverse.pop(job_id).stop()
         for rec, meta in active.values():
             job_dir = Path(rec.job_dir)
             failure = job_dir / FAILURE
@@ -287,36 +301,67 @@ class Children:
             elif meta.tunnel == "reverse":
                 self._reverse_tick(rec, meta, job_dir)
 
+    def _reattach(self, rec: JobRecord, meta: ChildMeta, job_dir: Path) -> _Reverse | None:
+        """The tunnel a previous run of this endpoint opened, if it still runs."""
+        try:
+            saved = json.loads((job_dir / TUNNEL_STATE).read_text())
+        except (OSError, ValueError):
+            return None
+        tunnel = _Reverse(saved["pid"], saved["started"], saved["node"], None)
+        with contextlib.suppress(OSError, ValueError):
+            tunnel.port = int((job_dir / PORT).read_text())
+        if tunnel.exit_code() is None:
+            self.plugin.ctx.logger.info(
+                "child %s: re-attached ssh -R pid %d", meta.name, tunnel.pid
+            )
+            return tunnel
+        if tunnel.port is not None:  # it carried the child's connection: the child is cut off
+            self._fail(rec, meta, self._why(tunnel, job_dir, -1))
+            return None
+        (job_dir / TUNNEL_STATE).unlink(missing_ok=True)  # never came up: open it again
+        return None
+
+    def _open(self, meta: ChildMeta, job_dir: Path) -> _Reverse | None:
+        try:
+            node = (job_dir / NODE).read_text().strip()
+        except OSError:
+            return None  # the job does not run yet
+        if not node:
+            return None
+        forward = f"0:{meta.broker_host}:{meta.broker_port}"
+        log = job_dir / TUNNEL_LOG
+        log.unlink(missing_ok=True)
+        proc = _spawn_ssh([*meta.ssh_options, "-N", "-R", forward, node], log, die_with_us=False)
+        started = launch.start_time(proc.pid)
+        state = {"pid": proc.pid, "started": started, "node": node}
+        (job_dir / TUNNEL_STATE).write_text(json.dumps(state))
+        self.plugin.ctx.logger.info(
+            "child %s: ssh -R %s %s (pid %d)", meta.name, forward, node, proc.pid
+        )
+        return _Reverse(proc.pid, started, node, proc)
+
     def _reverse_tick(self, rec: JobRecord, meta: ChildMeta, job_dir: Path) -> None:
         tunnel = self._reverse.get(rec.job_id)
         if tunnel is None:
-            try:
-                node = (job_dir / NODE).read_text().strip()
-            except OSError:
-                return  # the job does not run yet
-            if not node:
-                return
-            forward = f"0:{meta.broker_host}:{meta.broker_port}"
-            (job_dir / TUNNEL_LOG).unlink(missing_ok=True)
-            proc = _spawn_ssh([*meta.ssh_options, "-N", "-R", forward, node], job_dir / TUNNEL_LOG)
-            self._reverse[rec.job_id] = _Reverse(proc, node)
-            self.plugin.ctx.logger.info(
-                "child %s: ssh -R %s %s (pid %d)", meta.name, forward, node, proc.pid
-            )
+            found = self._reattach(rec, meta, job_dir)
+            if found is None and rec.job_id not in self._failed:
+                found = self._open(meta, job_dir)
+            if found is not None:
+                self._reverse[rec.job_id] = found
             return
-        code = tunnel.proc.poll()
+        code = tunnel.exit_code()
         if tunnel.port is None:
-            found = ALLOCATED.search(_read(job_dir / TUNNEL_LOG))
-            if found:
-                tunnel.port = int(found.group(1))
+            allocated = ALLOCATED.search(_read(job_dir / TUNNEL_LOG))
+            if allocated:
+                tunnel.port = int(allocated.group(1))
                 tmp = job_dir / (PORT + ".tmp")
                 tmp.write_text(str(tunnel.port))
                 tmp.replace(job_dir / PORT)
                 self._emit(rec, meta, "tunnel_up", port=tunnel.port, node=tunnel.node)
             elif code is not None:
-                self._fail(rec, meta, self._why(meta, tunnel, job_dir, code))
-            elif time.monotonic() - tunnel.started > meta.tunnel_timeout:
-                _stop(tunnel.proc)
+                self._fail(rec, meta, self._why(tunnel, job_dir, code))
+            elif time.monotonic() - tunnel.t0 > meta.tunnel_timeout:
+                tunnel.stop()
                 self._fail(
                     rec,
                     meta,
@@ -324,13 +369,14 @@ class Children:
                     f" {meta.tunnel_timeout:.0f} s: {tail(job_dir / TUNNEL_LOG)}",
                 )
         elif code is not None:
-            self._fail(rec, meta, self._why(meta, tunnel, job_dir, code))
+            self._fail(rec, meta, self._why(tunnel, job_dir, code))
 
     @staticmethod
-    def _why(meta: ChildMeta, tunnel: _Reverse, job_dir: Path, code: int) -> str:
+    def _why(tunnel: _Reverse, job_dir: Path, code: int) -> str:
         what = "closed" if tunnel.port else "failed"
+        how = f"exited with {code}" if code >= 0 else f"(pid {tunnel.pid}) ended"
         return (
-            f"reverse tunnel to {tunnel.node} {what}: ssh -R exited with {code}:"
+            f"reverse tunnel to {tunnel.node} {what}: ssh -R {how}:"
             f" {tail(job_dir / TUNNEL_LOG) or 'no output'}"
         )
 
@@ -346,7 +392,7 @@ class Children:
         self._emit(rec, meta, "failed", reason=reason)
         tunnel = self._reverse.pop(rec.job_id, None)
         if tunnel is not None:
-            _stop(tunnel.proc)
+            tunnel.stop()
         admin = Call(f"child-{rec.job_id}", rec.user, self.plugin.ctx.endpoint, is_admin=True)
         self.plugin.cancel_job(JobIdArgs(job_id=rec.job_id), admin)
 
@@ -387,7 +433,7 @@ def open_forward(meta: ChildMeta, job_dir: Path) -> tuple[subprocess.Popen[bytes
     port = _free_port()
     spec = f"127.0.0.1:{port}:{meta.broker_host}:{meta.broker_port}"
     log = job_dir / TUNNEL_LOG
-    proc = _spawn_ssh([*meta.ssh_options, "-N", "-L", spec, meta.login_host], log)
+    proc = _spawn_ssh([*meta.ssh_options, "-N", "-L", spec, meta.login_host], log, die_with_us=True)
     deadline = time.monotonic() + meta.tunnel_timeout
     while True:
         code = proc.poll()

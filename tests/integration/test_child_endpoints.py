@@ -11,6 +11,7 @@ Each child gets its own broker user, provisioned like ``orbit broker provision -
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import psutil
 import pytest
 
 from orbit_broker.provision import EndpointSpec, Provisioner, ProvisionSpec
@@ -158,7 +160,7 @@ async def test_child_online_through_tunnel_then_offline_on_cancel(
     child = await provision_child(broker, vhost, hpc, f"job-{tunnel}")
     settings = {"psij": {"poll_interval": 0.2, "slurm_polling_interval": 1}}
     settings["psij"]["children"] = hpc.children()  # type: ignore[assignment]
-    await start_endpoint("login", plugins=PSIJ, plugin_settings=settings)
+    parent = await start_endpoint("login", plugins=PSIJ, plugin_settings=settings)
     info = await client.call(
         "login",
         "psij.submit_endpoint",
@@ -182,6 +184,7 @@ async def test_child_online_through_tunnel_then_offline_on_cancel(
     assert (about["parent"], about["job_id"], about["tunnel"]) == ("login", info["job_id"], tunnel)
     assert about["allocation"]["job_id"] == native  # queue_info.job_allocation in the job
     host, port = about["broker"].rsplit(":", 1)
+    ssh_pid: int | None = None
     assert host == "127.0.0.1"
     if tunnel == "none":
         assert int(port) == broker.port
@@ -189,6 +192,12 @@ async def test_child_online_through_tunnel_then_offline_on_cancel(
         assert int(port) != broker.port  # the AMQP connection goes through the ssh tunnel
         if tunnel == "reverse":
             assert (job_dir / "tunnel.port").read_text() == port
+            # the parent restarts: its ssh -R stays up and is re-attached, the child stays online
+            ssh_pid = json.loads((job_dir / "tunnel.json").read_text())["pid"]
+            await parent.stop()
+            await client.call(child, "orbit.ping", timeout=10)
+            await parent.start()
+            await client.call(child, "orbit.ping", timeout=10)
         assert "Accepted publickey" in hpc.sshd.log()
     described = await client.call(child, "orbit.describe")
     assert {"sysinfo", "child"} <= set(described["plugins"])
@@ -206,6 +215,10 @@ async def test_child_online_through_tunnel_then_offline_on_cancel(
     logs = final["stdout"] + final["stderr"] + (hpc.tmp / "login" / "login.log").read_text()
     assert f"endpoint {child} stopped" in logs and password not in logs
     assert not await client.is_online(child)
+    if ssh_pid is not None:
+        assert "re-attached ssh -R" in parent.log()
+        await asyncio_sleep(1.0)  # the watcher's next tick stops the re-attached tunnel
+        assert not psutil.pid_exists(ssh_pid) or psutil.Process(ssh_pid).status() == "zombie"
 
 
 async def test_tunnel_failures_cancel_the_allocation_and_say_why(
