@@ -64,8 +64,10 @@ REVOKE_EPILOG = """\
 [bold]Examples[/]
 
   [cyan]orbit broker revoke bob demo[/]
+  [cyan]orbit broker revoke bob[/]            delete user bob (client or endpoint) entirely
 
-Closes bob's connections so the revocation takes effect at once (clients reconnect)."""
+Closes bob's connections so the revocation takes effect at once (clients reconnect; a
+deleted user cannot)."""
 
 
 def provision(
@@ -199,16 +201,26 @@ def grant(
 
 
 def revoke(
-    client: Annotated[str, typer.Argument(help="Client user.")],
-    endpoint: Annotated[str, typer.Argument(help="Endpoint (or pool with --pool).")],
+    client: Annotated[str, typer.Argument(help="Client user (any user without ENDPOINT).")],
+    endpoint: Annotated[
+        str | None, typer.Argument(help="Endpoint (or pool with --pool); omit to delete USER.")
+    ] = None,
     pool: Annotated[bool, typer.Option("--pool", help="ENDPOINT names a pool.")] = False,
     management_url: ManagementOpt = None,
     admin_url: AdminOpt = None,
     vhost: VhostOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Stop CLIENT calling ENDPOINT at the broker; print the endpoint-side allow-list."""
+    """Stop CLIENT calling ENDPOINT at the broker and print the endpoint-side allow-list;
+    with no ENDPOINT, delete the user and close its connections at once."""
     prov = localbroker.provisioner(management_url, admin_url, vhost)
+    if endpoint is None:
+        if not prov.management.user_exists(client):
+            render.info(f"user {client} does not exist")
+            return
+        closed = prov.revoke_user(client)
+        render.success(f"user {client} deleted; {closed} connection(s) closed")
+        return
     result = prov.revoke(client, endpoint, pool=pool)
     verb = "may no longer call" if result.changed else "could not call"
     render.success(f"{client} {verb} {'pool ' if pool else ''}{endpoint}")

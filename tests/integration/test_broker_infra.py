@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -356,6 +357,44 @@ async def test_revoke_user_closes_connections(broker: Any, world: World) -> None
         await asyncio.wait_for(closed.wait(), timeout=5)
         assert not conn.connected.is_set()
         assert not broker.management.user_exists(world.alice)
+    finally:
+        await conn.close()
+
+
+async def test_cli_revoke_user_closes_connections_within_5_s(broker: Any, world: World) -> None:
+    """``orbit broker revoke NAME``: the user is deleted, its open connection closed."""
+    conn = await aio_pika.connect(world.url_of(world.alice))
+    closed = asyncio.Event()
+    conn.close_callbacks.add(lambda *_: closed.set())
+    mgmt = broker.management_url.replace("://", f"://{broker.user}:{broker.password}@", 1)
+    try:
+        deadline = time.monotonic() + 10
+        while not broker.management.list_connections(world.alice):
+            assert time.monotonic() < deadline, "connection never listed"
+            await asyncio.sleep(0.2)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "orbit_cli",
+            "broker",
+            "revoke",
+            world.alice,
+            "--management-url",
+            mgmt,
+            "--vhost",
+            world.vhost,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out = (await proc.communicate())[0].decode()
+        started = time.monotonic()
+        await asyncio.wait_for(closed.wait(), timeout=5)
+        assert proc.returncode == 0, out
+        assert f"user {world.alice} deleted; 1 connection(s) closed" in out, out
+        assert not broker.management.user_exists(world.alice)
+        print(
+            f"\nrevoke: connection closed {time.monotonic() - started:.2f} s after the CLI returned"
+        )
     finally:
         await conn.close()
 
