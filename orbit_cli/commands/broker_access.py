@@ -92,13 +92,25 @@ def provision(
             "--profile-out", help="Store the new credentials in this profile file (0600)."
         ),
     ] = None,
+    client_connections: Annotated[
+        int,
+        typer.Option("--client-max-connections", min=-1, help="Per client user (-1: none)."),
+    ] = 50,
+    endpoint_connections: Annotated[
+        int,
+        typer.Option("--endpoint-max-connections", min=-1, help="Per endpoint user (-1: none)."),
+    ] = 5,
+    max_channels: Annotated[
+        int, typer.Option("--max-channels", min=-1, help="Per user (-1: none).")
+    ] = 200,
     management_url: ManagementOpt = None,
     admin_url: AdminOpt = None,
     vhost: VhostOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Create vhost, topology, users and permissions idempotently; print the plan as a table."""
-    from orbit_broker.provision import ClientSpec, EndpointSpec, ProvisionSpec
+    """Create vhost, topology, users, permissions and per-user limits idempotently; print
+    the plan as a table."""
+    from orbit_broker.provision import ClientSpec, EndpointSpec, ProvisionSpec, UserLimits
 
     from ..errors import UsageError
 
@@ -110,6 +122,8 @@ def provision(
         clients=[ClientSpec(c, endpoint or [], pools) for c in client or []],
         pools=pools,
         rotate_passwords=rotate,
+        client_limits=UserLimits(client_connections, max_channels),
+        endpoint_limits=UserLimits(endpoint_connections, max_channels),
     )
     prov = localbroker.provisioner(management_url, admin_url, vhost)
     result = prov.provision_sync(spec, dry_run=dry_run)

@@ -174,3 +174,15 @@ def test_lint_matches_like_rabbitmq_and_exempts_administrators() -> None:
     }
     found = [(f.rule, f.user, f.target) for f in lint_definitions(defs, "v")]
     assert found == [("topic-permission", "bob", "orbit.requests")]
+
+
+def test_cli_limit_defaults_match_provisioning() -> None:
+    import inspect
+
+    from orbit_broker.provision import CLIENT_LIMITS, ENDPOINT_LIMITS
+    from orbit_cli.commands import broker_access
+
+    params = inspect.signature(broker_access.provision).parameters
+    assert params["client_connections"].default == CLIENT_LIMITS.max_connections
+    assert params["endpoint_connections"].default == ENDPOINT_LIMITS.max_connections
+    assert params["max_channels"].default == CLIENT_LIMITS.max_channels
