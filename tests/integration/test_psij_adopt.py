@@ -13,7 +13,6 @@ from collections.abc import Callable
 from importlib.util import find_spec
 from pathlib import Path
 
-import psutil
 import pytest
 
 from orbit_client import AsyncJobs, AsyncOrbitClient, job_spec
@@ -42,6 +41,8 @@ async def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60
 
 def kill_hung(command: str, under: Path) -> None:
     """Kill the hung fake ``command`` processes of this test (found by their script path)."""
+    import psutil  # a dependency of psij-python
+
     for proc in psutil.process_iter(["pid", "cmdline"]):
         cmdline = proc.info["cmdline"] or []
         if any(str(under) in part and part.endswith(command) for part in cmdline):
