@@ -27,7 +27,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
 import httpx
@@ -36,6 +36,9 @@ import psutil
 from pamqp import commands, frame, header
 
 from orbit_protocol.errors import BrokerError
+
+if TYPE_CHECKING:  # cryptography is optional (the tls extra)
+    from .tls import CertificateAuthority
 
 RABBITMQ_HOME: Final = Path("/usr/lib/rabbitmq")
 DEFAULT_AMQP_PORT: Final = 35672
@@ -163,10 +166,14 @@ class LocalNode:
     def tls_dir(self) -> Path:
         return self.data_dir / "tls"
 
-    def certificate_authority(self) -> Any:
+    def certificate_authority(self) -> CertificateAuthority:
         """The node's :class:`~orbit_broker.tls.CertificateAuthority` (created when missing)."""
-        from .tls import CertificateAuthority
-
+        try:
+            from .tls import CertificateAuthority
+        except ImportError:
+            raise BrokerError(
+                "TLS needs the 'cryptography' package: pip install 'orbit[tls]'"
+            ) from None
         return CertificateAuthority.create(self.tls_dir, f"Orbit CA {self.nodename}")
 
     def amqps_url(
