@@ -74,18 +74,27 @@ def build_spec(
         if not sep or not key:
             raise UsageError(f"--env {item!r}: use KEY=VALUE")
         environment[key] = value
-    return JobSpec(
-        executable=command[0],
-        arguments=command[1:],
-        directory=directory,
-        environment=environment,
-        resources=Resources(node_count=nodes),
-        attributes=Attributes(
-            queue_name=queue,
-            account=account,
-            duration=parse_duration(duration) if duration else None,
-        ),
-    )
+    from pydantic import ValidationError
+
+    try:
+        return JobSpec(
+            executable=command[0],
+            arguments=command[1:],
+            directory=directory,
+            environment=environment,
+            resources=Resources(node_count=nodes),
+            attributes=Attributes(
+                queue_name=queue,
+                account=account,
+                duration=parse_duration(duration) if duration else None,
+            ),
+        )
+    except ValidationError as exc:
+        flags = {"node_count": "--nodes", "duration": "--time", "executable": "COMMAND"}
+        problems = [
+            f"{flags.get(str(e['loc'][-1]), e['loc'][-1])}: {e['msg']}" for e in exc.errors()
+        ]
+        raise UsageError("; ".join(problems)) from None
 
 
 def exit_code_of(state: str, exit_code: int | None) -> int:

@@ -126,6 +126,18 @@ def test_duration_and_exit_code_mapping() -> None:
     assert exit_code_of("FAILED", 4) == 4
 
 
+def test_cli_spec_errors_name_the_flag() -> None:
+    from orbit_cli.commands.jobs import build_spec
+    from orbit_cli.errors import UsageError
+
+    kw: dict[str, Any] = {"directory": None, "env": [], "queue": None, "account": None}
+    assert build_spec(["true"], nodes=2, duration="1:00", **kw).attributes.duration == 60
+    with pytest.raises(UsageError, match="--nodes: Input should be greater than or equal to 1"):
+        build_spec(["true"], nodes=0, duration=None, **kw)
+    with pytest.raises(UsageError, match="--env 'X': use KEY=VALUE"):
+        build_spec(["true"], nodes=None, duration=None, **(kw | {"env": ["X"]}))
+
+
 async def test_never_submitted_row_is_submitted_at_start(tmp_path: Path) -> None:
     """A ledger row without the ``submitting`` marker never reached PSI/J: start() runs it."""
     plugin, _ = await make(tmp_path)
