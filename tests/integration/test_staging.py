@@ -101,6 +101,22 @@ async def test_20_mib_round_trip_with_events(
     assert get_done["user"] == put_done["user"] and get_done["download_id"]
 
 
+async def test_200_mib_round_trip(
+    ep: object, client: AsyncOrbitClient, tmp_path: Path, root: Path
+) -> None:
+    """The size the seed could not move at all (its limit was ~3 MiB in one message)."""
+    src = tmp_path / "200.bin"
+    with open(src, "wb") as handle:
+        for _ in range(25):
+            handle.write(os.urandom(8 * MiB))
+    put = await upload(client, "stage", src, f"{root}/200.bin")
+    got = await download(client, "stage", f"{root}/200.bin", tmp_path / "200-back.bin")
+    assert put["size"] == got["size"] == 200 * MiB
+    assert put["sha256"] == got["sha256"] == sha256_of(src) == sha256_of(root / "200.bin")
+    assert sha256_of(tmp_path / "200-back.bin") == put["sha256"]
+    assert not leftovers(tmp_path) and os.listdir(root) == ["200.bin"]
+
+
 async def test_upload_resumes_after_the_client_stops(
     ep: object, client: AsyncOrbitClient, tmp_path: Path, root: Path
 ) -> None:
