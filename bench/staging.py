@@ -2,7 +2,7 @@
 """Staging benchmark: a 200 MiB put and get through Orbit vs raw AMQP on the same broker.
 
     .venv/bin/python bench/staging.py [--url URL] [--size-mib 200] [--parallel 8]
-                                      [--rounds 2] [--json-out FILE] [--keep]
+                                      [--rounds 3] [--json-out FILE] [--keep]
 
 Without ``--url`` a private RabbitMQ node (``orbit_broker.local.LocalNode``) is started in a
 temporary directory and stopped at the end. In one run, alternating per round:
@@ -628,7 +628,7 @@ def main() -> int:
     parser.add_argument("--size-mib", type=int, default=200)
     parser.add_argument("--chunk-mib", type=float, default=1.0)
     parser.add_argument("--parallel", type=int, default=None, help="default: the client's")
-    parser.add_argument("--rounds", type=int, default=2, help="rounds; the median is reported")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; the median is reported")
     parser.add_argument("--json-out", type=Path)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
     parser.add_argument(
