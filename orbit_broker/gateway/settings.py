@@ -20,6 +20,8 @@ class GatewaySettings:
     """Events kept per user for ``Last-Event-ID`` replay (a ring buffer)."""
     client_queue: int = 1000
     """Frames buffered per SSE connection; a connection that falls further behind is closed."""
+    send_timeout: float = 30.0
+    """Seconds one write to an SSE connection may block before the connection is closed."""
     ping: float = 15.0
     """Seconds between keep-alive comments on an idle SSE stream."""
     call_timeout: float = 60.0

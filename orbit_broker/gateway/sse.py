@@ -74,10 +74,11 @@ async def events(
     hello: dict[str, object] = {"user": session.user, "oldest": hub.oldest_id(), "last": hub.seq}
     if last_id is not None and last_id + 1 < hub.oldest_id():
         hello["gap"] = {"from": last_id + 1, "to": hub.oldest_id() - 1}
-    ping: float = request.app.state.settings.ping
+    settings = request.app.state.settings
     return EventSourceResponse(
         _stream(hub, listener, backlog, hello),
-        ping=ping,
+        ping=settings.ping,
+        send_timeout=settings.send_timeout,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 

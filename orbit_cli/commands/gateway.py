@@ -56,6 +56,12 @@ def gateway(
             "--client-queue", min=1, help="Frames buffered per SSE connection before it is ended."
         ),
     ] = 1000,
+    send_timeout: Annotated[
+        float,
+        typer.Option(
+            "--send-timeout", min=0.1, help="Seconds a blocked SSE write may wait before closing."
+        ),
+    ] = 30.0,
     ping: Annotated[
         float, typer.Option("--ping", min=0.1, help="Seconds between SSE keep-alive comments.")
     ] = 15.0,
@@ -80,6 +86,7 @@ def gateway(
         url=broker_url,
         history=history,
         client_queue=client_queue,
+        send_timeout=send_timeout,
         ping=ping,
         plugin_schemas=plugin_schemas,
     )

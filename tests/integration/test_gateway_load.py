@@ -5,7 +5,8 @@ steady rate; every reader must get every event, in order, and the 99th percentil
 ``receive time - ts`` over all readers must stay under ``ORBIT_SSE_P99_BOUND`` seconds
 (default 1.0, the issue's bound). The stuck client is a raw socket with a 4 KiB receive
 buffer that reads the response head and then nothing: the gateway's writes to it block, its
-bounded queue overflows, and nobody else may notice.
+bounded queue overflows (it alone follows 3 MiB of ballast events), and nobody else may
+notice.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ READERS = int(os.environ.get("ORBIT_SSE_READERS", "200"))
 P99_BOUND = float(os.environ.get("ORBIT_SSE_P99_BOUND", "1.0"))
 RATE, SECONDS, PAD = 10, 5, 1024  # events/s, duration, bytes of padding per event
 ENDPOINT = "load"
+BALLAST = 200  # events of 16 KiB: more than the stuck client's queue and socket buffers
 
 
 def stuck_client(port: int, user: str, password: str) -> socket.socket:
@@ -46,7 +48,7 @@ def stuck_client(port: int, user: str, password: str) -> socket.socket:
     sock.connect(("127.0.0.1", port))
     auth = base64.b64encode(f"{user}:{password}".encode()).decode()
     sock.sendall(
-        f"GET /events?endpoint={ENDPOINT} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         f"Authorization: Basic {auth}\r\nAccept: text/event-stream\r\n\r\n".encode()
     )
     head = b""
@@ -54,6 +56,21 @@ def stuck_client(port: int, user: str, password: str) -> socket.socket:
         head += sock.recv(4096)
     assert head.startswith(b"HTTP/1.1 200")
     return sock
+
+
+def drain(sock: socket.socket) -> bytes:
+    """What the gateway had written to ``sock`` (read for 3 s, or until it was closed)."""
+    got, deadline = b"", time.monotonic() + 3
+    sock.settimeout(1)
+    while time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            continue
+        if not chunk:
+            return got + b"EOF"
+        got += chunk
+    return got
 
 
 async def reader(
@@ -81,7 +98,8 @@ async def reader(
 
 @pytest.fixture
 async def gateway(amqp_url: str, tmp_path: Path) -> AsyncIterator[GatewayProcess]:
-    proc = GatewayProcess(amqp_url, tmp_path / "gateway.log", "--client-queue", "50")
+    extra = ("--client-queue", "50", "--send-timeout", "2")
+    proc = GatewayProcess(amqp_url, tmp_path / "gateway.log", *extra)
     await proc.start()
     try:
         yield proc
@@ -109,6 +127,14 @@ async def test_200_readers_keep_up_while_one_never_reads(
             channel = await connection.channel(publisher_confirms=True)
             exchange = await channel.get_exchange(naming.EVENT_EXCHANGE, ensure=False)
             key = naming.event_routing_key(ENDPOINT, "kit", "tick")
+            # ballast only the stuck client follows
+            for i in range(BALLAST):
+                big = Event(endpoint="ballast", plugin="kit", topic="big", data={"i": i})
+                big.data["pad"] = "x" * 16384
+                await exchange.publish(
+                    aio_pika.Message(big.to_bytes()),
+                    naming.event_routing_key("ballast", "kit", "big"),
+                )
             started = time.monotonic()
             for i in range(count):
                 await asyncio.sleep(max(0.0, started + i / RATE - time.monotonic()))
@@ -117,11 +143,14 @@ async def test_200_readers_keep_up_while_one_never_reads(
                 await exchange.publish(aio_pika.Message(body.to_bytes()), key)
             async with asyncio.timeout(30):
                 results = await asyncio.gather(*tasks)
+            dropped = await asyncio.to_thread(drain, stuck)
         finally:
             for task in tasks:
                 task.cancel()
             with contextlib.suppress(OSError):
                 stuck.close()
+    # the stuck client's writes really blocked: it was sent only part of its stream
+    assert dropped.count(b"event: notification") < count + BALLAST
     for seen, _ in results:
         assert seen == list(range(count))  # every event, in order, no repeat
     delays = sorted(d for _, ds in results for d in ds)
