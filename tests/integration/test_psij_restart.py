@@ -93,3 +93,45 @@ async def collect(job: object) -> str:
         if chunk.stream == "stdout":
             text += chunk.data
     return text
+
+
+@pytest.mark.parametrize("kind", ["slurm", "pbs", "lsf"])
+async def test_sigkill_while_batch_jobs_run(
+    kind: str,
+    start_endpoint: StartEndpoint,
+    client: AsyncOrbitClient,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """Batch jobs (PSI/J's real executors on fake schedulers) re-attached after a SIGKILL."""
+    from .test_psij_pbs import PSIJ as BATCH_PSIJ
+    from .test_psij_pbs import SETTINGS, fake_scheduler
+
+    state = fake_scheduler(monkeypatch, kind, tmp_path)
+    go, runs = tmp_path / "go", tmp_path / "runs"
+    ep = await start_endpoint(f"batch-kill-{kind}", plugins=BATCH_PSIJ, plugin_settings=SETTINGS)
+    jobs = AsyncJobs(client, ep.name)
+    body = (
+        f'echo "job $0" >> {runs}; echo "job $0 before"; '
+        f'while [ ! -f {go} ]; do sleep 0.1; done; echo "job $0 after"; exit $0'
+    )
+    handles = [
+        await jobs.submit(JobSpec(executable="bash", arguments=["-c", body, str(n)]), kind)
+        for n in range(5)
+    ]
+    for _ in range(300):
+        if runs.exists() and len(runs.read_text().splitlines()) == 5:
+            break
+        await asyncio.sleep(0.1)
+    ep.kill()
+    go.touch()  # the jobs finish while the endpoint is down
+    await asyncio.sleep(1)
+    await ep.start()
+    outputs = await asyncio.gather(*(collect(h) for h in handles))
+    for n, (h, out) in enumerate(zip(handles, outputs, strict=True)):
+        assert out == f"job {n} before\njob {n} after\n", h.job_id
+        assert h.final is not None and h.final.exit_code == n, (n, h.final)
+        assert h.final.state == ("COMPLETED" if n == 0 else "FAILED")
+    assert sorted(runs.read_text().splitlines()) == [f"job {n}" for n in range(5)]
+    assert (state / "counter").read_text().strip() == "1005", "a job was submitted twice"
+    assert ep.log().count("re-attached job") == 5
