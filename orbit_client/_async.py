@@ -54,6 +54,7 @@ _DEFAULT: Any = object()
 MAX_UNCLAIMED = 10_000
 REPLY_PREFETCH = 256
 PUBLISH_RETRY_PAUSE = 0.2
+NACK_RETRY_WINDOW = 10.0
 _CONNECTION_LOST = (ConnectionError, aiormq.exceptions.ChannelInvalidStateError)
 EventCallback = Callable[[Event], Any]
 
@@ -377,9 +378,20 @@ class AsyncOrbitClient:
         if self._publish_channel is None:
             raise BrokerError("the client is not connected: use `async with` or connect()")
         deadline = None if timeout is None else time.monotonic() + timeout
+        nacks_until = time.monotonic() + min(NACK_RETRY_WINDOW, timeout or NACK_RETRY_WINDOW)
         while True:
+            channel = self._publish_channel
             try:
                 return await self._publish_once(message, endpoint, timeout)
+            except EndpointBusy:
+                # With several nodes a nack may also come from a channel that registered with
+                # the queue while its leader moved: RabbitMQ 3.10 then refuses every publish
+                # on that channel. Retry on a fresh channel for a while before calling it full.
+                if len(self.settings.urls) < 2 or time.monotonic() > nacks_until:
+                    raise
+                log.info("request %s refused (nack); publishing it again", corr)
+                await self._renew_publish_channel(channel)
+                await asyncio.sleep(PUBLISH_RETRY_PAUSE)
             except _CONNECTION_LOST as exc:
                 # the connection (or its node) died mid-publish: publish again, same request
                 # id and idempotency key, once reconnected; the endpoint's journal answers a
@@ -393,6 +405,22 @@ class AsyncOrbitClient:
                     ) from None
                 log.info("connection lost publishing %s (%s); publishing it again", corr, exc)
                 await asyncio.sleep(PUBLISH_RETRY_PAUSE)
+
+    async def _renew_publish_channel(self, failed: AbstractChannel | None) -> None:
+        """Replace the request channel ``failed`` (unless already replaced)."""
+        if failed is None or self._publish_channel is not failed or self._connection is None:
+            return
+        fresh = self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        self._publish_channel = fresh
+        await fresh
+        self._channels = [fresh if c is failed else c for c in self._channels]
+
+        async def close_later() -> None:  # publishes still waiting on it get their answer
+            await asyncio.sleep(NACK_RETRY_WINDOW)
+            with contextlib.suppress(Exception):
+                await failed.close()
+
+        self._spawn(close_later())
 
     async def _publish_once(
         self, message: aio_pika.Message, endpoint: str, timeout: float | None
