@@ -9,6 +9,7 @@ coverage and checksum, then places the file atomically). Download: ``stat`` with
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
@@ -148,14 +149,20 @@ class StagingPlugin(Plugin):
             _stat(path)
             raise InvalidArgs(f"{path} is not a directory", {"path": str(path)})
         entries = []
-        with os.scandir(path) as it:
-            for item in it:
-                try:
-                    st = item.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                kind = entry_type(st.st_mode)
-                entries.append(Entry(name=item.name, type=kind, size=st.st_size, mtime=st.st_mtime))
+        fd = self.policy.open_dir(path)  # the directory that was checked, not a swapped link
+        try:
+            with os.scandir(fd) as it:
+                for item in it:
+                    try:
+                        st = item.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    kind = entry_type(st.st_mode)
+                    entries.append(
+                        Entry(name=item.name, type=kind, size=st.st_size, mtime=st.st_mtime)
+                    )
+        finally:
+            os.close(fd)
         entries.sort(key=lambda e: e.name)
         return Listing(path=str(path), entries=entries)
 
@@ -189,22 +196,28 @@ class StagingPlugin(Plugin):
             raise NotAuthorized(f"refusing to remove the allowed root {real}", {"path": str(real)})
         raw = Path(os.path.expanduser(args.path) if args.path.startswith("~") else args.path)
         entry = self.policy.resolve(str(raw.parent)) / raw.name
-        if entry.is_symlink():
-            entry.unlink()
-            return PathResult(path=str(entry))
-        st = _stat(real)
-        if stat_mod.S_ISDIR(st.st_mode):
-            if args.recursive:
-                shutil.rmtree(real)
-            elif any(real.iterdir()):
-                raise Conflict(
-                    f"{real} is a non-empty directory (pass recursive)", {"path": str(real)}
-                )
-            else:
-                real.rmdir()
-        else:
-            real.unlink()
-        return PathResult(path=str(real))
+        parent = self.policy.open_dir(entry.parent)  # every removal relative to it: no link
+        try:  # swapped in after the checks is followed
+            try:
+                st = os.lstat(entry.name, dir_fd=parent)
+            except FileNotFoundError:
+                raise NotFound(f"{entry} does not exist", {"path": str(entry)}) from None
+            if stat_mod.S_ISDIR(st.st_mode) and args.recursive:
+                shutil.rmtree(entry.name, dir_fd=parent)
+            elif stat_mod.S_ISDIR(st.st_mode):
+                try:
+                    os.rmdir(entry.name, dir_fd=parent)
+                except OSError as exc:
+                    if exc.errno != errno.ENOTEMPTY:
+                        raise
+                    raise Conflict(
+                        f"{entry} is a non-empty directory (pass recursive)", {"path": str(entry)}
+                    ) from None
+            else:  # a file, or a symlink itself (never its target)
+                os.unlink(entry.name, dir_fd=parent)
+        finally:
+            os.close(parent)
+        return PathResult(path=str(entry))
 
     # ------------------------------------------------------------------ upload
 

@@ -16,8 +16,10 @@ from orbit_plugins.staging.plugin import StagingPlugin
 from orbit_plugins.staging.schema import (
     GetChunkArgs,
     MkdirArgs,
+    PathArgs,
     PutBeginArgs,
     PutChunkArgs,
+    RemoveArgs,
     StatArgs,
     UploadRef,
 )
@@ -178,7 +180,11 @@ def test_a_directory_swapped_for_a_symlink_after_the_check_is_not_followed(
         _begin(plugin, f"{root}/d/new.bin", b"data")
     with pytest.raises(NotAuthorized, match="symlink"):
         plugin.mkdir(MkdirArgs(path=f"{root}/d/sub"))
-    assert sorted(p.name for p in outside.iterdir()) == ["f.txt"]  # nothing created there
+    with pytest.raises(NotAuthorized, match="symlink"):
+        plugin.list(PathArgs(path=f"{root}/d"))
+    with pytest.raises(NotAuthorized, match="symlink"):
+        plugin.remove(RemoveArgs(path=f"{root}/d/f.txt"))
+    assert sorted(p.name for p in outside.iterdir()) == ["f.txt"]  # nothing created or removed
 
 
 def test_the_final_component_swapped_for_a_symlink_is_not_followed(tmp_path: Path) -> None:
