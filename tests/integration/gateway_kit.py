@@ -96,7 +96,7 @@ class SseFrame:
 
 async def frames(response: httpx.Response) -> AsyncIterator[SseFrame]:
     """Parse ``text/event-stream`` lines into frames (comments skipped)."""
-    event, ident, data = "message", None, []
+    event, ident, data = "message", None, list[str]()
     async for line in response.aiter_lines():
         if not line:
             if data:
