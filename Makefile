@@ -57,6 +57,11 @@ bench-sse: | $(PYTHON)
 bench-staging: | $(PYTHON)
 	$(PYTHON) bench/staging.py --json-out bench/results/staging-latest.json $(BENCH_ARGS)
 
+## bench-tasks: no-op function tasks/s, OrbitExecutor.map vs Celery (prefork, rpc backend) on one private node (~2 min); needs orbit[bench]
+.PHONY: bench-tasks
+bench-tasks: | $(PYTHON)
+	$(PYTHON) bench/tasks.py --json-out bench/results/tasks-latest.json $(BENCH_ARGS)
+
 ## trust: the security and reliability suite at full size (isolation matrix, lint, TLS, limits with
 ## 1,000 connection attempts, 10,000 fuzzed messages, 10,000 requests with 5 endpoint SIGKILLs,
 ## frozen endpoint at heartbeat 10, broker kill -9, poison, sessions, consumer_timeout, 30 s memory alarm,

@@ -23,11 +23,13 @@ from orbit_protocol import Event
 from ._async import AsyncOrbitClient
 from ._subscription import Subscription
 from ._sync import OrbitClient
-from .tasks import FINAL_STATES, check_versions, function_spec, outcome
+from .tasks import FINAL_STATES, check_versions, function_spec, map_specs, outcome
 
 log = logging.getLogger(__name__)
 Settle = Callable[[bool, Any], None]
 FETCH_CHUNK = 1000
+MAP_CHUNK = 500
+"""Specs handed to the event loop per callback by ``OrbitExecutor.map``."""
 
 
 class AsyncOrbitExecutor:
@@ -94,10 +96,20 @@ class AsyncOrbitExecutor:
         return future
 
     async def map(self, fn: Callable[..., Any] | str, *iterables: Iterable[Any]) -> list[Any]:
-        """``[fn(*xs) for xs in zip(*iterables)]`` run remotely; results in order."""
-        return list(
-            await asyncio.gather(*(self.submit(fn, *xs) for xs in zip(*iterables, strict=False)))
-        )
+        """``[fn(*xs) for xs in zip(*iterables)]`` run remotely; results in order
+        (a callable is pickled once for all its tasks)."""
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[Any]] = []
+        for spec in map_specs(fn, zip(*iterables, strict=False), timeout=self.task_timeout):
+            future: asyncio.Future[Any] = loop.create_future()
+            self.enqueue(spec, _future_settle(future))
+            futures.append(future)
+        return list(await asyncio.gather(*futures))
+
+    def enqueue_many(self, items: list[tuple[dict[str, Any], Settle]]) -> None:
+        """:meth:`enqueue` for several specs (one loop callback for a whole chunk)."""
+        for spec, settle in items:
+            self.enqueue(spec, settle)
 
     def enqueue(self, spec: dict[str, Any], settle: Settle) -> None:
         """Buffer one task spec (on the loop); ``settle(ok, value)`` runs once it is final."""
@@ -105,9 +117,11 @@ class AsyncOrbitExecutor:
             raise RuntimeError("cannot submit after shutdown")
         self._pending[spec["uid"]] = settle
         self._idle.clear()
-        size = len(spec.get("pickled") or "") + 200
-        if spec.get("pickled") is None:
-            size += len(json.dumps(spec, default=str))
+        pickled = spec.get("pickled")
+        if pickled is None:
+            size = len(json.dumps(spec, default=str)) + 200
+        else:
+            size = len(pickled) + len(spec.get("pickled_args") or "") + 200
         if self._buffer and self._buffer_bytes + size > self.batch_bytes:
             self.flush()
         self._buffer.append(spec)
@@ -299,19 +313,7 @@ class OrbitExecutor(concurrent.futures.Executor):
             raise RuntimeError("cannot schedule new futures after shutdown")
         spec = function_spec(fn, args, kwargs, timeout=self._core.task_timeout)
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-
-        def settle(ok: bool, value: Any) -> None:
-            if future.done():
-                return
-            if ok:
-                future.set_result(value)
-            elif isinstance(value, asyncio.CancelledError):
-                future.cancel()
-                future.set_running_or_notify_cancel()
-            else:
-                future.set_exception(value)
-
-        self._loop.call_soon_threadsafe(self._core.enqueue, spec, settle)
+        self._loop.call_soon_threadsafe(self._core.enqueue, spec, _sync_settle(future))
         return future
 
     def map(
@@ -321,8 +323,24 @@ class OrbitExecutor(concurrent.futures.Executor):
         timeout: float | None = None,
         chunksize: int = 1,
     ) -> Iterator[Any]:
-        """Like :meth:`concurrent.futures.Executor.map` (all tasks go out in batches at once)."""
-        return super().map(fn, *iterables, timeout=timeout, chunksize=chunksize)
+        """Like :meth:`concurrent.futures.Executor.map`: all tasks go out in batches at once
+        (a callable is pickled once); results in order. ``chunksize`` is ignored."""
+        if self._shutdown:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        end = None if timeout is None else time.monotonic() + timeout
+        futures: list[concurrent.futures.Future[Any]] = []
+        items: list[tuple[dict[str, Any], Settle]] = []
+        specs = map_specs(fn, zip(*iterables, strict=False), timeout=self._core.task_timeout)
+        for spec in specs:
+            future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+            futures.append(future)
+            items.append((spec, _sync_settle(future)))
+            if len(items) >= MAP_CHUNK:
+                self._loop.call_soon_threadsafe(self._core.enqueue_many, items)
+                items = []
+        if items:
+            self._loop.call_soon_threadsafe(self._core.enqueue_many, items)
+        return _results(futures, end)
 
     def attach(self, uids: Iterable[str]) -> list[concurrent.futures.Future[Any]]:
         """Futures for tasks submitted earlier, by uid (e.g. after a client restart)."""
@@ -346,6 +364,33 @@ class OrbitExecutor(concurrent.futures.Executor):
         self._client.run_in_loop(stop)
         if self._owns_client:
             self._client.close()
+
+
+def _sync_settle(future: concurrent.futures.Future[Any]) -> Settle:
+    def settle(ok: bool, value: Any) -> None:
+        if future.done():
+            return
+        if ok:
+            future.set_result(value)
+        elif isinstance(value, asyncio.CancelledError):
+            future.cancel()
+            future.set_running_or_notify_cancel()
+        else:
+            future.set_exception(value)
+
+    return settle
+
+
+def _results(futures: list[concurrent.futures.Future[Any]], end: float | None) -> Iterator[Any]:
+    """Results in order (as ``Executor.map``); the rest are cancelled if one raises."""
+    try:
+        futures.reverse()
+        while futures:
+            left = None if end is None else end - time.monotonic()
+            yield futures.pop().result(left)
+    finally:
+        for future in futures:
+            future.cancel()
 
 
 def _wrap(

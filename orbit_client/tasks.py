@@ -10,10 +10,11 @@ from __future__ import annotations
 import base64
 import importlib
 import importlib.metadata
+import itertools
 import platform
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -57,8 +58,34 @@ def _cloudpickle() -> Any:
         ) from None
 
 
+_UID_PREFIX = f"task.{uuid.uuid4().hex[:20]}."
+_uid_counter = itertools.count()
+
+
 def new_uid() -> str:
-    return f"task.{uuid.uuid4().hex}"
+    """A task uid unique to this process (a random prefix and a counter: cheap per task)."""
+    return f"{_UID_PREFIX}{next(_uid_counter)}"
+
+
+def pickled_function(fn: Callable[..., Any]) -> str:
+    """base64 cloudpickle of ``fn`` alone, for :func:`map_specs`."""
+    return base64.b64encode(_cloudpickle().dumps(fn)).decode()
+
+
+def map_specs(
+    fn: Callable[..., Any] | str, arg_tuples: Iterable[tuple[Any, ...]], **extra: Any
+) -> Iterator[dict[str, Any]]:
+    """Task specs for ``fn(*args)`` per tuple; a callable is pickled once (``pickled`` is
+    the same blob in every spec, arguments go in ``pickled_args``)."""
+    opts = {k: v for k, v in extra.items() if v is not None}
+    if isinstance(fn, str):
+        for args in arg_tuples:
+            yield {"uid": new_uid(), **opts, "function": fn, "args": list(args), "kwargs": {}}
+        return
+    blob, dumps = pickled_function(fn), _cloudpickle().dumps
+    for args in arg_tuples:
+        packed = base64.b64encode(dumps((args, {}))).decode()
+        yield {"uid": new_uid(), **opts, "pickled": blob, "pickled_args": packed}
 
 
 def function_spec(
@@ -204,6 +231,8 @@ __all__ = [
     "follow_tasks",
     "function_spec",
     "local_versions",
+    "map_specs",
     "outcome",
+    "pickled_function",
     "task_records",
 ]

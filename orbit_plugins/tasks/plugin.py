@@ -4,9 +4,11 @@ Functions run only in worker subprocesses (:mod:`.pool`); executables as child p
 (:mod:`.execs`). State is in SQLite (:mod:`.store`): queued tasks survive an endpoint
 restart and run after it; tasks that were running are reported FAILED (interrupted), never
 run twice. Status changes are coalesced over ``notify_window``: a window with one change
-emits ``task_status``, more emit ``task_status_batch`` (``{"tasks": [...]}``). Events carry
-states, not results (other users may read the endpoint's events): fetch results with
-``wait_tasks``/``get_task``, which check ownership.
+emits ``task_status``, more emit ``task_status_batch`` (``{"tasks": [...]}``). Under a
+long backlog workers take tasks in chunks (:mod:`.pool`); for those, a RUNNING change that
+its final state supersedes within the same window is not sent (the final state says it
+ran). Events carry states, not results (other users may read the endpoint's events): fetch
+results with ``wait_tasks``/``get_task``, which check ownership.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class TasksPlugin(Plugin):
         self._cancel_requested: set[str] = set()
         self._exec_slots: asyncio.Semaphore | None = None
         self._notifier: asyncio.Task[None] | None = None
+        self._max_result = 1 << 20
 
     @property
     def cfg(self) -> TasksSettings:
@@ -92,7 +95,8 @@ class TasksPlugin(Plugin):
         self._loop = asyncio.get_running_loop()
         cores = os.cpu_count() or 1
         self._exec_slots = asyncio.Semaphore(self.cfg.max_processes or cores)
-        self._pool = WorkerPool(self.cfg.workers or cores, self._on_start, self._on_finish)
+        self._max_result = self.cfg.max_result
+        self._pool = WorkerPool(self.cfg.workers or cores, self._on_start_many, self._on_finish)
         self._notifier = asyncio.create_task(self._notify_loop(), name="tasks-notify")
         self._recover()
 
@@ -127,7 +131,8 @@ class TasksPlugin(Plugin):
                     uid,
                     {
                         "state": "FAILED",
-                        "error": "interrupted: the endpoint restarted while the task ran;"
+                        "error": "interrupted: the endpoint restarted while the task ran (or"
+                        " waited in a worker's chunk);"
                         " it was not run again",
                     },
                 )
@@ -147,40 +152,72 @@ class TasksPlugin(Plugin):
             task.add_done_callback(lambda _: self._exec_tasks.pop(uid, None))
             return
         assert self._pool is not None
-        target = spec.function if spec.kind == "function" else spec.pickled
-        message = (spec.kind, target, spec.args, spec.kwargs, self.cfg.max_result)
+        if spec.kind == "function":
+            message: tuple[Any, ...] = ("function", spec.function, spec.args, spec.kwargs)
+        elif spec.pickled_args is not None:
+            message = ("pickled_fn", spec.pickled, spec.pickled_args, {})
+        else:
+            message = ("pickled", spec.pickled, [], {})
+        message += (self._max_result,)
         self._pool.submit(Job(uid, message, timeout))
 
     def _on_start(self, uid: str) -> bool:
         """QUEUED → RUNNING (any thread); False when the task is no longer queued."""
-        with self._lock:
-            if self._active.get(uid) != "QUEUED":
-                return False
-            self._active[uid] = "RUNNING"
-        self.store.set_running(uid, time.time())
-        self._changed({"uid": uid, "state": "RUNNING"})
-        return True
+        return bool(self._on_start_many([uid]))
 
-    def _on_finish(self, uid: str, outcome: dict[str, Any]) -> None:
-        """Worker pool callback: a function task's outcome (any thread)."""
-        if outcome.get("_cancelled"):
-            result: dict[str, Any] = {"state": "CANCELED", "error": "cancelled by request"}
-        else:
-            result = {k: v for k, v in outcome.items() if not k.startswith("_") and k != "ok"}
-            result["state"] = "DONE" if outcome.get("ok") else "FAILED"
-        self._finalize(uid, result)
+    def _on_start_many(self, uids: list[str]) -> set[str]:
+        """QUEUED → RUNNING for a chunk (any thread); the uids that may run."""
+        with self._lock:
+            allowed = {u for u in uids if self._active.get(u) == "QUEUED"}
+            for uid in allowed:
+                self._active[uid] = "RUNNING"
+            extra = {"_chunk": True} if len(allowed) > 1 else {}
+            self._changes.extend(
+                {"uid": u, "state": "RUNNING", **extra} for u in uids if u in allowed
+            )
+        if allowed:
+            self.store.set_running(list(allowed), time.time())
+        return allowed
+
+    def _on_finish(self, outcomes: list[tuple[str, dict[str, Any]]]) -> None:
+        """Worker pool callback: function tasks' outcomes (any thread)."""
+        results = []
+        for uid, outcome in outcomes:
+            if outcome.get("_cancelled"):
+                result: dict[str, Any] = {"state": "CANCELED", "error": "cancelled by request"}
+            else:
+                result = {k: v for k, v in outcome.items() if k[0] != "_" and k != "ok"}
+                result["state"] = "DONE" if outcome.get("ok") else "FAILED"
+            results.append((uid, result))
+        self._finalize_many(results)
 
     def _finalize(self, uid: str, result: dict[str, Any]) -> None:
         """Record a final state once (any thread); wake waiters; queue the event."""
+        self._finalize_many([(uid, result)])
+
+    def _finalize_many(self, results: list[tuple[str, dict[str, Any]]]) -> None:
+        """Record final states once (any thread), in one write; wake waiters; queue events."""
         with self._lock:
-            if self._active.pop(uid, None) is None:
-                return
-        state = result.pop("state")
-        kept = {k: v for k, v in result.items() if v is not None}
-        self.store.finish(uid, state, time.time(), kept)
-        self._changed({"uid": uid, "state": state, **{k: kept.get(k) for k in EVENT_FIELDS[3:]}})
+            fresh = [(u, r) for u, r in results if self._active.pop(u, None) is not None]
+        if not fresh:
+            return
+        now, rows, changes = time.time(), [], []
+        for uid, result in fresh:
+            state = result.pop("state")
+            kept = {k: v for k, v in result.items() if v is not None}
+            rows.append((uid, state, kept))
+            changes.append(
+                {"uid": uid, "state": state, **{k: kept.get(k) for k in EVENT_FIELDS[3:]}}
+            )
+        self.store.finish(rows, now)
+        with self._lock:
+            self._changes.extend(changes)
         if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._wake, uid)
+            self._loop.call_soon_threadsafe(self._wake_many, [u for u, _ in fresh])
+
+    def _wake_many(self, uids: list[str]) -> None:
+        for uid in uids:
+            self._wake(uid)
 
     def _wake(self, uid: str) -> None:
         for future in self._waiters.pop(uid, []):
@@ -203,15 +240,17 @@ class TasksPlugin(Plugin):
 
     # ------------------------------------------------------------------ events
 
-    def _changed(self, change: dict[str, Any]) -> None:
-        with self._lock:
-            self._changes.append(change)
-
     def _flush(self) -> None:
         with self._lock:
             changes, self._changes = self._changes, []
         if not changes:
             return
+        if any("_chunk" in c for c in changes):
+            # a chunked task's RUNNING superseded by its final state in the window is dropped
+            latest = {c["uid"]: c for c in changes}
+            changes = [c for c in changes if "_chunk" not in c or latest[c["uid"]] is c]
+            for c in changes:
+                c.pop("_chunk", None)
         owners = self.store.owners(c["uid"] for c in changes)
         for change in changes:
             change["owner"] = owners.get(change["uid"], ("", ""))[0]

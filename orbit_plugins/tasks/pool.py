@@ -2,7 +2,13 @@
 
 Each worker runs one task at a time, so a timeout or a cancel kills exactly that task's
 process; a dead process (killed, crashed, out of memory) fails its task with the exit
-status and is replaced before the next task.
+status and is replaced before the next task. When tasks are waiting, a feeder hands its
+worker a chunk of them in one pipe message (up to ``CHUNK_MAX``, a fair share of the
+backlog, only when the backlog is long); a chunk is marked RUNNING as a whole, so after an
+endpoint crash its tasks that had not started yet are reported FAILED (interrupted) with the
+others, never run twice. The worker answers task by task, so each task's timeout still applies to it
+alone, and the tasks of a chunk not yet run when its worker dies go to the replacement.
+Start and finish callbacks take lists, so state is written once per chunk, not per task.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import multiprocessing
 import os
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -33,9 +40,16 @@ class Job:
     timeout: float | None
 
 
-Started = Callable[[str], bool]
-"""Called before a job runs; returns False to skip it (it was cancelled)."""
-Finished = Callable[[str, dict[str, Any]], None]
+Started = Callable[[list[str]], set[str]]
+"""Called before a chunk runs; returns the uids that may run (the others were cancelled)."""
+Finished = Callable[[list[tuple[str, dict[str, Any]]]], None]
+"""Called with ``(uid, outcome)`` pairs of finished jobs."""
+CHUNK_MAX = 64
+CHUNK_BACKLOG = 4
+"""Chunks only form when more than this many jobs per worker wait (a short queue behind a
+long task is not pinned to one worker and stays QUEUED until a worker takes it)."""
+FLUSH_EVERY = 0.02
+"""A feeder reports its finished jobs when the next result takes longer than this."""
 
 
 class _Worker:
@@ -74,6 +88,8 @@ class WorkerPool:
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._running: dict[str, _Worker] = {}
+        self._assigned: set[str] = set()
+        """uids handed to a worker in a chunk, not yet finished."""
         self._cancelled: set[str] = set()
         self._closing = False
         self._threads = [
@@ -87,11 +103,15 @@ class WorkerPool:
         self._jobs.put(job)
 
     def cancel(self, uid: str) -> bool:
-        """Kill the worker running ``uid``; False if it is not running."""
+        """Kill the worker running ``uid`` (a task waiting in a worker's chunk is reported
+        CANCELED when its turn comes, its result dropped); False if it is not running."""
         with self._lock:
             running = self._running.get(uid)
             if running is None:
-                return False
+                if uid not in self._assigned:
+                    return False
+                self._cancelled.add(uid)
+                return True
             self._cancelled.add(uid)
         running.kill()
         return True
@@ -108,6 +128,20 @@ class WorkerPool:
         for thread in self._threads:
             thread.join(5)
 
+    def _take(self, first: Job) -> list[Job] | None:
+        """``first`` plus a fair share of the waiting jobs; None when the pool closes."""
+        chunk = [first]
+        want = min(CHUNK_MAX, self._jobs.qsize() // (self.size * CHUNK_BACKLOG))
+        while len(chunk) <= want:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:  # closing: the drawn jobs stay queued in the store
+                return None
+            chunk.append(job)
+        return chunk
+
     def _feed(self, index: int) -> None:
         current: _Worker | None = _Worker(self._ctx, index)  # warm: spawn costs ~0.2 s
         try:
@@ -115,27 +149,66 @@ class WorkerPool:
                 job = self._jobs.get()
                 if job is None or self._closing:  # queued jobs stay queued in the store
                     return
-                if not self._started(job.uid):
-                    continue
-                if current is None or not current.proc.is_alive():
-                    current = _Worker(self._ctx, index)
-                result = self._run(current, job)
-                if result.get("_dead"):
-                    current.conn.close()
-                    current = None
-                self._finished(job.uid, result)
+                chunk = self._take(job)
+                if chunk is None or self._closing:
+                    return
+                allowed = self._started([j.uid for j in chunk])
+                pending = deque(j for j in chunk if j.uid in allowed)
+                with self._lock:
+                    self._assigned.update(allowed)
+                done: list[tuple[str, dict[str, Any]]] = []
+                while pending:
+                    if current is None or not current.proc.is_alive():
+                        current = _Worker(self._ctx, index)
+                    current = self._run(current, pending, done)
+                self._report(done)
         except Exception:
             log.exception("task feeder %d failed", index)
         finally:
             if current is not None:
                 current.close()
 
-    def _run(self, w: _Worker, job: Job) -> dict[str, Any]:
+    def _run(
+        self, w: _Worker, pending: deque[Job], done: list[tuple[str, dict[str, Any]]]
+    ) -> _Worker | None:
+        """Send ``pending`` to ``w``, collect outcomes in order into ``done`` (popping each);
+        returns the worker, or None when it died (the rest of ``pending`` is not run yet)."""
+        try:
+            w.conn.send([j.message for j in pending])
+        except (OSError, BrokenPipeError):
+            w.proc.join(5)
+            w.conn.close()
+            return None
+        while pending:
+            job = pending[0]
+            waited = 0.0
+            if done and (len(done) >= CHUNK_MAX or not w.conn.poll(FLUSH_EVERY)):
+                self._report(done)  # the next result is slow: report what is done first
+                waited = FLUSH_EVERY
+            result = self._one(w, job, waited)
+            pending.popleft()
+            with self._lock:
+                self._assigned.discard(job.uid)
+                if job.uid in self._cancelled and not result.get("_dead"):
+                    result = {"ok": False, "_cancelled": True, "error": "cancelled"}
+                self._cancelled.discard(job.uid)
+            done.append((job.uid, result))
+            if result.get("_dead"):
+                w.conn.close()
+                return None
+        return w
+
+    def _report(self, done: list[tuple[str, dict[str, Any]]]) -> None:
+        if done:
+            self._finished(list(done))
+            done.clear()
+
+    def _one(self, w: _Worker, job: Job, waited: float) -> dict[str, Any]:
         with self._lock:
             self._running[job.uid] = w
         try:
-            w.conn.send(job.message)
-            if w.conn.poll(job.timeout):
+            left = None if job.timeout is None else max(job.timeout - waited, 0.0)
+            if w.conn.poll(left):
                 return dict(w.conn.recv())
             w.kill()
             w.proc.join(5)
@@ -164,4 +237,3 @@ class WorkerPool:
         finally:
             with self._lock:
                 self._running.pop(job.uid, None)
-                self._cancelled.discard(job.uid)

@@ -41,7 +41,14 @@ class TaskSpec(_Model):
     args: list[Any] = Field(default_factory=list, description="JSON arguments of `function`.")
     kwargs: dict[str, Any] = Field(default_factory=dict)
     pickled: str | None = Field(
-        default=None, description="base64 cloudpickle of (func, args, kwargs)."
+        default=None,
+        description="base64 cloudpickle of (func, args, kwargs), or of func alone when"
+        " `pickled_args` is given.",
+    )
+    pickled_args: str | None = Field(
+        default=None,
+        description="base64 cloudpickle of (args, kwargs) for `pickled` (a mapped function is"
+        " then the same blob in every task and is unpickled once per worker).",
     )
     timeout: float | None = Field(default=None, gt=0, description="Seconds; then it is killed.")
     metadata: dict[str, Any] = Field(default_factory=dict, description="Kept, returned as is.")
@@ -54,6 +61,8 @@ class TaskSpec(_Model):
                 "a task needs exactly one of executable, function, pickled"
                 f" (got {', '.join(given) or 'none'})"
             )
+        if self.pickled_args is not None and self.pickled is None:
+            raise ValueError("pickled_args needs pickled")
         return self
 
     @property

@@ -37,9 +37,9 @@ Row = tuple[str, str, str, str, str, float, float | None, float | None, str | No
 def to_record(row: Row) -> TaskRecord:
     uid, owner, kind, state, spec, submitted, started, finished, result = row
     fields: dict[str, Any] = json.loads(result) if result else {}
-    metadata = json.loads(spec).get("metadata", {})
-    return TaskRecord.model_validate(
-        {
+    metadata = json.loads(spec).get("metadata", {}) if '"metadata"' in spec else {}
+    return TaskRecord.model_construct(  # our own rows: no validation on this hot path
+        **{
             "uid": uid,
             "owner": owner,
             "kind": kind,
@@ -93,18 +93,25 @@ class TaskStore:
                     found[uid] = (owner, state)
         return found
 
-    def set_running(self, uid: str, started: float) -> None:
+    def set_running(self, uids: list[str], started: float) -> None:
+        """Mark tasks RUNNING, in one transaction."""
         with self._lock:
-            self._db.execute(
-                "UPDATE tasks SET state='RUNNING', started=? WHERE uid=?", (started, uid)
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "UPDATE tasks SET state='RUNNING', started=? WHERE uid=?",
+                [(started, u) for u in uids],
             )
+            self._db.execute("COMMIT")
 
-    def finish(self, uid: str, state: str, finished: float, result: dict[str, Any]) -> None:
+    def finish(self, rows: list[tuple[str, str, dict[str, Any]]], finished: float) -> None:
+        """Record ``(uid, state, result_fields)`` final states, in one transaction."""
+        params = [(state, finished, json.dumps(result), uid) for uid, state, result in rows]
         with self._lock:
-            self._db.execute(
-                "UPDATE tasks SET state=?, finished=?, result=? WHERE uid=?",
-                (state, finished, json.dumps(result), uid),
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "UPDATE tasks SET state=?, finished=?, result=? WHERE uid=?", params
             )
+            self._db.execute("COMMIT")
 
     def get_many(self, uids: list[str]) -> dict[str, TaskRecord]:
         rows: list[Row] = []

@@ -1,7 +1,10 @@
 """The worker subprocess: runs function tasks; the only place cloudpickle payloads are loaded.
 
 Started with the ``spawn`` method, so it shares nothing with the endpoint but the pipe.
-It receives ``(kind, target, args, kwargs, max_result)`` tuples and answers one dict each.
+It receives chunks (lists) of ``(kind, target, args, kwargs, max_result)`` tuples and answers
+one dict per task, in order, as each finishes. For ``kind == "pickled_fn"`` the target is the
+cloudpickled function alone and ``args`` the cloudpickled ``(args, kwargs)``: a mapped
+function arrives as the same blob for every task and is unpickled once (cached by blob).
 It exits when the pipe closes or its parent (the endpoint) disappears.
 """
 
@@ -22,11 +25,31 @@ def _cloudpickle() -> Any:
     return importlib.import_module("cloudpickle")
 
 
-def _load(kind: str, target: str, args: list[Any], kwargs: dict[str, Any]) -> tuple[Any, ...]:
-    if kind == "pickled":
-        cloudpickle = _cloudpickle()
+_FUNCTIONS: dict[str, Any] = {}
+"""Unpickled functions by their base64 blob (``pickled_fn`` tasks), bounded."""
+
+
+def _unpickle(blob: str) -> Any:
+    return _cloudpickle().loads(base64.b64decode(blob))
+
+
+def _function(blob: str) -> Any:
+    func = _FUNCTIONS.get(blob)
+    if func is None:
+        if len(_FUNCTIONS) >= 64:
+            _FUNCTIONS.clear()
+        func = _FUNCTIONS[blob] = _unpickle(blob)
+    return func
+
+
+def _load(kind: str, target: str, args: Any, kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    if kind in ("pickled", "pickled_fn"):
         try:
-            func, args, kwargs = cloudpickle.loads(base64.b64decode(target))
+            if kind == "pickled_fn":
+                func = _function(target)
+                args, kwargs = _unpickle(args)
+            else:
+                func, args, kwargs = _unpickle(target)
         except Exception as exc:
             raise RuntimeError(
                 f"could not unpickle the function ({type(exc).__name__}: {exc}); the client's"
@@ -40,8 +63,12 @@ def _load(kind: str, target: str, args: list[Any], kwargs: dict[str, Any]) -> tu
     return obj, tuple(args), kwargs
 
 
+_SCALARS = (type(None), bool, int, str)
+"""Return types that JSON carries exactly (floats are pickled: JSON loses nan/inf)."""
+
+
 def _encode(kind: str, value: Any, max_result: int) -> tuple[Any, str]:
-    if kind == "pickled":
+    if kind != "function" and type(value) not in _SCALARS:
         cloudpickle = _cloudpickle()
         data = base64.b64encode(cloudpickle.dumps(value)).decode()
         size, encoded, encoding = len(data), data, "cloudpickle"
@@ -63,7 +90,7 @@ def _exception(kind: str, exc: BaseException) -> dict[str, Any]:
         "exception": type(exc).__name__,
         "traceback": traceback.format_exc(),
     }
-    if kind == "pickled":
+    if kind != "function":
         try:
             cloudpickle = _cloudpickle()
             out["exception_pickled"] = base64.b64encode(cloudpickle.dumps(exc)).decode()
@@ -104,4 +131,5 @@ def main(conn: Connection, parent: int) -> None:
             return
         if message is None:
             return
-        conn.send(run_one(message))
+        for one in message:
+            conn.send(run_one(one))
