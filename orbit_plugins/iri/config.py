@@ -34,7 +34,7 @@ def load_facilities(path: Path) -> dict[str, Facility]:
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
         kind = "JSON" if path.suffix == ".json" else "TOML"
         raise ValueError(f"{path} is not valid {kind}: {exc}") from None
-    table = raw.get("facilities")
+    table = raw.get("facilities") if isinstance(raw, dict) else None
     if not isinstance(table, dict) or not table:
         raise ValueError(f"{path} has no [facilities.<site>] tables")
     facilities: dict[str, Facility] = {}

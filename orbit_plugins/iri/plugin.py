@@ -196,13 +196,18 @@ class IriPlugin(Plugin):
             "status/resources",
             params={"resource_type": args.resource_type, "limit": args.limit},
         )
-        return Items(site=args.site, items=list(found or []))
+        return _items(found, args.site)
 
     @operation(idempotent=True)
     def get_resource(self, args: ResourceRef, call: Call) -> dict[str, Any]:
         """One resource of a facility."""
-        api = self._api(args.site, call)
-        found: dict[str, Any] = api.request("GET", f"status/resources/{_seg(args.resource_id)}")
+        found = self._api(args.site, call).request(
+            "GET", f"status/resources/{_seg(args.resource_id)}"
+        )
+        if not isinstance(found, dict):
+            raise Unavailable(
+                f"IRI site {args.site!r} answered with no resource", {"site": args.site}
+            )
         return found
 
     @operation(idempotent=True)
@@ -214,20 +219,20 @@ class IriPlugin(Plugin):
             found = api.request("GET", "status/incidents", params=params)
         except NotFound:  # the reference API answers 404 when there is no incident
             found = []
-        return Items(site=args.site, items=list(found or []))
+        return _items(found, args.site)
 
     @operation(idempotent=True)
     def list_projects(self, args: SiteArgs, call: Call) -> Items:
         """Your projects at a facility."""
         found = self._api(args.site, call).request("GET", "account/projects")
-        return Items(site=args.site, items=list(found or []))
+        return _items(found, args.site)
 
     @operation(idempotent=True)
     def list_allocations(self, args: AllocationsArgs, call: Call) -> Items:
         """The allocations of one of your projects."""
         path = f"account/projects/{_seg(args.project_id)}/project_allocations"
         found = self._api(args.site, call).request("GET", path)
-        return Items(site=args.site, items=list(found or []))
+        return _items(found, args.site)
 
     # ------------------------------------------------------------------ jobs
 
@@ -259,7 +264,7 @@ class IriPlugin(Plugin):
         job = self._observe(call.user, args.site, conn, args.resource_id, args.job_id)
         state = job.status.state.lower() if job.status else "unknown"
         if args.follow and state not in TERMINAL:
-            spec = getattr(job, "job_spec", None)
+            spec = (job.model_extra or {}).get("job_spec")
             name = spec.get("name") if isinstance(spec, dict) else None
             with self.hub.lock:
                 key = (args.resource_id, job.id)
@@ -279,7 +284,8 @@ class IriPlugin(Plugin):
                 "historical": str(args.historical).lower(),
             },
         )
-        return Jobs(jobs=[_job(j, args.site, args.resource_id) for j in found or []])
+        listed = _items(found, args.site).items
+        return Jobs(jobs=[_job(j, args.site, args.resource_id) for j in listed])
 
     @operation
     def cancel_job(self, args: JobRef, call: Call) -> Cancelled:
@@ -348,7 +354,16 @@ class IriPlugin(Plugin):
                 self.ctx.logger.warning("IRI poller failed", exc_info=True)
 
 
-def _job(found: Any, site: str, resource_id: str) -> Job:
+def _items(found: object, site: str) -> Items:
+    """A facility's list answer (nothing, for 204); ``UNAVAILABLE`` when it is not a list of
+    objects (a broken facility is not an Orbit bug)."""
+    found = [] if found is None else found
+    if not isinstance(found, list) or not all(isinstance(item, dict) for item in found):
+        raise Unavailable(f"IRI site {site!r} answered with no list of objects", {"site": site})
+    return Items(site=site, items=found)
+
+
+def _job(found: object, site: str, resource_id: str) -> Job:
     """A facility's job document, tagged with where it runs."""
     if not isinstance(found, dict) or "id" not in found:
         raise Unavailable(f"IRI site {site!r} answered with no job id", {"site": site})

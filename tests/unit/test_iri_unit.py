@@ -94,6 +94,7 @@ def test_the_shipped_example_and_the_config_search_order(
         ("[facilities.NERSC]\nlabel='x'\nurl='http://x'\n", ".toml", "site name 'NERSC'"),
         ("[facilities.nersc]\nlabel='x'\n", ".toml", "url"),
         ("{not json", ".json", "not valid JSON"),
+        ('["a list"]', ".json", "no \\[facilities"),
         ("[other]\n", ".toml", "no \\[facilities"),
         (
             "[facilities.a]\nlabel='x'\nurl='http://x'\nca_bundle='/nope.pem'\n",
@@ -185,6 +186,36 @@ def test_a_facility_echoing_the_token_is_scrubbed(token: str) -> None:
         api.request("GET", "account/projects")
     assert token not in str(info.value) and token not in json.dumps(info.value.details)
     assert "Bearer ***" in info.value.message
+
+
+async def test_a_facility_answering_odd_shapes_is_unavailable(
+    tmp_path: Path, fake: FakeIri, token: str
+) -> None:
+    """Not a list where a list belongs, not an object for a resource: UNAVAILABLE, not INTERNAL."""
+    answers: dict[str, Any] = {
+        "/api/v1/account/projects": {"projects": []},
+        "/api/v1/status/resources": [1, 2],
+        "/api/v1/status/resources/cfs": ["cfs"],
+        "/api/v1/compute/status/cpu": "busy",
+    }
+
+    def odd(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=answers[request.url.path])
+
+    connect, iri, _ = await plugins(tmp_path, write_config(tmp_path / "f.json", fake))
+    call = Call("r1", "alice", "ep")
+    op(connect, "connect", call, site="nersc", token=token)
+    api = iri.hub.connection("alice", "nersc").api
+    api._client = httpx.Client(base_url=fake.url + "/", transport=httpx.MockTransport(odd))
+    for name, args in [
+        ("list_projects", {}),
+        ("list_resources", {}),
+        ("get_resource", {"resource_id": "cfs"}),
+        ("list_jobs", {"resource_id": "cpu"}),
+    ]:
+        with pytest.raises(Unavailable, match="IRI site 'nersc' answered") as info:
+            op(iri, name, call, site="nersc", **args)
+        assert info.value.details == {"site": "nersc"}
 
 
 async def test_the_poller_reports_submitted_jobs_until_they_end(
