@@ -15,6 +15,8 @@ and ignore unknown fields, so a newer endpoint does not break an older client.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -182,11 +184,26 @@ class JobHandle:
         return await self.jobs.cancel(self.job_id)
 
     async def wait(self, poll: float = 2.0) -> JobStatus:
-        """Wait for the job to end (reading its output to the end) and return its final status."""
-        async for _ in self.stream(poll=poll):
-            pass
-        assert self.final is not None
-        return self.final
+        """Wait for the job to end and return its final status (without output).
+
+        Follows ``job_status`` events and asks ``get_job_status`` (no output bytes) on each
+        one for this job, or every ``poll`` seconds; at once when the end is already known.
+        """
+        if self.final is not None:
+            return self.final
+        sub = await self.jobs.client.subscribe(self.jobs.endpoint, "psij", "job_status")
+        try:
+            while True:
+                st = await self.status()
+                if st.state in TERMINAL:
+                    self.final = st
+                    return st
+                with contextlib.suppress(TimeoutError, StopAsyncIteration):
+                    async with asyncio.timeout(poll):
+                        while (await sub.get()).data.get("job_id") != self.job_id:
+                            pass
+        finally:
+            await sub.close()
 
     async def stream(self, poll: float = 2.0) -> AsyncGenerator[OutputChunk, None]:
         """The job's output from the start, in order and without gaps, until the job ended.
@@ -203,11 +220,16 @@ class JobHandle:
                     need_poll = False
                     async for chunk in self._catch_up(offsets):
                         yield chunk
-                    if self.final is not None:
+                    end = self.final  # set by _catch_up, or earlier by wait()
+                    if (
+                        end is not None
+                        and offsets["stdout"] >= end.stdout_size
+                        and offsets["stderr"] >= end.stderr_size
+                    ):
                         return
                 try:
                     event = await sub.get(timeout=poll)
-                except TimeoutError:
+                except (TimeoutError, StopAsyncIteration):  # quiet, or the subscription ended
                     need_poll = True
                     continue
                 if event.data.get("job_id") != self.job_id:

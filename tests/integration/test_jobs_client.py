@@ -4,6 +4,7 @@ jobs through a real endpoint and broker."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from importlib.util import find_spec
 
 import pytest
@@ -45,19 +46,22 @@ async def test_async_handle_stream_wait_status_cancel(
     job = await jobs.submit(job_spec("bash", "-c", script + "exit 5"))
     assert job.info is not None and job.info.executable == "bash"
     chunks = [c async for c in job.stream(poll=1.0)]
-    assert joined(chunks, "stdout") == "".join(f"line{i}\n" for i in range(1, 3001))
+    expected = "".join(f"line{i}\n" for i in range(1, 3001))
+    assert joined(chunks, "stdout") == expected
     assert joined(chunks, "stderr") == "".join(f"e{i}\n" for i in range(500, 3001, 500))
     assert job.final is not None and (job.final.state, job.final.exit_code) == ("FAILED", 5)
     assert (await job.wait()).exit_code == 5  # again, after the end: at once
     st = await job.status()
     assert (st.state, st.stdout_size) == ("FAILED", sum(len(f"line{i}\n") for i in range(1, 3001)))
 
-    # a late stream (the job ended long before) gets everything from get_job_status
+    # a late handle: wait() learns the end without output, then stream() still gets it all
     late = jobs.handle(job.job_id)
-    assert joined([c async for c in late.stream(poll=1.0)], "stdout").startswith("line1\nline2\n")
+    assert (await late.wait()).stdout == "" and late.final is not None
+    assert joined([c async for c in late.stream(poll=1.0)], "stdout") == expected
 
     sleeper = await jobs.submit(job_spec("bash", "-c", "echo up; sleep 60"))
-    first = await anext(aiter(sleeper.stream(poll=1.0)))
+    async with contextlib.aclosing(sleeper.stream(poll=1.0)) as output:
+        first = await anext(output)
     assert first.data == "up\n"
     assert (await sleeper.cancel()).state == "CANCELED"
     assert (await sleeper.wait(poll=1.0)).state == "CANCELED"
