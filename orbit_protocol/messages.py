@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import from_json, to_json
 
 from .errors import BadRequest, ErrorCode, OrbitError, error_for
 from .naming import NAME_PATTERN
@@ -71,10 +71,8 @@ class Reply(_Body):
         return self
 
     def to_bytes(self) -> bytes:
-        if self.ok:
-            return json.dumps(
-                {"v": self.v, "ok": True, "result": self.result}, separators=(",", ":")
-            ).encode()
+        if self.ok:  # pydantic-core's serializer: ~10x json.dumps on large results
+            return to_json({"v": self.v, "ok": True, "result": self.result})
         return self.model_dump_json(exclude={"result"}).encode()
 
     @classmethod
@@ -118,8 +116,8 @@ class Presence(BaseModel):
 def decode_request(body: bytes) -> Request:
     """Parse a request body, raising :class:`BadRequest` with a readable reason."""
     try:
-        raw = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raw = from_json(body)  # pydantic-core's parser (rejects invalid UTF-8 as well)
+    except ValueError as exc:
         raise BadRequest(f"request body is not UTF-8 JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise BadRequest("request body must be a JSON object")
