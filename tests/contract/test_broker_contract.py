@@ -14,6 +14,7 @@ import pytest
 from orbit_protocol import naming
 from orbit_protocol.topology import QueueSpec, Topology, client_queue_arguments, endpoint
 from tests.contract.transports import Transport
+from tests.testkit.memory_broker import Unroutable
 
 pytestmark = pytest.mark.rabbit
 
@@ -46,6 +47,15 @@ async def test_request_reaches_only_the_addressed_endpoint(transport: Transport)
     )  # unroutable: dropped
     assert await _drain(transport, naming.request_queue("alpha")) == [b"for-alpha"]
     assert await _drain(transport, naming.request_queue("beta")) == []
+
+
+async def test_mandatory_request_to_an_unknown_endpoint_comes_back(transport: Transport) -> None:
+    """Client fail-fast: ``mandatory`` + ``basic.return`` → ``EndpointOffline`` at once."""
+    await transport.declare(endpoint("alpha"))
+    with pytest.raises(Unroutable):
+        await transport.publish(naming.REQUEST_EXCHANGE, "gamma", b"lost", mandatory=True)
+    assert await transport.publish(naming.REQUEST_EXCHANGE, "alpha", b"kept", mandatory=True)
+    assert await _drain(transport, naming.request_queue("alpha")) == [b"kept"]
 
 
 async def test_event_patterns_select_endpoint_plugin_and_topic(transport: Transport) -> None:

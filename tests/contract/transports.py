@@ -7,15 +7,19 @@ runs unchanged against both (DESIGN §6).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import aio_pika
+import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
 from orbit_broker.topology import declare
 from orbit_protocol.topology import Topology
-from tests.testkit.memory_broker import MemoryBroker, Message, _Consumer
+from tests.testkit.memory_broker import MemoryBroker, Message, Unroutable, _Consumer
+
+Settle = Literal["ack", "requeue", "reject"]
 
 
 @dataclass
@@ -26,7 +30,7 @@ class Delivery:
     correlation_id: str | None
     reply_to: str | None
     redelivered: bool
-    _settle: Any
+    _settle: Callable[[Settle], Awaitable[None]]
 
     async def ack(self) -> None:
         await self._settle("ack")
@@ -53,7 +57,11 @@ class Transport(Protocol):
         expiration_ms: int | None = None,
         correlation_id: str | None = None,
         reply_to: str | None = None,
-    ) -> bool: ...
+        mandatory: bool = False,
+    ) -> bool:
+        """False: a publisher nack; raises ``Unroutable`` for a returned ``mandatory`` one."""
+        ...
+
     async def consume(self, queue: str, prefetch: int = 10) -> Consumer: ...
     async def close(self) -> None: ...
 
@@ -77,7 +85,7 @@ class MemoryConsumer:
                     return None
 
     def _delivery(self, tag: int, msg: Message) -> Delivery:
-        async def settle(how: str) -> None:
+        async def settle(how: Settle) -> None:
             if how == "ack":
                 self._broker.ack(self._queue, self._consumer, tag)
             else:
@@ -115,11 +123,12 @@ class MemoryTransport:
         expiration_ms: int | None = None,
         correlation_id: str | None = None,
         reply_to: str | None = None,
+        mandatory: bool = False,
     ) -> bool:
         props: dict[str, Any] = {"correlation_id": correlation_id, "reply_to": reply_to}
         if expiration_ms is not None:
             props["expiration"] = str(expiration_ms)
-        return self.broker.publish(exchange, routing_key, body, props)
+        return self.broker.publish(exchange, routing_key, body, props, mandatory=mandatory)
 
     async def consume(self, queue: str, prefetch: int = 10) -> Consumer:
         return MemoryConsumer(self.broker, queue, self.broker.consume(queue, prefetch))
@@ -147,7 +156,7 @@ class RabbitConsumer:
         except TimeoutError:
             return None
 
-        async def settle(how: str) -> None:
+        async def settle(how: Settle) -> None:
             if how == "ack":
                 await msg.ack()
             else:
@@ -176,7 +185,7 @@ class RabbitTransport:
     @classmethod
     async def connect(cls, url: str) -> RabbitTransport:
         connection = await aio_pika.connect(url)
-        channel = await connection.channel(publisher_confirms=True)
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         return cls(connection, channel)
 
     async def declare(self, topology: Topology) -> None:
@@ -191,6 +200,7 @@ class RabbitTransport:
         expiration_ms: int | None = None,
         correlation_id: str | None = None,
         reply_to: str | None = None,
+        mandatory: bool = False,
     ) -> bool:
         message = aio_pika.Message(
             body,
@@ -200,7 +210,11 @@ class RabbitTransport:
         )
         ex = await self._channel.get_exchange(exchange, ensure=False)
         try:
-            await ex.publish(message, routing_key)
+            await ex.publish(message, routing_key, mandatory=mandatory)
+        except aiormq.exceptions.PublishError:  # basic.return (before DeliveryError: a subclass)
+            raise Unroutable(
+                f"NO_ROUTE - {exchange!r} has no binding for {routing_key!r}"
+            ) from None
         except aio_pika.exceptions.DeliveryError:
             return False
         return True

@@ -39,6 +39,10 @@ def topic_matches(pattern: str, key: str) -> bool:
     return match(0, 0)
 
 
+class Unroutable(Exception):
+    """``basic.return``: a ``mandatory`` publish that no queue is bound for."""
+
+
 @dataclass
 class Message:
     body: bytes
@@ -118,11 +122,19 @@ class MemoryBroker:
         body: bytes,
         properties: dict[str, Any] | None = None,
         headers: dict[str, Any] | None = None,
+        *,
+        mandatory: bool = False,
     ) -> bool:
-        """Route and enqueue; False is a publisher nack (a ``reject-publish`` queue was full)."""
+        """Route and enqueue; False is a publisher nack (a ``reject-publish`` queue was full).
+
+        Raises :class:`Unroutable` for a ``mandatory`` message that reaches no queue.
+        """
         properties = dict(properties or {})
         confirmed = True
-        for queue in self._route(exchange, routing_key):
+        queues = self._route(exchange, routing_key)
+        if mandatory and not queues:
+            raise Unroutable(f"NO_ROUTE - {exchange!r} has no binding for {routing_key!r}")
+        for queue in queues:
             msg = Message(body, exchange, routing_key, properties, dict(headers or {}))
             confirmed &= self._enqueue(queue, msg)
         return confirmed
