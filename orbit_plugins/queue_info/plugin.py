@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from orbit_plugins.base import Call, Plugin, PluginContext, operation
-from orbit_protocol import InvalidArgs, Unavailable
+from orbit_protocol import InvalidArgs, NotFound, Unavailable
 
 from . import pbs, slurm
 from .schema import (
@@ -38,6 +39,8 @@ from .schema import (
 )
 
 T = TypeVar("T")
+# scancel: "Invalid job id specified"; qdel: "Unknown Job Id 1234.server"
+_UNKNOWN_JOB = re.compile(r"invalid job id|unknown job id", re.IGNORECASE)
 
 
 def detect_backend() -> Backend:
@@ -148,7 +151,12 @@ class QueueInfoPlugin(Plugin):
     def cancel_job(self, args: CancelArgs, call: Call) -> CancelResult:
         """Cancel any batch job the endpoint's account may cancel (endpoint admins only)."""
         backend = self._need_backend()
-        self._run(["scancel", args.job_id] if backend == "slurm" else ["qdel", args.job_id])
+        try:
+            self._run(["scancel", args.job_id] if backend == "slurm" else ["qdel", args.job_id])
+        except Unavailable as exc:
+            if not _UNKNOWN_JOB.search(exc.message):
+                raise
+            raise NotFound(f"no batch job {args.job_id!r} here: {exc.message}") from None
         with self._lock:
             self._cache.clear()
         self.ctx.logger.info("user %s cancelled batch job %s", call.user, args.job_id)

@@ -109,7 +109,8 @@ class QueueJobsArgs(UserArgs):
 
 
 class CancelArgs(_Model):
-    job_id: str = Field(pattern=r"^[0-9A-Za-z_.\[\]-]+$")
+    # first character alphanumeric: "--me" or "-u…" would be an option of scancel/qdel
+    job_id: str = Field(pattern=r"^[0-9A-Za-z][0-9A-Za-z_.\[\]-]*$")
 
 
 class CancelResult(_Model):
