@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from orbit_plugins.base import Call, Plugin, PluginContext, operation
-from orbit_protocol import InvalidArgs, NotFound
+from orbit_protocol import Conflict, InvalidArgs, NotFound
 
 from . import launch
 from .child_schema import Announcement, ChildInfo, ChildMeta, ChildSettings, SubmitEndpointArgs
@@ -157,10 +157,11 @@ def submit(plugin: PsijPlugin, args: SubmitEndpointArgs, call: Call) -> ChildInf
     rec = plugin.store.get(call.request_id)
     if rec is None:
         url = child_url(cfg, args.name)
+        _refuse_twins(plugin, args.name)
         parts = urlsplit(url)
         default_port = 5671 if parts.scheme == "amqps" else 5672
         job_dir = Path(plugin.ctx.state_dir) / "jobs" / call.request_id
-        job_dir.mkdir(parents=True, exist_ok=True)
+        job_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         meta = ChildMeta(
             name=args.name,
             parent=plugin.ctx.endpoint,
@@ -206,6 +207,17 @@ def submit(plugin: PsijPlugin, args: SubmitEndpointArgs, call: Call) -> ChildInf
         executor=rec.executor,
         state=rec.state,
     )
+
+
+def _refuse_twins(plugin: PsijPlugin, name: str) -> None:
+    """One job per child name: a second would only be a standby consumer of the same queue."""
+    for rec in plugin.store.list(active_only=True):
+        meta = load_meta(Path(rec.job_dir))
+        if meta is not None and meta.name == name:
+            raise Conflict(
+                f"child endpoint {name!r} already runs in job {rec.job_id}"
+                f" ({rec.executor} {rec.native_id}, {rec.state}): cancel it or use another name"
+            )
 
 
 def load_meta(job_dir: Path) -> ChildMeta | None:

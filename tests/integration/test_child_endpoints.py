@@ -27,7 +27,7 @@ import psutil
 import pytest
 
 from orbit_broker.provision import EndpointSpec, Provisioner, ProvisionSpec
-from orbit_client import AsyncOrbitClient, OrbitError
+from orbit_client import AsyncOrbitClient, Conflict, OrbitError
 
 from ..conftest import Broker
 from ..fakes.sshd import Sshd
@@ -199,6 +199,9 @@ async def test_child_online_through_tunnel_then_offline_on_cancel(
             await parent.start()
             await client.call(child, "orbit.ping", timeout=10)
         assert "Accepted publickey" in hpc.sshd.log()
+    if tunnel == "none":
+        with pytest.raises(Conflict, match=f"child endpoint '{child}' already runs in job"):
+            await client.call("login", "psij.submit_endpoint", name=child)
     described = await client.call(child, "orbit.describe")
     assert {"sysinfo", "child"} <= set(described["plugins"])
 
