@@ -140,7 +140,7 @@ async def test_explorer_end_to_end(
         await page.goto(gateway.base + "/#/ep1/queue_info")
         await expect(page.locator("#qi-backend")).to_have_text("batch system: none")
 
-        # tasks: submit a command, its final state arrives by event, stdout shown
+        # tasks: submit a command, its final state arrives by event, stdout shown; cancel one
         await page.goto(gateway.base + "/#/ep1/tasks")
         tform = page.locator("#task-form")
         await tform.locator("[name=executable]").fill("/bin/echo")
@@ -150,6 +150,15 @@ async def test_explorer_end_to_end(
             1, timeout=30_000
         )
         await expect(page.locator("#task-detail")).to_contain_text("task says hi")
+        await tform.locator("[name=executable]").fill("/bin/sleep")
+        await tform.locator("[name=arguments]").fill("60")
+        await tform.locator("button[type=submit]").click()
+        sleeper = page.locator("#tasks-list tr", has=page.locator("button", has_text="Cancel"))
+        await expect(sleeper).to_have_count(1, timeout=30_000)
+        await sleeper.locator("button", has_text="Cancel").click()
+        await expect(page.locator("#tasks-list tr", has_text="CANCELED")).to_have_count(
+            1, timeout=30_000
+        )
         assert errors == []
         await page.close()
     finally:
