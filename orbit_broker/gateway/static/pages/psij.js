@@ -47,6 +47,10 @@ export function psijPage(ctx) {
       setState(s);
     } else monitor.querySelector(".state").textContent = `[${r.error.code}] ${r.error.message}`;
     w.busy = false;
+    if (r.ok && (r.result.stdout_offset < r.result.stdout_size || r.result.stderr_offset < r.result.stderr_size)) {
+      catchUp();  // more than one reply's worth (max_bytes) of output: keep reading
+      return;
+    }
     const pending = w.queue.splice(0);
     for (const c of pending) onOutput(c);
   }
