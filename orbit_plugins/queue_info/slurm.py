@@ -13,8 +13,16 @@ SACCTMGR_FORMAT = "format=Account,User,Partition,QOS,GrpTRES,MaxWall"
 
 
 def parse_time(text: str) -> int | None:
-    """Seconds of a Slurm time (``infinite``, ``MM:SS``, ``HH:MM:SS``, ``D-HH[:MM[:SS]]``)."""
-    text = text.strip()
+    """Seconds of a Slurm time (``infinite``, ``MM:SS``, ``HH:MM:SS``, ``D-HH[:MM[:SS]]``);
+    ``None`` for no limit or a value it cannot read (``INVALID``, ``Partition_Limit``: one odd
+    job must not fail the whole listing)."""
+    try:
+        return _seconds(text.strip())
+    except ValueError:
+        return None
+
+
+def _seconds(text: str) -> int | None:
     if not text or text.upper() in {"INFINITE", "UNLIMITED", "N/A", "NOT_SET", "(NULL)"}:
         return None
     days = 0
