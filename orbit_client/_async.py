@@ -54,7 +54,7 @@ _DEFAULT: Any = object()
 MAX_UNCLAIMED = 10_000
 REPLY_PREFETCH = 256
 PUBLISH_RETRY_PAUSE = 0.2
-NACK_RETRY_WINDOW = 10.0
+RETRY_WINDOW = 10.0  # s: how long a nacked publish or an online check is retried
 _CONNECTION_LOST = (ConnectionError, aiormq.exceptions.ChannelInvalidStateError)
 EventCallback = Callable[[Event], Any]
 
@@ -248,6 +248,17 @@ class AsyncOrbitClient:
         return await self._consumers(endpoint) > 0
 
     async def _consumers(self, endpoint: str) -> int:
+        """Consumers on the endpoint's queue (passive declare); waits out a reconnect."""
+        until = time.monotonic() + RETRY_WINDOW
+        while True:
+            try:
+                return await self._consumers_once(endpoint)
+            except _CONNECTION_LOST as exc:
+                if self._connection is None or time.monotonic() > until:
+                    raise BrokerError(f"lost the broker connection: {exc}") from None
+                await asyncio.sleep(PUBLISH_RETRY_PAUSE)
+
+    async def _consumers_once(self, endpoint: str) -> int:
         channel = await self._fresh_channel()
         try:
             queue = await channel.declare_queue(naming.request_queue(endpoint), passive=True)
@@ -378,7 +389,7 @@ class AsyncOrbitClient:
         if self._publish_channel is None:
             raise BrokerError("the client is not connected: use `async with` or connect()")
         deadline = None if timeout is None else time.monotonic() + timeout
-        nacks_until = time.monotonic() + min(NACK_RETRY_WINDOW, timeout or NACK_RETRY_WINDOW)
+        nacks_until = time.monotonic() + min(RETRY_WINDOW, timeout or RETRY_WINDOW)
         while True:
             channel = self._publish_channel
             try:
@@ -416,7 +427,7 @@ class AsyncOrbitClient:
         self._channels = [fresh if c is failed else c for c in self._channels]
 
         async def close_later() -> None:  # publishes still waiting on it get their answer
-            await asyncio.sleep(NACK_RETRY_WINDOW)
+            await asyncio.sleep(RETRY_WINDOW)
             with contextlib.suppress(Exception):
                 await failed.close()
 
