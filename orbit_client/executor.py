@@ -6,6 +6,10 @@ Submits are buffered for ``linger`` seconds and sent as one ``submit_tasks`` mes
 endpoint's ``task_status``/``task_status_batch`` events: finished uids are fetched in bulk
 with ``wait_tasks(timeout=0)`` (events carry states, results need the owner's call). A slow
 safety sweep (``sweep_interval``) catches events lost to a subscription overflow.
+
+With ``pool="p"`` instead of an endpoint, batches (``POOL_BATCH`` tasks) go to the pool's
+queue as ``tasks.run_tasks`` requests; whichever member takes one answers with the final
+records, and a member that dies leaves its batches to the others (``docs/tasks.md``).
 """
 
 from __future__ import annotations
@@ -23,12 +27,21 @@ from orbit_protocol import Event
 from ._async import AsyncOrbitClient
 from ._subscription import Subscription
 from ._sync import OrbitClient
-from .tasks import FINAL_STATES, check_versions, function_spec, map_specs, outcome
+from .tasks import (
+    FINAL_STATES,
+    check_versions,
+    function_spec,
+    map_specs,
+    outcome,
+    pool_call,
+)
 
 log = logging.getLogger(__name__)
 Settle = Callable[[bool, Any], None]
 FETCH_CHUNK = 1000
 MAP_CHUNK = 500
+POOL_BATCH = 64
+"""Tasks per pool request: small, so the batches spread over the members."""
 """Specs handed to the event loop per callback by ``OrbitExecutor.map``."""
 
 
@@ -38,19 +51,22 @@ class AsyncOrbitExecutor:
     def __init__(
         self,
         client: AsyncOrbitClient,
-        endpoint: str,
+        endpoint: str | None = None,
         *,
+        pool: str | None = None,
         check_versions: bool = True,
         timeout: float | None = None,
-        batch_size: int = 2000,
+        batch_size: int | None = None,
         batch_bytes: int | None = None,
         linger: float = 0.005,
         sweep_interval: float = 15.0,
     ) -> None:
-        self.client, self.endpoint = client, endpoint
+        if (endpoint is None) == (pool is None):
+            raise ValueError("give an endpoint or a pool (one of them)")
+        self.client, self.endpoint, self.pool = client, endpoint or f"pool.{pool}", pool
         self.check = check_versions
         self.task_timeout = timeout
-        self.batch_size = batch_size
+        self.batch_size = batch_size or (POOL_BATCH if pool else 2000)
         self.batch_bytes = batch_bytes or int(client.settings.max_body * 0.8)
         self.linger, self.sweep_interval = linger, sweep_interval
         self._pending: dict[str, Settle] = {}
@@ -69,6 +85,8 @@ class AsyncOrbitExecutor:
 
     async def start(self) -> AsyncOrbitExecutor:
         """Subscribe to the endpoint's task events (before anything is submitted)."""
+        if self.pool is not None:  # pool members answer run_tasks with the records
+            return self
         self._sub = await self.client.register_callback(self._on_event, self.endpoint, "tasks")
         self._spawn(self._sweep())
         return self
@@ -144,6 +162,13 @@ class AsyncOrbitExecutor:
         try:
             if self.check and any("pickled" in s for s in batch):
                 await self._check_versions()
+            if self.pool is not None:
+                records = await pool_call(
+                    self.client, self.pool, "tasks.run_tasks", {"tasks": batch}
+                )
+                for record in records:
+                    self._settle(record["uid"], *outcome(record))
+                return
             await self.client.call(self.endpoint, "tasks.submit_tasks", tasks=batch)
         except Exception as exc:
             for spec in batch:
@@ -158,7 +183,12 @@ class AsyncOrbitExecutor:
         if self._preflight is None:
             self._preflight = asyncio.get_running_loop().create_future()
             try:
-                described = await self.client.call(self.endpoint, "orbit.describe")
+                if self.pool is not None:
+                    described = await pool_call(
+                        self.client, self.pool, "orbit.describe", {}, self.client.settings.timeout
+                    )
+                else:
+                    described = await self.client.call(self.endpoint, "orbit.describe")
                 check_versions(self.endpoint, described)
                 self._preflight.set_result(None)
             except Exception as exc:
@@ -279,7 +309,8 @@ def _future_settle(future: asyncio.Future[Any]) -> Settle:
 
 
 class OrbitExecutor(concurrent.futures.Executor):
-    """Run Python callables on endpoint ``endpoint`` (its ``tasks`` plugin).
+    """Run Python callables on endpoint ``endpoint`` (its ``tasks`` plugin), or on the members
+    of a pool with ``pool="p"``.
 
     ``with OrbitExecutor("ep1") as ex: print(list(ex.map(f, range(1000))))``. ``client``
     is an :class:`OrbitClient` to share; without one the executor opens (and closes) its own
@@ -288,7 +319,7 @@ class OrbitExecutor(concurrent.futures.Executor):
 
     def __init__(
         self,
-        endpoint: str,
+        endpoint: str | None = None,
         client: OrbitClient | None = None,
         *,
         client_settings: dict[str, Any] | None = None,

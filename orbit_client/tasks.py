@@ -121,6 +121,41 @@ def outcome(record: dict[str, Any]) -> tuple[bool, Any]:
     return False, exc
 
 
+async def pool_call(
+    client: AsyncOrbitClient,
+    pool: str,
+    operation: str,
+    args: dict[str, Any],
+    timeout: float | None = None,
+) -> Any:
+    """Call ``operation`` on whichever member of pool ``pool`` takes it (routing key
+    ``pool.<pool>``, DESIGN §1); its result, or its error raised."""
+    import asyncio
+
+    from orbit_protocol import DeadlineExceeded, Request, naming
+
+    from ._async import _Pending
+
+    naming.validate_name(pool, "pool")
+    plugin, _, method = operation.partition(".")
+    body = Request(plugin=plugin, method=method, args=args).to_bytes()
+    corr = uuid.uuid4().hex
+    key = naming.pool_routing_key(pool)
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    client._pending[corr] = _Pending(future, key)
+    try:
+        await client._publish(key, operation, body, corr, None, timeout, False)
+        try:
+            reply = await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise DeadlineExceeded(
+                f"no reply from pool {pool!r} to {operation} within {timeout} s"
+            ) from None
+        return reply.unwrap()
+    finally:
+        client._pending.pop(corr, None)
+
+
 def local_versions() -> dict[str, str | None]:
     try:
         cp: str | None = importlib.metadata.version("cloudpickle")
@@ -234,5 +269,6 @@ __all__ = [
     "map_specs",
     "outcome",
     "pickled_function",
+    "pool_call",
     "task_records",
 ]

@@ -3,6 +3,8 @@
 Every delivery is acked exactly once, after its fate is durable: refused (error reply
 sent), a duplicate (stored reply sent again), or accepted (journal row written). Work
 runs after the ack, so long operations never trip the broker's consumer timeout.
+Pool deliveries (routing key ``pool.<p>``) are the exception: accepted ones are acked after
+their reply is sent, so a member that dies leaves them to the other members.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from orbit_protocol.headers import DEADLINE_HEADER, DEATH_HEADER
 from .journal import Journal, args_digest
 
 log = logging.getLogger(__name__)
+POOL_PREFIX = "pool."
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ class Accepted:
     call: Call
     journal: bool = True
     """Whether arguments and reply are kept in the journal (``@operation(journal=...)``)."""
+    delivery: AbstractIncomingMessage | None = None
+    """A pool delivery, acked only once the request is answered (see :class:`Intake`)."""
 
 
 Reply_ = Callable[[str, str, bytes], Coroutine[Any, Any, None]]
@@ -127,7 +132,8 @@ class Intake:
             log.info("refused %s from %s: %s", corr, message.user_id, exc)
             await self.send_reply(reply_to, corr, Reply.failure(exc).to_bytes())
             accepted = None
-        await message.ack()
+        if accepted is None or accepted.delivery is None:
+            await message.ack()
         return accepted
 
     def _admit(self, message: AbstractIncomingMessage, reply_to: str, corr: str) -> Accepted | None:
@@ -143,6 +149,18 @@ class Intake:
             raise DeadlineExceeded("the request's deadline passed before the endpoint picked it up")
         request = decode_request(message.body)
         key = message.message_id or corr
+        if (message.routing_key or "").startswith(POOL_PREFIX):
+            # a pool delivery stays un-acked until answered, and is not journaled: if this
+            # member dies the broker gives it to another member, and a restart here must not
+            # run it a second time
+            call = Call(
+                request_id=corr,
+                user=user,
+                endpoint=self.policy.endpoint,
+                is_admin=user in self.policy.admins,
+                deadline=deadline,
+            )
+            return Accepted(user, key, reply_to, corr, request, call, False, message)
         digest = args_digest(request.plugin, request.method, request.args)
         full = self.journals_args(request.plugin, request.method)
         fresh = self.journal.accept(

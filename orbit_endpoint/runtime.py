@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import socket
 import time
 from collections.abc import Coroutine
@@ -43,6 +44,8 @@ from .settings import EndpointSettings
 
 log = logging.getLogger(__name__)
 SHUTDOWN_GRACE = 10.0
+POOL_PREFETCH = os.cpu_count() or 1
+"""Un-acked pool deliveries a member holds (they are acked when answered): its capacity."""
 
 
 class Endpoint:
@@ -122,6 +125,8 @@ class Endpoint:
         channel.close_callbacks.add(lambda *_: None if conn.is_closed else self.spawn(conn.close()))
         queues = [naming.request_queue(self.name), *map(naming.pool_queue, self.settings.pools)]
         for name in queues:
+            if name != queues[0]:  # per-consumer limit: a member takes what it can run
+                await channel.set_qos(prefetch_count=min(self.settings.prefetch, POOL_PREFETCH))
             try:
                 queue = await channel.declare_queue(name, passive=True)
             except aiormq.exceptions.ChannelNotFoundEntity:
@@ -161,6 +166,11 @@ class Endpoint:
         await self._finish(
             job.user, job.key, job.reply_to, job.correlation_id, body, keep=job.journal
         )
+        if job.delivery is not None:  # a pool request: answered, now it may leave the queue
+            try:
+                await job.delivery.ack()
+            except Exception as exc:  # channel gone: the broker redelivers it to a member
+                log.warning("could not ack pool request %s: %s", job.correlation_id, exc)
 
     async def _finish(
         self, user: str, key: str, reply_to: str, corr: str, body: bytes, *, keep: bool = True

@@ -108,11 +108,19 @@ def endpoint(name: str, **queue_options: int) -> Topology:
     )
 
 
+def pool_queue_arguments(**queue_options: int) -> tuple[tuple[str, Any], ...]:
+    """A pool queue's arguments: an endpoint queue's minus ``x-single-active-consumer``, so
+    its members are competing consumers (DESIGN §1), not one active plus standbys."""
+    return tuple(
+        (k, v) for k, v in work_queue_arguments(**queue_options) if k != "x-single-active-consumer"
+    )
+
+
 def pool(name: str, **queue_options: int) -> Topology:
     """The shared request queue of a pool and its binding."""
     queue = naming.pool_queue(name)
     return Topology(
-        queues=(QueueSpec(queue, work_queue_arguments(**queue_options)),),
+        queues=(QueueSpec(queue, pool_queue_arguments(**queue_options)),),
         bindings=(BindingSpec(naming.REQUEST_EXCHANGE, queue, naming.pool_routing_key(name)),),
     )
 
@@ -140,5 +148,6 @@ __all__ = [
     "core",
     "endpoint",
     "pool",
+    "pool_queue_arguments",
     "work_queue_arguments",
 ]

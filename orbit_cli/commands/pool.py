@@ -1,7 +1,8 @@
 """``orbit pool create|status``: shared request queues ``orbit.pool.<pool>`` (DESIGN §1).
 
-Pool queues carry ``x-single-active-consumer=true`` like endpoint queues, so one member
-consumes at a time and the others are hot standbys (they take over when it goes away).
+Pool queues have the endpoint queues' arguments minus ``x-single-active-consumer``: every
+member consumes at once (competing consumers), each holding at most its capacity of
+un-acked requests; a member that dies leaves its un-acked requests to the others.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ EPILOG = """\
 
   [cyan]orbit pool create work[/]          declare orbit.pool.work (needs configure rights)
   [cyan]orbit endpoint start --name a --pool work[/]   (more members the same way)
-  [cyan]orbit pool status work[/]          pending requests, active consumer"""
+  [cyan]orbit pool status work[/]          pending requests, live members"""
 
 app = typer.Typer(
     help="Pools: a shared request queue served by several endpoints.",
@@ -49,7 +50,7 @@ def create(pool: PoolArg, url: UrlOpt = None, debug: DebugOpt = False) -> None:
 def status(
     pool: PoolArg, json_out: JsonOpt = False, url: UrlOpt = None, debug: DebugOpt = False
 ) -> None:
-    """Pending requests and the number of active consumers (standbys are not counted)."""
+    """Pending requests (waiting in the queue, not yet taken by a member) and live members."""
     import aio_pika
     import aiormq.exceptions
 
@@ -72,15 +73,16 @@ def status(
                 "pool": pool,
                 "queue": queue_name,
                 "pending": result.message_count or 0,
-                "active_consumers": result.consumer_count or 0,
+                "members": result.consumer_count or 0,
             }
 
     info = asyncio.run(work())
     if json_out:
         render.print_json(info, raw=True)
         return
-    active = "[green]1 (serving)[/]" if info["active_consumers"] else "[red]none[/]"
+    members = info["members"]
+    shown = f"[green]{members}[/]" if members else "[red]none[/]"
     render.console.print(
         f"pool [bold]{pool}[/] ({queue_name}): {info['pending']} pending request(s),"
-        f" active consumer: {active}"
+        f" live members: {shown}"
     )

@@ -45,6 +45,7 @@ from .store import TaskStore
 
 EVENT_FIELDS = ("uid", "owner", "state", "exit_code", "error", "exception")
 BATCH_MAX = 1024
+POOL_MARK = "orbit.pool"
 
 
 class TasksPlugin(Plugin):
@@ -134,6 +135,16 @@ class TasksPlugin(Plugin):
                         "error": "interrupted: the endpoint restarted while the task ran (or"
                         " waited in a worker's chunk);"
                         " it was not run again",
+                    },
+                )
+            elif f'"{POOL_MARK}"' in raw:
+                self._active[uid] = state
+                self._finalize(
+                    uid,
+                    {
+                        "state": "FAILED",
+                        "error": "interrupted: the endpoint restarted before this pool task"
+                        " ran; its batch went back to the pool, it was not run here",
                     },
                 )
             else:
@@ -335,6 +346,18 @@ class TasksPlugin(Plugin):
             assert spec.uid is not None
             self._dispatch(spec.uid, spec)
         return [SubmitResult(uid=u, state=known[u][1] if u in known else "QUEUED") for u in uids]
+
+    @operation(idempotent=True)
+    async def run_tasks(self, args: SubmitArgs, call: Call) -> list[TaskRecord]:
+        """Run a batch and answer with the final records, in order: the operation pools use
+        (the pool delivery is acked with the answer, so a dead member's batch goes to
+        another member; the tasks carry ``metadata["orbit.pool"]`` and are not re-run here
+        after a restart)."""
+        tasks = [
+            t.model_copy(update={"metadata": {**t.metadata, POOL_MARK: True}}) for t in args.tasks
+        ]
+        accepted = await self.submit_tasks(SubmitArgs(tasks=tasks), call)
+        return await self.wait_tasks(WaitArgs(uids=[a.uid for a in accepted]), call)
 
     @operation(idempotent=True)
     async def wait_tasks(self, args: WaitArgs, call: Call) -> list[TaskRecord]:

@@ -1,21 +1,19 @@
-"""Pools (DESIGN §1): two endpoints serve ``orbit.pool.<pool>``. The queue is declared with
-``x-single-active-consumer=true`` ("same arguments" as endpoint queues), so the members are
-one active consumer plus hot standbys, not competing consumers: this test pins that down."""
+"""Pools (DESIGN §1): three endpoints serve ``orbit.pool.<pool>`` as competing consumers
+(the pool queue has no single-active-consumer); a member SIGKILLed mid-run leaves its
+un-acked batches to the others, so every task gets a result."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
-import uuid
-from typing import Any
+import time
+from pathlib import Path
 
-import aio_pika
 import pytest
 
-from orbit_client import AsyncOrbitClient
-from orbit_client._async import _Pending
-from orbit_protocol import Reply, Request, naming
+from orbit_client import AsyncOrbitClient, AsyncOrbitExecutor
 
 from .conftest import StartEndpoint
 
@@ -23,71 +21,60 @@ pytestmark = pytest.mark.rabbit
 TASKS = ["orbit_plugins.tasks.plugin:TasksPlugin"]
 
 
-async def pool_call(client: AsyncOrbitClient, pool: str, operation: str, **args: Any) -> Any:
-    """Publish a request with routing key ``pool.<pool>`` (the client has no pool API yet)."""
-    plugin, _, method = operation.partition(".")
-    corr = uuid.uuid4().hex
-    future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-    client._pending[corr] = _Pending(future, pool)
-    body = Request(plugin=plugin, method=method, args=args).to_bytes()
-    try:
-        await client._publish(naming.pool_routing_key(pool), operation, body, corr, None, 30, False)
-        return (await asyncio.wait_for(future, 30)).unwrap()
-    finally:
-        client._pending.pop(corr, None)
+async def orbit_cli(*args: str) -> tuple[int, bytes]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "orbit_cli", *args, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await proc.communicate()
+    return proc.returncode or 0, out
 
 
-async def pool_consumers(url: str, pool: str) -> tuple[int, int]:
-    connection = await aio_pika.connect(url)
-    async with connection:
-        queue = await (await connection.channel()).declare_queue(
-            naming.pool_queue(pool), passive=True
-        )
-        result = queue.declaration_result
-        return result.consumer_count or 0, result.message_count or 0
-
-
-async def test_pool_members_are_active_plus_standby(
-    start_endpoint: StartEndpoint, client: AsyncOrbitClient, amqp_url: str
+async def test_pool_members_compete_and_a_killed_member_loses_nothing(
+    start_endpoint: StartEndpoint, client: AsyncOrbitClient, amqp_url: str, tmp_path: Path
 ) -> None:
-    create = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "orbit_cli", "pool", "create", "p1", "--url", amqp_url
-    )  # fmt: skip
-    assert await create.wait() == 0
+    assert (await orbit_cli("pool", "create", "p1", "--url", amqp_url))[0] == 0
     members = {}
-    for name in ("m1", "m2"):
+    for name in ("m1", "m2", "m3"):
         members[name] = await start_endpoint(
-            name, plugins=TASKS, pools=["p1"], plugin_settings={"tasks": {"workers": 1}}
+            name,
+            plugins=TASKS,
+            pools=["p1"],
+            plugin_settings={"tasks": {"workers": 1, "allow_cloudpickle": True}},
         )
-    consumers, _ = await pool_consumers(amqp_url, "p1")
-    for i in range(10):
-        await pool_call(
-            client,
-            "p1",
-            "tasks.submit_tasks",
-            tasks=[{"uid": f"a{i}", "function": "operator:neg", "args": [i]}],
-        )
-    counts = {m: len(await client.call(m, "tasks.list_tasks")) for m in members}
-    # single active consumer: every request went to one member, the other idled
-    assert sorted(counts.values()) == [0, 10], counts
-    active = max(counts, key=lambda m: counts[m])
-    standby = min(counts, key=lambda m: counts[m])
-    members[active].kill()
-    for i in range(5):  # the standby takes over the pool queue
-        await pool_call(
-            client,
-            "p1",
-            "tasks.submit_tasks",
-            tasks=[{"uid": f"b{i}", "function": "operator:neg", "args": [i]}],
-        )
-    taken = await client.call(standby, "tasks.list_tasks")
-    assert sorted(r["uid"] for r in taken) == [f"b{i}" for i in range(5)]
-    status = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "orbit_cli", "pool", "status", "p1", "--json", "--url", amqp_url,
-        stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, _ = await status.communicate()
-    assert json.loads(out) == {
-        "pool": "p1", "queue": "orbit.pool.p1", "pending": 0, "active_consumers": 1,
-    }  # fmt: skip
-    print(f"pool p1: consumer_count with 2 members = {consumers}; {counts}; {standby} took over")
+    pids = {m.proc.pid: name for name, m in members.items() if m.proc is not None}
+    runs = tmp_path / "runs"
+    runs.mkdir()
+
+    def work(x: int) -> tuple[int, int]:
+        (runs / f"{x}.{os.getpid()}").touch()  # one file per execution
+        time.sleep(0.05)
+        return x, os.getppid()  # the worker's parent: the member endpoint
+
+    async with AsyncOrbitExecutor(client, pool="p1", batch_size=3) as ex:
+        first = await asyncio.wait_for(ex.map(work, range(60)), 120)
+        assert [r[0] for r in first] == list(range(60))
+        served = {pids[r[1]] for r in first}
+        assert served == set(members), served  # competing consumers: every member worked
+
+        futures = [asyncio.ensure_future(ex.submit(work, x)) for x in range(100, 250)]
+        while sum(f.done() for f in futures) < 20:
+            await asyncio.sleep(0.05)
+        victim = "m2"
+        members[victim].kill()  # SIGKILL: its un-acked pool deliveries go back to the queue
+        _, pending = await asyncio.wait(futures, timeout=120)
+    assert not pending, f"{len(pending)} tasks vanished"
+    results = [f.result() for f in futures]  # raises if a task was reported failed
+    assert [r[0] for r in results] == list(range(100, 250))
+    after = {pids[r[1]] for r in results}
+    executions = {x: len(list(runs.glob(f"{x}.*"))) for x in range(100, 250)}
+    assert all(n >= 1 for n in executions.values())
+    twice = [x for x, n in executions.items() if n > 1]
+    code, out = await orbit_cli("pool", "status", "p1", "--json", "--url", amqp_url)
+    assert code == 0
+    status = json.loads(out)
+    assert status["pending"] == 0 and status["members"] == 2, status
+    print(
+        f"pool p1: first map served by {sorted(served)}; second (killing {victim}): results from"
+        f" {sorted(after)}; {len(twice)} task(s) ran twice (on {victim} before it died, then"
+        " again from the redelivered batch)"
+    )

@@ -103,3 +103,30 @@ async def test_graceful_stop_reports_running_and_keeps_queued(tmp_path: Path) ->
         assert done[1].state == "DONE" and done[1].return_value == 2
     finally:
         await again.stop()
+
+
+def test_pool_queue_is_an_endpoint_queue_without_single_active_consumer() -> None:
+    from orbit_protocol import topology
+
+    pool = dict(topology.pool_queue_arguments())
+    work = dict(topology.work_queue_arguments())
+    assert "x-single-active-consumer" not in pool
+    assert pool == {k: v for k, v in work.items() if k != "x-single-active-consumer"}
+    assert work["x-single-active-consumer"] is True  # endpoint queues keep their standbys
+
+
+def test_mapped_function_is_pickled_once_and_scalars_come_back_as_json() -> None:
+    from orbit_client.tasks import map_specs
+    from orbit_plugins.tasks import worker
+
+    specs = list(map_specs(lambda x, y: x * y, [(2, 3), (4, 5)]))
+    assert specs[0]["pickled"] is specs[1]["pickled"]  # one blob for every task
+    assert len({s["uid"] for s in specs}) == 2
+    outs = [
+        worker.run_one(("pickled_fn", s["pickled"], s["pickled_args"], {}, 1 << 20)) for s in specs
+    ]
+    assert [(o["return_value"], o["return_encoding"]) for o in outs] == [(6, "json"), (20, "json")]
+    fails = worker.run_one(
+        ("pickled_fn", specs[0]["pickled"], specs[0]["pickled_args"][:-8], {}, 1 << 20)
+    )
+    assert not fails["ok"] and "could not unpickle" in fails["error"]
