@@ -177,7 +177,7 @@ class AsyncOrbitClient:
         return channel
 
     async def close(self) -> None:
-        for sub in self._subscriptions:
+        for sub in list(self._subscriptions):
             await sub.close()
         for task in self._background:
             task.cancel()
@@ -515,9 +515,23 @@ class AsyncOrbitClient:
     ) -> Subscription:
         """Events matching the filter, as an async iterator (``None`` matches anything)."""
         channel = await self._fresh_channel()
-        sub = Subscription(channel, self.user, [naming.event_pattern(endpoint, plugin, topic)])
-        await sub.start()
+
+        async def release() -> None:  # a closed subscription gives its channel back
+            with contextlib.suppress(ValueError):
+                self._subscriptions.remove(sub)
+            with contextlib.suppress(ValueError):
+                self._channels.remove(channel)
+            with contextlib.suppress(Exception):
+                await channel.close()
+
+        pattern = naming.event_pattern(endpoint, plugin, topic)
+        sub = Subscription(channel, self.user, [pattern], on_close=release)
         self._subscriptions.append(sub)
+        try:
+            await sub.start()
+        except BaseException:
+            await sub.close()
+            raise
         return sub
 
     async def register_callback(

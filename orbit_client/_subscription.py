@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
@@ -26,8 +26,10 @@ class Subscription:
         patterns: list[str],
         *,
         maxsize: int = 10_000,
+        on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._channel = channel
+        self._on_close = on_close
         self.queue_name = naming.subscription_queue(user)
         self.patterns = patterns
         self._events: asyncio.Queue[tuple[Event, str | None] | None] = asyncio.Queue(maxsize)
@@ -88,6 +90,9 @@ class Subscription:
                 log.debug("subscription close failed", exc_info=True)
         self._tag = None
         self._events.put_nowait(None) if not self._events.full() else None
+        if self._on_close is not None:  # e.g. the client closes the channel it opened for us
+            on_close, self._on_close = self._on_close, None
+            await on_close()
 
     async def __aenter__(self) -> Subscription:
         return self

@@ -68,6 +68,19 @@ async def test_events_flow_back(start_endpoint: StartEndpoint, client: AsyncOrbi
     assert len(seen) == 3
 
 
+async def test_closed_subscriptions_give_their_channels_back(client: AsyncOrbitClient) -> None:
+    """A long-lived client that subscribes and closes in a loop must not pile up channels
+    (provisioned users have a per-user channel limit)."""
+    amqp = client._connection.transport.connection  # type: ignore[union-attr]
+    before = len(amqp.channels)
+    for _ in range(20):
+        async with await client.subscribe("ep1", "testkit", "tick"):
+            pass
+    await asyncio.sleep(0.1)
+    assert len(amqp.channels) == before
+    assert len(client._subscriptions) == 1  # only the client's own presence subscription
+
+
 async def test_presence_online_and_offline(start_endpoint: StartEndpoint, amqp_url: str) -> None:
     changes: list[tuple[str, str]] = []
     async with AsyncOrbitClient(url=amqp_url) as watcher:
