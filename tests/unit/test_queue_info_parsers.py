@@ -130,3 +130,15 @@ def test_plugin_cache_allocation_and_backends(monkeypatch: pytest.MonkeyPatch) -
         ),
         Call("r", "root", "ep", is_admin=True),
     )
+
+
+@pytest.mark.parametrize("job_id", ["--me", "-ubob", "-1", "", "12 34", "1;rm"])
+def test_cancel_refuses_job_ids_that_would_be_options(job_id: str) -> None:
+    """`scancel --me` would cancel every job of the endpoint's account (the endpoint's own too)."""
+    from pydantic import ValidationError
+
+    from orbit_plugins.queue_info.schema import CancelArgs
+
+    with pytest.raises(ValidationError):
+        CancelArgs(job_id=job_id)
+    assert CancelArgs(job_id="1234_[1-3]").job_id == "1234_[1-3]"
