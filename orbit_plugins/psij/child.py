@@ -99,12 +99,17 @@ def _die_with_parent() -> None:
 
 
 def _stop(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is not None and proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    """Stop an ssh we started and its session (a ``ProxyCommand`` would outlive it)."""
+    if proc is None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def with_address(url: str, host: str, port: int) -> str:
@@ -280,15 +285,33 @@ class Children:
             self._task = asyncio.create_task(self._loop(), name="psij-children")
 
     async def stop(self) -> None:
-        """Stop watching. Reverse tunnels stay up, like the jobs: the next start re-attaches."""
+        """Stop watching. Tunnels of running jobs stay up (the next start re-attaches them),
+        those of jobs that just ended are closed."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await asyncio.to_thread(self._sweep)
         self._reverse.clear()
 
+    def _sweep(self) -> None:
+        """Close every reverse tunnel whose job has ended (also while we were down)."""
+        for rec in self.plugin.store.list():
+            state = Path(rec.job_dir) / TUNNEL_STATE
+            if not rec.terminal or not state.exists():
+                continue
+            tunnel = self._reverse.pop(rec.job_id, None)
+            if tunnel is None:
+                with contextlib.suppress(OSError, ValueError, KeyError):
+                    saved = json.loads(state.read_text())
+                    tunnel = _Reverse(saved["pid"], saved["started"], saved["node"], None)
+            if tunnel is not None:
+                tunnel.stop()
+            state.unlink(missing_ok=True)
+
     async def _loop(self) -> None:
+        await asyncio.to_thread(self._sweep)
         while True:
             try:
                 await asyncio.to_thread(self.tick)
@@ -302,9 +325,8 @@ class Children:
             meta = load_meta(Path(rec.job_dir))
             if meta is not None and rec.native_id is not None:
                 active[rec.job_id] = (rec, meta)
-        for job_id in list(self._reverse):
-            if job_id not in active:  # the job ended: its tunnel has nothing left to carry
-                self._reverse.pop(job_id).stop()
+        if any(job_id not in active for job_id in self._reverse):
+            self._sweep()  # a job ended: its tunnel has nothing left to carry
         for rec, meta in active.values():
             job_dir = Path(rec.job_dir)
             failure = job_dir / FAILURE

@@ -231,37 +231,28 @@ async def test_tunnel_failures_cancel_the_allocation_and_say_why(
     start_endpoint: StartEndpoint,
     client: AsyncOrbitClient,
 ) -> None:
+    async def parent(name: str, **children: Any) -> None:
+        settings = {"poll_interval": 0.2, "slurm_polling_interval": 1}
+        settings["children"] = hpc.children(**children)  # type: ignore[assignment]
+        await start_endpoint(name, plugins=PSIJ, plugin_settings={"psij": settings})
+
     # reverse: the parent's key is refused by the compute node's sshd
-    bad_key = hpc.ssh_config_variant("ssh_config_bad_key", "client_key", "host_key")
-    await start_endpoint(
-        "login-a",
-        plugins=PSIJ,
-        plugin_settings={
-            "psij": {
-                "poll_interval": 0.2,
-                "slurm_polling_interval": 1,
-                "children": hpc.children(ssh_config=bad_key),
-            }
-        },
-    )
+    await parent("login-a", ssh_config=hpc.ssh_config_variant("key", "client_key", "host_key"))
     # forward: the login node's sshd is not where the ssh config says
-    wrong_port = hpc.ssh_config_variant("ssh_config_wrong_port", f"Port {hpc.sshd.port}", "Port 1")
-    await start_endpoint(
+    await parent(
         "login-b",
-        plugins=PSIJ,
-        plugin_settings={
-            "psij": {
-                "poll_interval": 0.2,
-                "slurm_polling_interval": 1,
-                "children": hpc.children(ssh_config=wrong_port),
-            }
-        },
+        ssh_config=hpc.ssh_config_variant("port", f"Port {hpc.sshd.port}", "Port 1"),
     )
+    # reverse: the compute node never answers (a proxy that hangs), the tunnel times out
+    hang = hpc.ssh_config_variant("hang", "HostName", "ProxyCommand sleep 61\n  HostName")
+    await parent("login-t", ssh_config=hang, tunnel_timeout=3)
     events = await client.subscribe(None, "psij", "child_status")
     rev = await provision_child(broker, vhost, hpc, "job-rev")
     fwd = await provision_child(broker, vhost, hpc, "job-fwd")
+    slow = await provision_child(broker, vhost, hpc, "job-slow")
     a = await client.call("login-a", "psij.submit_endpoint", name=rev, tunnel="reverse")
     b = await client.call("login-b", "psij.submit_endpoint", name=fwd, tunnel="forward")
+    t = await client.call("login-t", "psij.submit_endpoint", name=slow, tunnel="reverse")
 
     final_a = await wait_job(client, "login-a", a["job_id"])
     assert final_a["state"] == "FAILED", final_a
@@ -274,14 +265,20 @@ async def test_tunnel_failures_cancel_the_allocation_and_say_why(
     assert "forward tunnel via login01 failed" in final_b["message"]
     assert "Connection refused" in final_b["message"]
 
+    final_t = await wait_job(client, "login-t", t["job_id"])
+    assert final_t["state"] == "FAILED", final_t
+    assert "was not up within 3 s" in final_t["message"]
+    assert (hpc.slurm / "jobs" / f"{t['native_id']}.cancel").exists()
+
     seen: dict[str, str] = {}
     deadline = time.monotonic() + 20
-    while len(seen) < 2:
+    while len(seen) < 3:
         event = await events.get(timeout=max(0.1, deadline - time.monotonic()))
         if event.data.get("state") == "failed":
             seen[event.data["name"]] = event.data["reason"]
     assert "Permission denied" in seen[rev] and "Connection refused" in seen[fwd]
-    for name in (rev, fwd):
+    assert "not up within" in seen[slow]
+    for name in (rev, fwd, slow):
         assert not await client.is_online(name)
 
 
@@ -317,7 +314,7 @@ async def test_cli_submit_waits_for_the_child_and_prints_its_allocation(
     child = await provision_child(broker, vhost, hpc, "job-cli")
     settings = {"psij": {"poll_interval": 0.2, "slurm_polling_interval": 1}}
     settings["psij"]["children"] = hpc.children()  # type: ignore[assignment]
-    await start_endpoint("login", plugins=PSIJ, plugin_settings=settings)
+    parent = await start_endpoint("login", plugins=PSIJ, plugin_settings=settings)
     env = cli_env(amqp_url, hpc.tmp)
     args = ["endpoint", "submit", "login", "--name", child, "--nodes", "2", "--time", "10:00"]
     code, out, err = await run(env, *args, "--tunnel", "reverse", "--plugins", "sysinfo")
@@ -326,7 +323,12 @@ async def test_cli_submit_waits_for_the_child_and_prints_its_allocation(
     assert "allocation 1001 on nid001,nid002" in out  # fake scontrol's node list
     assert "role" in await client.call(child, "sysinfo.host_role", timeout=10)
     job_id = err.split("orbit job cancel login ")[1].split()[0]
+    tunnel = json.loads(next((hpc.tmp / "login").rglob(f"jobs/{job_id}/tunnel.json")).read_text())
     code, out, err = await run(env, "job", "cancel", "login", job_id)
     assert code == 0, err
     final = await wait_job(client, "login", job_id)
     assert final["state"] == "CANCELED"
+    await parent.stop()  # right after the job ended: its ssh -R must not be left behind
+    assert (
+        not psutil.pid_exists(tunnel["pid"]) or psutil.Process(tunnel["pid"]).status() == "zombie"
+    )
