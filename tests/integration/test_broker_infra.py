@@ -57,7 +57,7 @@ async def test_topology_declared_with_exact_arguments(
     assert ep is not None and ep.type == "quorum" and ep.durable
     assert ep.arguments == dict(spec.work_queue_arguments())
     pool = m.get_queue(vhost, "orbit.pool.gpu")
-    assert pool is not None and pool.arguments == dict(spec.work_queue_arguments())
+    assert pool is not None and pool.arguments == dict(spec.pool_queue_arguments())
     dead = m.get_queue(vhost, naming.DEAD_LETTER_QUEUE)
     assert dead is not None and dead.type == "quorum"
 
