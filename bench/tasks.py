@@ -357,8 +357,8 @@ def render(doc: dict[str, Any]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="AMQP URL incl. vhost (default: start a private node)")
-    parser.add_argument("--tasks", type=int, default=20_000, help="tasks per round")
-    parser.add_argument("--warmup", type=int, default=2000)
+    parser.add_argument("--tasks", type=int, default=10_000, help="tasks per round")
+    parser.add_argument("--warmup", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the median is reported")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--variants", default="orbit,celery")

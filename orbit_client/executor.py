@@ -39,7 +39,6 @@ from .tasks import (
 log = logging.getLogger(__name__)
 Settle = Callable[[bool, Any], None]
 FETCH_CHUNK = 1000
-MAP_CHUNK = 500
 POOL_BATCH = 64
 """Tasks per pool request: small, so the batches spread over the members."""
 """Specs handed to the event loop per callback by ``OrbitExecutor.map``."""
@@ -77,6 +76,7 @@ class AsyncOrbitExecutor:
         self._to_fetch: set[str] = set()
         self._fetching = False
         self._preflight: asyncio.Future[None] | None = None
+        self._subscribed: asyncio.Future[None] | None = None
         self._sub: Subscription | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._idle = asyncio.Event()
@@ -84,12 +84,22 @@ class AsyncOrbitExecutor:
         self._closed = False
 
     async def start(self) -> AsyncOrbitExecutor:
-        """Subscribe to the endpoint's task events (before anything is submitted)."""
-        if self.pool is not None:  # pool members answer run_tasks with the records
-            return self
-        self._sub = await self.client.register_callback(self._on_event, self.endpoint, "tasks")
-        self._spawn(self._sweep())
+        """Ready to submit (task events are subscribed to before the first ``submit`` batch
+        goes out; ``map`` and pools need none: their answers carry the records)."""
         return self
+
+    async def _subscribe(self) -> None:
+        if self._subscribed is None:
+            self._subscribed = asyncio.get_running_loop().create_future()
+            try:
+                self._sub = await self.client.register_callback(
+                    self._on_event, self.endpoint, "tasks"
+                )
+                self._spawn(self._sweep())
+                self._subscribed.set_result(None)
+            except Exception as exc:
+                self._subscribed.set_exception(exc)
+        await asyncio.shield(self._subscribed)
 
     async def __aenter__(self) -> AsyncOrbitExecutor:
         return await self.start()
@@ -118,16 +128,32 @@ class AsyncOrbitExecutor:
         (a callable is pickled once for all its tasks)."""
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[Any]] = []
+        items: list[tuple[dict[str, Any], Settle]] = []
         for spec in map_specs(fn, zip(*iterables, strict=False), timeout=self.task_timeout):
             future: asyncio.Future[Any] = loop.create_future()
-            self.enqueue(spec, _future_settle(future))
+            items.append((spec, _future_settle(future)))
             futures.append(future)
+        self.run_many(items)
         return list(await asyncio.gather(*futures))
 
-    def enqueue_many(self, items: list[tuple[dict[str, Any], Settle]]) -> None:
-        """:meth:`enqueue` for several specs (one loop callback for a whole chunk)."""
+    def run_many(self, items: list[tuple[dict[str, Any], Settle]]) -> None:
+        """Send specs at once (on the loop) as ``run_tasks`` batches, whose answers carry
+        the final records: what ``map`` uses (no events, no fetch round trip)."""
+        if self._closed:
+            raise RuntimeError("cannot submit after shutdown")
+        batch: list[dict[str, Any]] = []
+        size = 0
         for spec, settle in items:
-            self.enqueue(spec, settle)
+            self._pending[spec["uid"]] = settle
+            one = _size(spec)
+            if batch and (len(batch) >= self.batch_size or size + one > self.batch_bytes):
+                self._spawn(self._send(batch, run=True))
+                batch, size = [], 0
+            batch.append(spec)
+            size += one
+        if batch:
+            self._idle.clear()
+            self._spawn(self._send(batch, run=True))
 
     def enqueue(self, spec: dict[str, Any], settle: Settle) -> None:
         """Buffer one task spec (on the loop); ``settle(ok, value)`` runs once it is final."""
@@ -135,11 +161,7 @@ class AsyncOrbitExecutor:
             raise RuntimeError("cannot submit after shutdown")
         self._pending[spec["uid"]] = settle
         self._idle.clear()
-        pickled = spec.get("pickled")
-        if pickled is None:
-            size = len(json.dumps(spec, default=str)) + 200
-        else:
-            size = len(pickled) + len(spec.get("pickled_args") or "") + 200
+        size = _size(spec)
         if self._buffer and self._buffer_bytes + size > self.batch_bytes:
             self.flush()
         self._buffer.append(spec)
@@ -158,18 +180,25 @@ class AsyncOrbitExecutor:
         if batch:
             self._spawn(self._send(batch))
 
-    async def _send(self, batch: list[dict[str, Any]]) -> None:
+    async def _send(self, batch: list[dict[str, Any]], *, run: bool = False) -> None:
         try:
             if self.check and any("pickled" in s for s in batch):
                 await self._check_versions()
             if self.pool is not None:
-                records = await pool_call(
-                    self.client, self.pool, "tasks.run_tasks", {"tasks": batch}
+                args = {"tasks": batch, "pool": True}
+                records = await pool_call(self.client, self.pool, "tasks.run_tasks", args)
+            elif run:  # no deadline: the endpoint journals the request and answers it once
+                records = await self.client.call(
+                    self.endpoint, "tasks.run_tasks", tasks=batch, timeout=None
                 )
+            else:
+                await self._subscribe()
+                await self.client.call(self.endpoint, "tasks.submit_tasks", tasks=batch)
+                records = None
+            if records is not None:
                 for record in records:
                     self._settle(record["uid"], *outcome(record))
                 return
-            await self.client.call(self.endpoint, "tasks.submit_tasks", tasks=batch)
         except Exception as exc:
             for spec in batch:
                 self._settle(spec["uid"], False, exc)
@@ -252,6 +281,7 @@ class AsyncOrbitExecutor:
 
     async def attach(self, uids: Iterable[str]) -> list[asyncio.Future[Any]]:
         """Futures for tasks submitted earlier (e.g. before a client restart), by uid."""
+        await self._subscribe()
         loop = asyncio.get_running_loop()
         futures = []
         for uid in uids:
@@ -287,6 +317,14 @@ class AsyncOrbitExecutor:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._sub is not None:
             await self._sub.close()
+
+
+def _size(spec: dict[str, Any]) -> int:
+    """Estimated encoded size of a spec (JSON), for ``batch_bytes``."""
+    pickled = spec.get("pickled")
+    if pickled is None:
+        return len(json.dumps(spec, default=str)) + 200
+    return len(pickled) + len(spec.get("pickled_args") or "") + 200
 
 
 def _canceled(exc: Exception) -> bool:
@@ -366,11 +404,11 @@ class OrbitExecutor(concurrent.futures.Executor):
             future: concurrent.futures.Future[Any] = concurrent.futures.Future()
             futures.append(future)
             items.append((spec, _sync_settle(future)))
-            if len(items) >= MAP_CHUNK:
-                self._loop.call_soon_threadsafe(self._core.enqueue_many, items)
+            if len(items) >= self._core.batch_size:
+                self._loop.call_soon_threadsafe(self._core.run_many, items)
                 items = []
         if items:
-            self._loop.call_soon_threadsafe(self._core.enqueue_many, items)
+            self._loop.call_soon_threadsafe(self._core.run_many, items)
         return _results(futures, end)
 
     def attach(self, uids: Iterable[str]) -> list[concurrent.futures.Future[Any]]:

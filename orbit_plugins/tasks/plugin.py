@@ -33,6 +33,7 @@ from .schema import (
     CancelAllResult,
     CancelResult,
     ListArgs,
+    RunArgs,
     SubmitArgs,
     SubmitResult,
     TaskRecord,
@@ -64,6 +65,8 @@ class TasksPlugin(Plugin):
         self._lock = threading.Lock()
         self._active: dict[str, str] = {}
         """uid -> state of tasks this process is responsible for (QUEUED/RUNNING)."""
+        self._finishing: set[str] = set()
+        """uids whose final state is being written (no longer active, not yet stored)."""
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._changes: list[dict[str, Any]] = []
         self._procs: dict[str, asyncio.subprocess.Process] = {}
@@ -210,6 +213,7 @@ class TasksPlugin(Plugin):
         """Record final states once (any thread), in one write; wake waiters; queue events."""
         with self._lock:
             fresh = [(u, r) for u, r in results if self._active.pop(u, None) is not None]
+            self._finishing.update(u for u, _ in fresh)
         if not fresh:
             return
         now, rows, changes = time.time(), [], []
@@ -223,6 +227,7 @@ class TasksPlugin(Plugin):
         self.store.finish(rows, now)
         with self._lock:
             self._changes.extend(changes)
+            self._finishing.difference_update(u for u, _ in fresh)
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._wake_many, [u for u, _ in fresh])
 
@@ -348,26 +353,41 @@ class TasksPlugin(Plugin):
         return [SubmitResult(uid=u, state=known[u][1] if u in known else "QUEUED") for u in uids]
 
     @operation(idempotent=True)
-    async def run_tasks(self, args: SubmitArgs, call: Call) -> list[TaskRecord]:
-        """Run a batch and answer with the final records, in order: the operation pools use
-        (the pool delivery is acked with the answer, so a dead member's batch goes to
-        another member; the tasks carry ``metadata["orbit.pool"]`` and are not re-run here
-        after a restart)."""
-        tasks = [
-            t.model_copy(update={"metadata": {**t.metadata, POOL_MARK: True}}) for t in args.tasks
-        ]
+    async def run_tasks(self, args: RunArgs, call: Call) -> list[TaskRecord]:
+        """Run a batch and answer with the final records, in order (``OrbitExecutor.map``
+        and pools use it: no events, no fetch). With ``pool`` the tasks carry
+        ``metadata["orbit.pool"]`` and are not re-run here after a restart (the pool
+        delivery, acked with the answer, went to another member)."""
+        tasks = args.tasks
+        if args.pool:
+            tasks = [
+                t.model_copy(update={"metadata": {**t.metadata, POOL_MARK: True}}) for t in tasks
+            ]
         accepted = await self.submit_tasks(SubmitArgs(tasks=tasks), call)
-        return await self.wait_tasks(WaitArgs(uids=[a.uid for a in accepted]), call)
+        uids = [a.uid for a in accepted]  # all the caller's: submit_tasks refuses others'
+        records = await self._wait(uids, self._limit(None, call))
+        return [records[u] for u in uids]
 
     @operation(idempotent=True)
     async def wait_tasks(self, args: WaitArgs, call: Call) -> list[TaskRecord]:
         """Wait until the tasks are final or ``timeout`` passes; their records, in order."""
         records = self._owned(args.uids, call)
         pending = [u for u in args.uids if records[u].state not in FINAL_STATES]
-        limit = args.timeout
+        if pending:
+            records.update(await self._wait(pending, self._limit(args.timeout, call)))
+        return [records[u] for u in args.uids]
+
+    @staticmethod
+    def _limit(timeout: float | None, call: Call) -> float | None:
         if call.deadline is not None:
             left = max(call.deadline - time.time() - 1.0, 0.0)
-            limit = left if limit is None else min(limit, left)
+            return left if timeout is None else min(timeout, left)
+        return timeout
+
+    async def _wait(self, uids: list[str], limit: float | None) -> dict[str, TaskRecord]:
+        """Wait until ``uids`` are final or ``limit`` passes; their records (one read)."""
+        with self._lock:
+            pending = [u for u in uids if u in self._active or u in self._finishing]
         if pending and limit != 0:
             loop = asyncio.get_running_loop()
             futures = []
@@ -375,13 +395,13 @@ class TasksPlugin(Plugin):
                 future: asyncio.Future[None] = loop.create_future()
                 self._waiters.setdefault(uid, []).append(future)
                 futures.append(future)
-            # a task may have finished between the read and the registration
-            for uid, rec in self.store.get_many(pending).items():
-                if rec.state in FINAL_STATES:
-                    self._wake(uid)
+            # a task may have finished (and its wake-up run) before the registration
+            with self._lock:
+                done = [u for u in pending if u not in self._active and u not in self._finishing]
+            for uid in done:
+                self._wake(uid)
             await asyncio.wait(futures, timeout=limit)
-            records.update(self.store.get_many(pending))
-        return [records[u] for u in args.uids]
+        return self.store.get_many(uids)
 
     @operation(idempotent=True)
     async def get_task(self, args: UidArgs, call: Call) -> TaskRecord:

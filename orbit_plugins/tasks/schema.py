@@ -78,6 +78,16 @@ class SubmitArgs(_Model):
     tasks: list[TaskSpec] = Field(min_length=1, max_length=100_000)
 
 
+class RunArgs(SubmitArgs):
+    """Arguments of ``run_tasks``."""
+
+    pool: bool = Field(
+        default=False,
+        description="Sent through a pool: after a restart this member reports the unfinished"
+        " tasks FAILED instead of running them (the pool redelivered their batch).",
+    )
+
+
 class SubmitResult(_Model):
     """One accepted task."""
 
@@ -179,6 +189,7 @@ __all__ = [
     "CancelAllResult",
     "CancelResult",
     "ListArgs",
+    "RunArgs",
     "State",
     "SubmitArgs",
     "SubmitResult",
