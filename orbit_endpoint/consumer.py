@@ -133,7 +133,16 @@ class Intake:
             await self.send_reply(reply_to, corr, Reply.failure(exc).to_bytes())
             accepted = None
         if accepted is None or accepted.delivery is None:
-            await message.ack()
+            try:
+                await message.ack()
+            except BaseException:
+                # journaled but the broker never heard the ack (connection lost, frozen
+                # process): it delivers the request again, here or to a standby; forget
+                # our row so that a redelivery here is fresh and a restart does not answer
+                # "interrupted" for work another instance ran
+                if accepted is not None:
+                    self.journal.forget(accepted.user, accepted.key, accepted.correlation_id)
+                raise
         return accepted
 
     def _admit(self, message: AbstractIncomingMessage, reply_to: str, corr: str) -> Accepted | None:

@@ -162,6 +162,14 @@ class Journal:
         )
         return cur.rowcount == 1
 
+    def forget(self, user: str, key: str, request_id: str) -> None:
+        """Drop a request accepted by this delivery whose ack never reached the broker."""
+        self._db.execute(
+            "DELETE FROM requests WHERE user = ? AND key = ? AND request_id = ?"
+            " AND state = 'accepted'",
+            (user, key, request_id),
+        )
+
     def finish(self, user: str, key: str, reply: bytes | None) -> None:
         self._db.execute(
             "UPDATE requests SET state = 'done', reply = ?, finished_at = ?"

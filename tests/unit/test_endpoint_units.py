@@ -145,3 +145,43 @@ def test_journal_idempotency_and_states(tmp_path: Path) -> None:
     again = Journal(tmp_path / "j.sqlite")
     assert again.get("u", "k").state == "replied"  # type: ignore[union-attr]
     assert again.get("other-user", "k") is None
+
+
+async def test_a_request_whose_ack_fails_is_forgotten(tmp_path: Path) -> None:
+    """Journaled, but the ack never reached the broker: the redelivery must be fresh work."""
+    from types import SimpleNamespace
+
+    from orbit_endpoint.consumer import Intake, Policy
+    from orbit_protocol import Request
+
+    journal = Journal(tmp_path / "journal.db")
+    policy = Policy("ep", frozenset({"ep"}), frozenset({"alice"}), frozenset(), False, 1 << 20)
+    replies: list[bytes] = []
+
+    async def send_reply(reply_to: str, corr: str, body: bytes) -> None:
+        replies.append(body)
+
+    intake = Intake(policy, journal, send_reply, spawn=lambda coro: coro.close())
+
+    def delivery(ack_fails: bool) -> SimpleNamespace:
+        async def ack() -> None:
+            if ack_fails:
+                raise ConnectionError("channel closed")
+
+        return SimpleNamespace(
+            reply_to="orbit.reply.alice.x",
+            correlation_id="req-1",
+            message_id="req-1",
+            routing_key="ep",
+            headers={},
+            user_id="alice",
+            body=Request(plugin="testkit", method="echo", args={"value": 1}).to_bytes(),
+            ack=ack,
+        )
+
+    with pytest.raises(ConnectionError):
+        await intake.receive(delivery(ack_fails=True))  # type: ignore[arg-type]
+    assert journal.get("alice", "req-1") is None
+    accepted = await intake.receive(delivery(ack_fails=False))  # type: ignore[arg-type]
+    assert accepted is not None and accepted.correlation_id == "req-1"
+    assert journal.get("alice", "req-1") is not None and replies == []
