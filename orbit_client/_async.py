@@ -53,6 +53,10 @@ log = logging.getLogger(__name__)
 _DEFAULT: Any = object()
 MAX_UNCLAIMED = 10_000
 REPLY_PREFETCH = 256
+HELD_UNCLAIMED = REPLY_PREFETCH // 2
+"""Unclaimed session replies kept unacknowledged (they return to the session queue if this
+client closes before ``collect()``); beyond this many they are acked and kept in memory
+only, so that replies to this client's own calls can still arrive within the prefetch."""
 PUBLISH_RETRY_PAUSE = 0.2
 RETRY_WINDOW = 10.0  # s: how long a nacked publish or an online check is retried
 _CONNECTION_LOST = (ConnectionError, aiormq.exceptions.ChannelInvalidStateError)
@@ -93,7 +97,7 @@ class AsyncOrbitClient:
         self._background: set[asyncio.Task[Any]] = set()
         self.session = naming.validate_name(session, "session") if session else None
         self.reply_queue = naming.reply_queue(self.user, self.session)
-        self._unclaimed: dict[str, Reply] = {}
+        self._unclaimed: dict[str, tuple[Reply, AbstractIncomingMessage | None]] = {}
 
     # -- connection ---------------------------------------------------------------------
 
@@ -206,23 +210,29 @@ class AsyncOrbitClient:
     async def _take_reply(self, message: AbstractIncomingMessage) -> None:
         """Acknowledge each reply after it is handled: one in flight when the connection
         (or its node) dies is delivered again after the reconnect, not lost."""
+        held = False
         try:
-            await self._on_reply(message)
+            held = await self._on_reply(message)
         finally:
-            with contextlib.suppress(Exception):  # channel gone: the broker redelivers it
-                await message.ack()
+            if not held:
+                with contextlib.suppress(Exception):  # channel gone: the broker redelivers it
+                    await message.ack()
 
-    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
+    async def _on_reply(self, message: AbstractIncomingMessage) -> bool:
+        """Handle one reply; ``True`` when it is held unacknowledged for :meth:`collect`."""
         corr = message.correlation_id or ""
         pending = self._pending.get(corr)
         if pending is None:
-            if self.session is not None and corr:  # a reply to an earlier client of the session
-                self._unclaimed[corr] = decode_reply(message.body)
-                while len(self._unclaimed) > MAX_UNCLAIMED:
-                    self._unclaimed.pop(next(iter(self._unclaimed)))
-            else:
+            if self.session is None or not corr:
                 log.debug("dropping reply for unknown correlation id %s", corr)
-            return
+                return False
+            # a reply for collect(), maybe by a later client of the session: hold it unacked
+            # so that it goes back to the session queue if this client closes first
+            held = sum(m is not None for _, m in self._unclaimed.values()) < HELD_UNCLAIMED
+            self._unclaimed[corr] = (decode_reply(message.body), message if held else None)
+            while len(self._unclaimed) > MAX_UNCLAIMED:
+                self._unclaimed.pop(next(iter(self._unclaimed)))
+            return held
         expected = self.presence.expected_user(pending.endpoint) if pending.endpoint else None
         if expected is not None and message.user_id not in (expected, naming.RESPONDER_USER):
             log.warning(
@@ -232,9 +242,10 @@ class AsyncOrbitClient:
                 pending.endpoint,
                 expected,
             )
-            return
+            return False
         if not pending.future.done():
             pending.future.set_result(decode_reply(message.body))
+        return False
 
     # -- calls --------------------------------------------------------------------------
 
@@ -489,7 +500,11 @@ class AsyncOrbitClient:
         if timeout is _DEFAULT:
             timeout = self.settings.timeout
         if request_id in self._unclaimed:
-            return self._unclaimed.pop(request_id)
+            reply, message = self._unclaimed.pop(request_id)
+            if message is not None:
+                with contextlib.suppress(Exception):  # channel gone: it waits in the queue
+                    await message.ack()
+            return reply
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = _Pending(future, "")
         try:

@@ -31,3 +31,21 @@ async def test_replies_wait_for_a_returning_session(
 async def test_session_names_are_validated(amqp_url: str) -> None:
     with pytest.raises(ValueError, match="invalid session name"):
         AsyncOrbitClient(url=amqp_url, session="../x")
+
+
+async def test_replies_received_but_not_collected_go_back_to_the_session(
+    start_endpoint: StartEndpoint, amqp_url: str
+) -> None:
+    """The first client stays until its replies have reached it, then leaves without
+    collect(): they must wait in the session queue for the next client."""
+    await start_endpoint("ep1")
+    async with AsyncOrbitClient(url=amqp_url, session="stay") as first:
+        ids = [await first.send("ep1", "testkit.echo", {"value": i}) for i in range(5)]
+        for _ in range(200):  # until all five replies have arrived in this client
+            if all(i in first._unclaimed for i in ids):
+                break
+            await asyncio.sleep(0.05)
+        assert all(i in first._unclaimed for i in ids)
+    async with AsyncOrbitClient(url=amqp_url, session="stay") as second:
+        replies = [await second.collect(i, timeout=30) for i in ids]
+    assert [r.unwrap() for r in replies] == [{"value": i} for i in range(5)]
