@@ -32,6 +32,7 @@ from orbit_client import AsyncOrbitClient, Conflict, OrbitError
 from ..conftest import Broker
 from ..fakes.sshd import Sshd
 from .conftest import StartEndpoint
+from .endpoints import consumer_count
 
 pytestmark = [
     pytest.mark.rabbit,
@@ -332,3 +333,27 @@ async def test_cli_submit_waits_for_the_child_and_prints_its_allocation(
     assert (
         not psutil.pid_exists(tunnel["pid"]) or psutil.Process(tunnel["pid"]).status() == "zombie"
     )
+
+
+async def test_local_executor_child_disappears_when_cancelled(
+    hpc: Hpc,
+    broker: Broker,
+    vhost: str,
+    amqp_url: str,
+    start_endpoint: StartEndpoint,
+    client: AsyncOrbitClient,
+) -> None:
+    """Without a batch system: PSI/J's local executor, no allocation; its cancel is SIGKILL."""
+    child = await provision_child(broker, vhost, hpc, "job-local")
+    settings = {"poll_interval": 0.2, "children": hpc.children()}
+    await start_endpoint("laptop", plugins=PSIJ, plugin_settings={"psij": settings})
+    info = await client.call("laptop", "psij.submit_endpoint", name=child, executor="local")
+    await wait_online(client, "laptop", info["job_id"], child)
+    about = await client.call(child, "child.info")
+    assert about["allocation"] is None and about["parent"] == "laptop"
+    await client.call("laptop", "psij.cancel_job", job_id=info["job_id"])
+    assert (await wait_job(client, "laptop", info["job_id"]))["state"] == "CANCELED"
+    deadline = time.monotonic() + 10
+    while await consumer_count(amqp_url, child) != 0:  # no goodbye after SIGKILL: no consumer
+        assert time.monotonic() < deadline, "the child's consumer outlived its job"
+        await asyncio_sleep(0.2)
