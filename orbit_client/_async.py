@@ -170,7 +170,10 @@ class AsyncOrbitClient:
 
     async def _feed_presence(self, sub: Subscription) -> None:
         while True:
-            event, sender = await sub.get_with_sender()
+            try:
+                event, sender = await sub.get_with_sender()
+            except StopAsyncIteration:  # the client is closing
+                return
             with contextlib.suppress(ValueError):
                 self.presence.update(event, sender)
 

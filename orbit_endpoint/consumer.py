@@ -135,7 +135,7 @@ class Intake:
         if accepted is None or accepted.delivery is None:
             try:
                 await message.ack()
-            except BaseException:
+            except Exception:
                 # journaled but the broker never heard the ack (connection lost, frozen
                 # process): it delivers the request again, here or to a standby; forget
                 # our row so that a redelivery here is fresh and a restart does not answer

@@ -139,6 +139,11 @@ class Endpoint:
         log.info("endpoint %s consuming %s", self.name, ", ".join(queues))
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        # a closing channel cancels its consumer callbacks (aiormq): the journal write, the
+        # ack and the start of accepted work must not be cut apart, so they run shielded
+        await asyncio.shield(self._take(message))
+
+    async def _take(self, message: AbstractIncomingMessage) -> None:
         try:
             accepted = await self.intake.receive(message)
         except Exception:
