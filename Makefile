@@ -57,9 +57,10 @@ bench-sse: | $(PYTHON)
 bench-staging: | $(PYTHON)
 	$(PYTHON) bench/staging.py --json-out bench/results/staging-latest.json $(BENCH_ARGS)
 
-## bench-tasks: no-op function tasks/s, OrbitExecutor.map vs Celery (prefork, rpc backend) on one private node (~2 min); needs orbit[bench]
+## bench-tasks: no-op function tasks/s, OrbitExecutor.map vs Celery (prefork, rpc backend) on one private node (~2 min); installs orbit[bench]
 .PHONY: bench-tasks
 bench-tasks: | $(PYTHON)
+	$(PYTHON) -m pip install -q -e '.[bench]'
 	$(PYTHON) bench/tasks.py --json-out bench/results/tasks-latest.json $(BENCH_ARGS)
 
 ## trust: the security and reliability suite at full size (isolation matrix, lint, TLS, limits with
