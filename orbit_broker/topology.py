@@ -13,11 +13,12 @@ from typing import Any
 
 import aio_pika
 import aiormq.exceptions
-from aio_pika.abc import AbstractChannel
+from aio_pika.abc import AbstractChannel, AbstractConnection
 
 from orbit_protocol import topology as spec
 from orbit_protocol.errors import AuthenticationFailed, BrokerError
 from orbit_protocol.topology import QueueSpec, Topology
+from orbit_protocol.urls import split_urls
 
 
 def _inequivalent(kind: str, name: str, exc: BaseException) -> BrokerError:
@@ -68,16 +69,34 @@ def full_topology(
     return result
 
 
+async def connect_any(amqp_url: str) -> AbstractConnection:
+    """Connect to the first reachable node of a (comma-separated) URL list.
+
+    An authentication failure is final (the nodes share their users); any other failure
+    moves on to the next URL, and the last one's error is raised.
+    """
+    urls = split_urls(amqp_url)
+    for url in urls[:-1]:
+        try:
+            return await aio_pika.connect(url)
+        except aiormq.exceptions.ProbableAuthenticationError:
+            raise
+        except (OSError, aiormq.exceptions.AMQPError):
+            continue
+    return await aio_pika.connect(urls[-1])
+
+
 async def declare_all(
     amqp_url: str,
     endpoints: Iterable[str] = (),
     pools: Iterable[str] = (),
     **queue_options: int,
 ) -> Topology:
-    """Connect to ``amqp_url`` (vhost included), declare core + endpoints + pools, disconnect."""
+    """Connect to ``amqp_url`` (vhost included; a URL list tries each node), declare core +
+    endpoints + pools, disconnect."""
     topology = full_topology(endpoints, pools, **queue_options)
     try:
-        connection = await aio_pika.connect(amqp_url)
+        connection = await connect_any(amqp_url)
     except aiormq.exceptions.ProbableAuthenticationError as exc:
         raise AuthenticationFailed(
             f"cannot declare topology: broker refused the login ({exc})"

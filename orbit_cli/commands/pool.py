@@ -51,15 +51,15 @@ def status(
     pool: PoolArg, json_out: JsonOpt = False, url: UrlOpt = None, debug: DebugOpt = False
 ) -> None:
     """Pending requests (waiting in the queue, not yet taken by a member) and live members."""
-    import aio_pika
     import aiormq.exceptions
 
+    from orbit_broker.topology import connect_any
     from orbit_protocol import NotFound, naming
 
     queue_name = naming.pool_queue(pool)
 
     async def work() -> dict[str, Any]:
-        connection = await aio_pika.connect(_url(url))
+        connection = await connect_any(_url(url))
         async with connection:
             channel = await connection.channel()
             try:

@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aio_pika
 import aiormq.exceptions
@@ -73,6 +74,17 @@ async def test_redeclare_is_idempotent(broker: Any, vhost: str, amqp_url: str) -
     await declare_all(amqp_url, endpoints=["ep1", "ep2"])
     after = {q.name: q.arguments for q in broker.management.list_queues(vhost)}
     assert before == after and "orbit.ep.ep2" in after
+
+
+async def test_declare_all_takes_the_first_reachable_node_of_a_url_list(
+    broker: Any, vhost: str, amqp_url: str
+) -> None:
+    live = urlsplit(amqp_url)
+    dead = live._replace(netloc=f"{live.netloc.rsplit(':', 1)[0]}:{free_port()}").geturl()
+    await declare_all(f"{dead},{amqp_url}", pools=["second"])  # the first node is down
+    await declare_all(f"{amqp_url},{dead}", pools=["first"])
+    names = {q.name for q in broker.management.list_queues(vhost)}
+    assert {naming.pool_queue("first"), naming.pool_queue("second")} <= names
 
 
 async def test_inequivalent_arguments_are_reported(broker: Any, vhost: str, amqp_url: str) -> None:
