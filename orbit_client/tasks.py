@@ -11,6 +11,7 @@ import base64
 import importlib
 import importlib.metadata
 import itertools
+import pickle
 import platform
 import time
 import uuid
@@ -83,9 +84,15 @@ def map_specs(
             yield {"uid": new_uid(), **opts, "function": fn, "args": list(args), "kwargs": {}}
         return
     blob, dumps = pickled_function(fn), _cloudpickle().dumps
+    b64 = base64.b64encode
     for args in arg_tuples:
-        packed = base64.b64encode(dumps((args, {}))).decode()
+        # plain values pickle the same with the stdlib pickler, several times faster
+        plain = all(type(a) in _PLAIN for a in args)
+        packed = b64(pickle.dumps((args, {}), 5) if plain else dumps((args, {}))).decode()
         yield {"uid": new_uid(), **opts, "pickled": blob, "pickled_args": packed}
+
+
+_PLAIN = frozenset({int, float, str, bytes, bool, type(None)})
 
 
 def function_spec(

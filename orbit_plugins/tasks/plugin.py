@@ -323,11 +323,18 @@ class TasksPlugin(Plugin):
     @operation(idempotent=True)
     async def submit_tasks(self, args: SubmitArgs, call: Call) -> list[SubmitResult]:
         """Accept a batch of tasks (re-submitting a known uid returns its state, runs nothing)."""
-        for spec in args.tasks:
+        uids, known = self._submit(args.tasks, call)
+        return [SubmitResult(uid=u, state=known[u][1] if u in known else "QUEUED") for u in uids]
+
+    def _submit(
+        self, tasks: list[TaskSpec], call: Call
+    ) -> tuple[list[str], dict[str, tuple[str, str]]]:
+        """Store and dispatch the new tasks of a batch; its uids and the already known ones."""
+        for spec in tasks:
             self._check_allowed(spec, call.endpoint)
         specs = [
             spec if spec.uid else spec.model_copy(update={"uid": f"task.{uuid.uuid4().hex}"})
-            for spec in args.tasks
+            for spec in tasks
         ]
         uids = [s.uid for s in specs if s.uid is not None]
         if len(set(uids)) != len(uids):
@@ -350,7 +357,7 @@ class TasksPlugin(Plugin):
         for spec in fresh:
             assert spec.uid is not None
             self._dispatch(spec.uid, spec)
-        return [SubmitResult(uid=u, state=known[u][1] if u in known else "QUEUED") for u in uids]
+        return uids, known
 
     @operation(idempotent=True)
     async def run_tasks(self, args: RunArgs, call: Call) -> list[TaskRecord]:
@@ -363,8 +370,7 @@ class TasksPlugin(Plugin):
             tasks = [
                 t.model_copy(update={"metadata": {**t.metadata, POOL_MARK: True}}) for t in tasks
             ]
-        accepted = await self.submit_tasks(SubmitArgs(tasks=tasks), call)
-        uids = [a.uid for a in accepted]  # all the caller's: submit_tasks refuses others'
+        uids, _ = self._submit(tasks, call)  # all the caller's: _submit refuses others'
         records = await self._wait(uids, self._limit(None, call))
         return [records[u] for u in uids]
 
