@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from .schema import TaskRecord
 
 _SCHEMA = """
@@ -34,23 +36,32 @@ _COLUMNS = "uid, owner, kind, state, spec, submitted, started, finished, result"
 Row = tuple[str, str, str, str, str, float, float | None, float | None, str | None]
 
 
-def to_record(row: Row) -> TaskRecord:
+_RECORDS: TypeAdapter[list[TaskRecord]] = TypeAdapter(list[TaskRecord])
+_FIELDS = frozenset(TaskRecord.model_fields)
+
+
+def _fields(row: Row) -> dict[str, Any]:
     uid, owner, kind, state, spec, submitted, started, finished, result = row
     fields: dict[str, Any] = json.loads(result) if result else {}
-    metadata = json.loads(spec).get("metadata", {}) if '"metadata"' in spec else {}
-    return TaskRecord.model_construct(  # our own rows: no validation on this hot path
-        **{
-            "uid": uid,
-            "owner": owner,
-            "kind": kind,
-            "state": state,
-            "submitted": submitted,
-            "started": started,
-            "finished": finished,
-            "metadata": metadata,
-            **fields,
-        }
+    if not fields.keys() <= _FIELDS:  # keep the record's fields only, as before
+        fields = {k: v for k, v in fields.items() if k in _FIELDS}
+    fields.update(
+        uid=uid,
+        owner=owner,
+        kind=kind,
+        state=state,
+        submitted=submitted,
+        started=started,
+        finished=finished,
+        metadata=json.loads(spec).get("metadata", {}) if '"metadata"' in spec else {},
     )
+    return fields
+
+
+def to_records(rows: list[Row]) -> list[TaskRecord]:
+    """Records of rows, validated in one call (pydantic-core: faster than ``model_construct``
+    per row)."""
+    return _RECORDS.validate_python([_fields(row) for row in rows])
 
 
 class TaskStore:
@@ -122,7 +133,7 @@ class TaskStore:
                 rows += self._db.execute(
                     f"SELECT {_COLUMNS} FROM tasks WHERE uid IN ({marks})", part
                 ).fetchall()
-        return {row[0]: to_record(row) for row in rows}
+        return {r.uid: r for r in to_records(rows)}
 
     def recent(self, owner: str | None, state: str | None, limit: int) -> list[TaskRecord]:
         where, params = [], []
@@ -138,7 +149,7 @@ class TaskStore:
                 f"SELECT {_COLUMNS} FROM tasks {clause} ORDER BY submitted DESC, uid LIMIT ?",
                 [*params, limit],
             ).fetchall()
-        return [to_record(r) for r in rows]
+        return to_records(rows)
 
     def unfinished(self) -> list[tuple[str, str, str, str]]:
         """``(uid, owner, state, spec_json)`` of QUEUED and RUNNING tasks, oldest first."""
