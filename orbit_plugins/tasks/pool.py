@@ -181,11 +181,13 @@ class WorkerPool:
             return None
         while pending:
             job = pending[0]
-            waited = 0.0
-            if done and (len(done) >= CHUNK_MAX or not w.conn.poll(FLUSH_EVERY)):
-                self._report(done)  # the next result is slow: report what is done first
-                waited = FLUSH_EVERY
-            result = self._one(w, job, waited)
+            waited, ready = 0.0, False
+            if done:
+                ready = len(done) < CHUNK_MAX and w.conn.poll(FLUSH_EVERY)
+                if not ready:
+                    self._report(done)  # the next result is slow: report what is done first
+                    waited = FLUSH_EVERY
+            result = self._one(w, job, waited, ready)
             pending.popleft()
             with self._lock:
                 self._assigned.discard(job.uid)
@@ -203,12 +205,13 @@ class WorkerPool:
             self._finished(list(done))
             done.clear()
 
-    def _one(self, w: _Worker, job: Job, waited: float) -> dict[str, Any]:
+    def _one(self, w: _Worker, job: Job, waited: float, ready: bool) -> dict[str, Any]:
+        """The outcome of ``job`` (``ready``: its result is already in the pipe)."""
         with self._lock:
             self._running[job.uid] = w
         try:
             left = None if job.timeout is None else max(job.timeout - waited, 0.0)
-            if w.conn.poll(left):
+            if ready or w.conn.poll(left):
                 return dict(w.conn.recv())
             w.kill()
             w.proc.join(5)
