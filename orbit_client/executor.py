@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -397,19 +399,17 @@ class OrbitExecutor(concurrent.futures.Executor):
         if self._shutdown:
             raise RuntimeError("cannot schedule new futures after shutdown")
         end = None if timeout is None else time.monotonic() + timeout
-        futures: list[concurrent.futures.Future[Any]] = []
+        slots = _Slots()
         items: list[tuple[dict[str, Any], Settle]] = []
         specs = map_specs(fn, zip(*iterables, strict=False), timeout=self._core.task_timeout)
         for spec in specs:
-            future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-            futures.append(future)
-            items.append((spec, _sync_settle(future)))
+            items.append((spec, slots.add()))
             if len(items) >= self._core.batch_size:
                 self._loop.call_soon_threadsafe(self._core.run_many, items)
                 items = []
         if items:
             self._loop.call_soon_threadsafe(self._core.run_many, items)
-        return _results(futures, end)
+        return slots.results(end)
 
     def attach(self, uids: Iterable[str]) -> list[concurrent.futures.Future[Any]]:
         """Futures for tasks submitted earlier, by uid (e.g. after a client restart)."""
@@ -450,16 +450,54 @@ def _sync_settle(future: concurrent.futures.Future[Any]) -> Settle:
     return settle
 
 
-def _results(futures: list[concurrent.futures.Future[Any]], end: float | None) -> Iterator[Any]:
-    """Results in order (as ``Executor.map``); the rest are cancelled if one raises."""
-    try:
-        futures.reverse()
-        while futures:
-            left = None if end is None else end - time.monotonic()
-            yield futures.pop().result(left)
-    finally:
-        for future in futures:
-            future.cancel()
+_EMPTY: Any = object()
+
+
+class _Slots:
+    """The outcomes of one ``map``, in order: lighter than a ``Future`` per task (no
+    ``Condition`` each); one condition, notified only when the reader waits."""
+
+    def __init__(self) -> None:
+        self._outcomes: list[Any] = []
+        self._cond = threading.Condition()
+        self._waiting = -1
+
+    def add(self) -> Settle:
+        self._outcomes.append(_EMPTY)
+        return functools.partial(self._settle, len(self._outcomes) - 1)
+
+    def _settle(self, index: int, ok: bool, value: Any) -> None:
+        if self._outcomes[index] is not _EMPTY:
+            return
+        self._outcomes[index] = (ok, value)
+        if self._waiting == index:
+            with self._cond:
+                self._cond.notify()
+
+    def results(self, end: float | None) -> Iterator[Any]:
+        """Values in order; raises a task's exception (the rest are dropped), as
+        ``Executor.map`` does."""
+        for index in range(len(self._outcomes)):
+            outcome = self._outcomes[index]
+            if outcome is _EMPTY:
+                with self._cond:
+                    self._waiting = index
+                    try:
+                        while (outcome := self._outcomes[index]) is _EMPTY:
+                            left = None if end is None else end - time.monotonic()
+                            if left is not None and left <= 0:
+                                raise TimeoutError
+                            self._cond.wait(left)
+                    finally:
+                        self._waiting = -1
+            self._outcomes[index] = None  # a consumed result is not kept alive
+            ok, value = outcome
+            if ok:
+                yield value
+            elif isinstance(value, asyncio.CancelledError):
+                raise concurrent.futures.CancelledError
+            else:
+                raise value
 
 
 def _wrap(
