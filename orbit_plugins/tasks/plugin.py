@@ -67,7 +67,7 @@ class TasksPlugin(Plugin):
         """uid -> state of tasks this process is responsible for (QUEUED/RUNNING)."""
         self._finishing: set[str] = set()
         """uids whose final state is being written (no longer active, not yet stored)."""
-        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._waiters: dict[str, list[_Waiter]] = {}
         self._changes: list[dict[str, Any]] = []
         self._procs: dict[str, asyncio.subprocess.Process] = {}
         self._exec_tasks: dict[str, asyncio.Task[None]] = {}
@@ -236,9 +236,10 @@ class TasksPlugin(Plugin):
             self._wake(uid)
 
     def _wake(self, uid: str) -> None:
-        for future in self._waiters.pop(uid, []):
-            if not future.done():
-                future.set_result(None)
+        for waiter in self._waiters.pop(uid, ()):
+            waiter.left -= 1
+            if waiter.left <= 0 and not waiter.future.done():
+                waiter.future.set_result(None)
 
     async def _exec(self, uid: str, spec: TaskSpec, timeout: float | None) -> None:
         assert self._exec_slots is not None
@@ -395,18 +396,22 @@ class TasksPlugin(Plugin):
         with self._lock:
             pending = [u for u in uids if u in self._active or u in self._finishing]
         if pending and limit != 0:
-            loop = asyncio.get_running_loop()
-            futures = []
+            waiter = _Waiter(asyncio.get_running_loop(), len(pending))
             for uid in pending:
-                future: asyncio.Future[None] = loop.create_future()
-                self._waiters.setdefault(uid, []).append(future)
-                futures.append(future)
+                self._waiters.setdefault(uid, []).append(waiter)
             # a task may have finished (and its wake-up run) before the registration
             with self._lock:
                 done = [u for u in pending if u not in self._active and u not in self._finishing]
             for uid in done:
                 self._wake(uid)
-            await asyncio.wait(futures, timeout=limit)
+            await asyncio.wait([waiter.future], timeout=limit)
+            if not waiter.future.done():  # timed out: the rest stop waking this waiter
+                for uid in pending:
+                    waiters = self._waiters.get(uid)
+                    if waiters and waiter in waiters:
+                        waiters.remove(waiter)
+                        if not waiters:
+                            del self._waiters[uid]
         return self.store.get_many(uids)
 
     @operation(idempotent=True)
@@ -443,9 +448,8 @@ class TasksPlugin(Plugin):
         if state == "QUEUED":
             self._finalize(uid, {"state": "CANCELED", "error": "cancelled before it started"})
             return True
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        self._waiters.setdefault(uid, []).append(future)
+        waiter = _Waiter(asyncio.get_running_loop(), 1)
+        self._waiters.setdefault(uid, []).append(waiter)
         proc = self._procs.get(uid)
         if proc is not None:
             self._cancel_requested.add(uid)
@@ -453,8 +457,18 @@ class TasksPlugin(Plugin):
         elif self._pool is None or not self._pool.cancel(uid):
             return False
         if wait:
-            await asyncio.wait([future], timeout=10)
+            await asyncio.wait([waiter.future], timeout=10)
         return True
+
+
+class _Waiter:
+    """Waits for ``left`` tasks of a batch: one future per batch, not per task."""
+
+    __slots__ = ("future", "left")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, left: int) -> None:
+        self.future: asyncio.Future[None] = loop.create_future()
+        self.left = left
 
 
 __all__ = ["TasksPlugin"]
