@@ -359,6 +359,7 @@ class AsyncOrbitClient:
         body = self._encode(endpoint, operation, args)
         if timeout is _DEFAULT:
             timeout = self.settings.timeout
+        self._refuse_if_blocked(endpoint)  # before the online check, which needs the wire
         if not wait_for_endpoint and not await self.is_online(endpoint):
             raise EndpointOffline(f"endpoint {endpoint!r} is offline (no consumer on its queue)")
         return body, timeout
@@ -447,6 +448,21 @@ class AsyncOrbitClient:
 
         self._spawn(close_later())
 
+    def _refuse_if_blocked(self, endpoint: str) -> None:
+        """Fail fast while the broker blocks this connection (``connection.blocked``: a
+        memory or disk alarm): nothing is published, so nothing can run later by surprise.
+        A request published just before the block waits for the alarm to clear."""
+        transport = self._connection.transport if self._connection is not None else None
+        amqp = transport.connection if transport is not None else None
+        # aiormq keeps the state in a private event; without it there is no fast path
+        unblocked = getattr(amqp, "_Connection__connection_unblocked", None)
+        if isinstance(unblocked, asyncio.Event) and not unblocked.is_set():
+            raise EndpointBusy(
+                f"the broker is refusing new messages (memory or disk alarm), so the request"
+                f" to {endpoint!r} was not sent; try again when the alarm clears",
+                {"reason": "broker_blocked"},
+            )
+
     async def _publish_once(
         self, message: aio_pika.Message, endpoint: str, timeout: float | None
     ) -> None:
@@ -473,6 +489,13 @@ class AsyncOrbitClient:
             raise NotAuthorized(
                 f"the broker refused {self.user!r} publishing to endpoint {endpoint!r}"
                 " (no grant: ask an admin for `orbit broker grant`)"
+            ) from None
+        except TimeoutError:  # no confirm in time: a blocked broker (alarm), or overload
+            raise DeadlineExceeded(
+                f"the broker did not confirm the request to {endpoint!r} within {timeout} s"
+                " (blocked by a memory or disk alarm, or overloaded); it expires unanswered"
+                " if it was queued",
+                {"reason": "unconfirmed"},
             ) from None
 
     async def send(

@@ -22,7 +22,7 @@ from typing import Any
 import aio_pika
 import pytest
 
-from orbit_client import AsyncOrbitClient
+from orbit_client import AsyncOrbitClient, DeadlineExceeded, EndpointBusy
 from orbit_protocol import naming
 
 from .conftest import StartEndpoint
@@ -99,3 +99,39 @@ async def test_memory_alarm_blocks_publishers_loses_nothing(
     assert accepted_in_alarm == BEFORE, "the endpoint did not drain its queue during the alarm"
     assert replied_in_alarm == 0, "a reply was published during the alarm"
     assert drained < 30
+
+
+@pytest.mark.timeout(120)
+async def test_calls_fail_fast_while_the_broker_blocks_publishers(
+    start_endpoint: StartEndpoint, client: AsyncOrbitClient, broker: Any
+) -> None:
+    """R8: once the broker has blocked the client's connection, a new call is refused at
+    once with ENDPOINT_BUSY (reason broker_blocked) and nothing is published; the request
+    that was in flight when the alarm began completes after it clears."""
+    if broker.node is None:
+        pytest.skip("needs the suite's own node (rabbitmqctl)")
+    node = broker.node
+    await start_endpoint("ep1")
+    assert (await client.call("ep1", "orbit.ping"))["pong"] is True
+    await asyncio.to_thread(node.rabbitmqctl, "set_vm_memory_high_watermark", "0.000001")
+    try:
+        in_flight = asyncio.create_task(client.call("ep1", "testkit.echo", value=1, timeout=90))
+        refused_after = None
+        for _ in range(100):  # the broker blocks the connection when it next publishes
+            started = time.monotonic()
+            try:
+                await client.call("ep1", "testkit.echo", value=2, timeout=1)
+            except EndpointBusy as exc:
+                refused_after = time.monotonic() - started
+                assert exc.details["reason"] == "broker_blocked"
+                break
+            except DeadlineExceeded:
+                continue  # published before the block reached us: it waits like in_flight
+        assert refused_after is not None, "calls were never refused while the broker blocked"
+        assert refused_after < 1.0
+        assert not in_flight.done()
+    finally:
+        await asyncio.to_thread(node.rabbitmqctl, "set_vm_memory_high_watermark", "0.4")
+    assert await in_flight == {"value": 1}
+    assert await client.call("ep1", "testkit.echo", value=3) == {"value": 3}
+    print(f"\nbroker blocked: a new call refused after {refused_after * 1000:.1f} ms")
