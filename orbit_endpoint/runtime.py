@@ -32,6 +32,7 @@ from orbit_protocol import (
     naming,
 )
 
+from .allocation import batch_allocation
 from .builtin import OrbitPlugin, orbit_version
 from .consumer import Accepted, Intake, Policy
 from .context import EndpointContext, EventOutbox
@@ -245,6 +246,7 @@ class Endpoint:
             version=orbit_version(),
             host=socket.gethostname(),
             heartbeat=float(self.settings.heartbeat),
+            allocation=batch_allocation(os.environ),
         ).model_dump()
 
     async def _heartbeat(self) -> None:

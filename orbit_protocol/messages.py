@@ -111,6 +111,10 @@ class Presence(BaseModel):
     version: str
     host: str
     heartbeat: float = Field(default=10.0, description="seconds between presence events")
+    allocation: dict[str, str] | None = Field(
+        default=None,
+        description="the batch job the endpoint runs in: scheduler, job_id, nodes, queue, ...",
+    )
 
 
 def decode_request(body: bytes) -> Request:

@@ -214,6 +214,9 @@ async def test_child_online_through_tunnel_then_offline_on_cancel(
         event = await presence.get(timeout=max(0.1, deadline - time.monotonic()))
         if event.data.get("state") == "offline":
             break
+    # presence itself names the allocation the child stands for (orbit_endpoint.allocation)
+    assert event.data["allocation"]["scheduler"] == "slurm"
+    assert event.data["allocation"]["job_id"] == native
     final = await wait_job(client, "login", info["job_id"])
     assert final["state"] == "CANCELED", final
     logs = final["stdout"] + final["stderr"] + (hpc.tmp / "login" / "login.log").read_text()

@@ -185,3 +185,22 @@ async def test_a_request_whose_ack_fails_is_forgotten(tmp_path: Path) -> None:
     accepted = await intake.receive(delivery(ack_fails=False))  # type: ignore[arg-type]
     assert accepted is not None and accepted.correlation_id == "req-1"
     assert journal.get("alice", "req-1") is not None and replies == []
+
+
+def test_batch_allocation_from_the_scheduler_environment() -> None:
+    from orbit_endpoint.allocation import batch_allocation
+
+    assert batch_allocation({"HOME": "/root"}) is None
+    slurm = {"SLURM_JOB_ID": "42", "SLURM_JOB_NODELIST": "nid[001-002]", "SLURM_JOB_NUM_NODES": "2"}
+    assert batch_allocation(slurm) == {
+        "scheduler": "slurm",
+        "job_id": "42",
+        "nodes": "nid[001-002]",
+        "num_nodes": "2",
+    }
+    assert batch_allocation({"PBS_JOBID": "7.pbs", "PBS_QUEUE": "debug"}) == {
+        "scheduler": "pbs",
+        "job_id": "7.pbs",
+        "queue": "debug",
+    }
+    assert batch_allocation({"LSB_JOBID": "9", "LSB_HOSTS": "a b"})["scheduler"] == "lsf"  # type: ignore[index]
