@@ -106,7 +106,7 @@ def yes_no(flag: bool | None) -> str:
 def summarize(data: Any, limit: int = 100) -> str:
     """One-line ``key=value`` summary of an event's data, cut at ``limit`` characters."""
     if isinstance(data, dict):
-        text = " ".join(f"{k}={_short(v)}" for k, v in data.items())
+        text = " ".join(f"{k}={_short(v)}" for k, v in data.items() if v is not None)
     else:
         text = _short(data)
     return text if len(text) <= limit else text[: limit - 1] + "…"
