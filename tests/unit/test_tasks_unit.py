@@ -130,3 +130,45 @@ def test_mapped_function_is_pickled_once_and_scalars_come_back_as_json() -> None
         ("pickled_fn", specs[0]["pickled"], specs[0]["pickled_args"][:-8], {}, 1 << 20)
     )
     assert not fails["ok"] and "could not unpickle" in fails["error"]
+
+
+def test_map_slots_keep_order_raise_and_time_out() -> None:
+    """``OrbitExecutor.map``'s result slots: settled from other threads in any order, read
+    in order; a task's exception ends the iteration; a missing result times out."""
+    import asyncio
+    import concurrent.futures
+    import threading
+    import time
+
+    from orbit_client.executor import _Slots
+
+    slots = _Slots()
+    settle = [slots.add() for _ in range(50)]
+    threads = [threading.Thread(target=settle[i], args=(True, i * i)) for i in reversed(range(50))]
+    for t in threads:
+        t.start()
+    assert list(slots.results(time.monotonic() + 10)) == [i * i for i in range(50)]
+    for t in threads:
+        t.join()
+
+    failing = _Slots()
+    first, second, _never = failing.add(), failing.add(), failing.add()
+    first(True, "ok")
+    second(False, ValueError("boom"))
+    second(True, "late duplicate is ignored")
+    it = failing.results(None)
+    assert next(it) == "ok"
+    with pytest.raises(ValueError, match="boom"):
+        next(it)
+
+    cancelled = _Slots()
+    cancelled.add()(False, asyncio.CancelledError())
+    with pytest.raises(concurrent.futures.CancelledError):
+        list(cancelled.results(None))
+
+    waiting = _Slots()
+    waiting.add()
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        list(waiting.results(time.monotonic() + 0.2))
+    assert time.monotonic() - started < 5
