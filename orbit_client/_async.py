@@ -97,7 +97,9 @@ class AsyncOrbitClient:
         self._background: set[asyncio.Task[Any]] = set()
         self.session = naming.validate_name(session, "session") if session else None
         self.reply_queue = naming.reply_queue(self.user, self.session)
-        self._unclaimed: dict[str, tuple[Reply, AbstractIncomingMessage | None]] = {}
+        self._unclaimed: dict[str, Reply] = {}
+        self._held: dict[str, AbstractIncomingMessage] = {}
+        """Deliveries of unclaimed session replies kept unacknowledged (HELD_UNCLAIMED)."""
 
     # -- connection ---------------------------------------------------------------------
 
@@ -231,10 +233,14 @@ class AsyncOrbitClient:
                 return False
             # a reply for collect(), maybe by a later client of the session: hold it unacked
             # so that it goes back to the session queue if this client closes first
-            held = sum(m is not None for _, m in self._unclaimed.values()) < HELD_UNCLAIMED
-            self._unclaimed[corr] = (decode_reply(message.body), message if held else None)
-            while len(self._unclaimed) > MAX_UNCLAIMED:
-                self._unclaimed.pop(next(iter(self._unclaimed)))
+            held = len(self._held) < HELD_UNCLAIMED
+            self._unclaimed[corr] = decode_reply(message.body)
+            if held:
+                self._held[corr] = message
+            while len(self._unclaimed) > MAX_UNCLAIMED:  # the oldest is forgotten (unacked
+                oldest = next(iter(self._unclaimed))  # if held: back to the queue on close)
+                del self._unclaimed[oldest]
+                self._held.pop(oldest, None)
             return held
         expected = self.presence.expected_user(pending.endpoint) if pending.endpoint else None
         if expected is not None and message.user_id not in (expected, naming.RESPONDER_USER):
@@ -526,8 +532,8 @@ class AsyncOrbitClient:
         if timeout is _DEFAULT:
             timeout = self.settings.timeout
         if request_id in self._unclaimed:
-            reply, message = self._unclaimed.pop(request_id)
-            if message is not None:
+            reply = self._unclaimed.pop(request_id)
+            if (message := self._held.pop(request_id, None)) is not None:
                 with contextlib.suppress(Exception):  # channel gone: it waits in the queue
                     await message.ack()
             return reply
