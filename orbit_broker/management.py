@@ -7,6 +7,7 @@ broker's reason. Request bodies (which may hold passwords) never appear in error
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -301,9 +302,30 @@ class ManagementClient:
         return [c for c in conns if user is None or c.user == user]
 
     def close_connection(self, name: str, reason: str = "closed by orbit") -> None:
-        self._request(
-            "DELETE", f"/connections/{_q(name)}", ok_missing=True, headers={"X-Reason": reason}
-        )
+        """Close connection ``name``; a connection that is already gone counts as closed.
+
+        The broker answers 500 when the connection ends while it is being closed (e.g. the
+        broker closes it itself because its user was just deleted); that is success too.
+        """
+        path = f"/connections/{_q(name)}"
+        try:
+            self._request("DELETE", path, ok_missing=True, headers={"X-Reason": reason})
+        except BrokerError as exc:
+            if exc.details.get("status") != 500:
+                raise
+            deadline = time.monotonic() + 3.0
+            while self._connection_exists(path):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def _connection_exists(self, path: str) -> bool:
+        try:
+            return self._request("GET", path, ok_missing=True) is not None
+        except BrokerError as exc:
+            if exc.details.get("status") == 500:  # still closing
+                return True
+            raise
 
     def close_user_connections(self, user: str, reason: str = "closed by orbit") -> int:
         """Close every connection of ``user``; returns how many were asked to close."""
