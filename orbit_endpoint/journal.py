@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import xxhash
 from pydantic_core import to_json
 
 State = Literal["accepted", "done", "replied"]
@@ -44,21 +45,34 @@ CREATE INDEX IF NOT EXISTS requests_by_state ON requests (state);
 """
 
 
-def _sorted(value: Any) -> Any:
+_BLOB = 64 * 1024
+"""Strings at least this long are digested on their own (fast hash, no JSON re-encoding)."""
+
+
+def _canonical(value: Any) -> Any:
+    """``value`` with keys sorted at every level and long strings replaced by their hash."""
     if isinstance(value, dict):
-        return {k: _sorted(value[k]) for k in sorted(value)}
+        return {k: _canonical(value[k]) for k in sorted(value)}
     if isinstance(value, list):
-        return [_sorted(v) for v in value]
+        return [_canonical(v) for v in value]
+    if isinstance(value, str) and len(value) >= _BLOB:
+        return {
+            "$orbit.blob.xxh3_128": xxhash.xxh3_128_hexdigest(value.encode()),
+            "len": len(value),
+        }
     return value
 
 
 def args_digest(plugin: str, method: str, args: dict[str, Any]) -> str:
     """Stable hash of what a request asks for (the idempotency comparison).
 
-    Keys are sorted at every level, so the same arguments in another key order match;
-    pydantic-core serializes (a 1 MiB staging chunk: ~0.3 ms instead of ~4 ms with ``json``).
+    Keys are sorted at every level, so the same arguments in another key order match.
+    Strings of 64 KiB or more (a staging chunk's base64 data) enter as their XXH3-128 hash:
+    re-encoding and SHA-256 of a 1.4 MB string cost ~2.5 ms, this ~0.15 ms. The digest
+    only compares one user's requests with each other, so no cryptographic hash is needed
+    for them; ordinary arguments give the same SHA-256 digest as before.
     """
-    canonical = to_json([plugin, method, _sorted(args)])
+    canonical = to_json([plugin, method, _canonical(args)])
     return hashlib.sha256(canonical).hexdigest()
 
 

@@ -12,7 +12,29 @@ from .naming import NAME_PATTERN
 from .version import PROTOCOL_VERSION
 
 _WORD = r"^[A-Za-z0-9_-]{1,64}$"
-_JSON: TypeAdapter[Any] = TypeAdapter(Any)  # pydantic's Rust JSON: ~6x the stdlib on big bodies
+_JSON: TypeAdapter[Any] = TypeAdapter(Any)  # pydantic's Rust JSON: ~5x the stdlib on big bodies
+
+
+try:  # optional accelerator: the protocol works with pydantic alone (DESIGN §5)
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - orjson is a dependency of the distribution
+    _orjson = None  # type: ignore[assignment]
+
+
+def dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON of ``value``.
+
+    orjson when installed (a 1 MiB base64 string: 0.12 ms against 1.5 ms for pydantic's
+    serializer, which checks every character for escapes); whatever orjson does not take
+    (pydantic models, integers beyond 64 bits, non-string keys, bytes) and every body when
+    it is absent goes through pydantic.
+    """
+    if _orjson is not None:
+        try:
+            return _orjson.dumps(value)
+        except TypeError:  # orjson.JSONEncodeError is a TypeError
+            pass
+    return _JSON.dump_json(value)
 
 
 class _Body(BaseModel):
@@ -20,7 +42,7 @@ class _Body(BaseModel):
 
     def to_bytes(self) -> bytes:
         """Compact UTF-8 JSON, as published."""
-        return self.model_dump_json(exclude_none=False).encode()
+        return dumps(self.model_dump())
 
 
 class Request(_Body):
@@ -72,7 +94,7 @@ class Reply(_Body):
 
     def to_bytes(self) -> bytes:
         if self.ok:
-            return _JSON.dump_json({"v": self.v, "ok": True, "result": self.result})
+            return dumps({"v": self.v, "ok": True, "result": self.result})
         return self.model_dump_json(exclude={"result"}).encode()
 
     @classmethod

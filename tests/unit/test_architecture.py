@@ -52,6 +52,10 @@ def test_import_direction(package: str) -> None:
     assert not violations, "\n".join(violations)
 
 
+OPTIONAL_ACCELERATORS = {"orjson"}
+"""Imported when present, never required: orbit_protocol works with pydantic alone."""
+
+
 def test_protocol_depends_on_pydantic_only() -> None:
     third_party = set()
     for path in (ROOT / "orbit_protocol").rglob("*.py"):
@@ -59,7 +63,26 @@ def test_protocol_depends_on_pydantic_only() -> None:
             top = name.split(".")[0]
             if top not in sys.stdlib_module_names and top != "orbit_protocol":
                 third_party.add(top)
-    assert third_party <= {"pydantic"}
+    assert third_party <= {"pydantic"} | OPTIONAL_ACCELERATORS
+
+
+def test_protocol_works_and_encodes_the_same_without_its_accelerator() -> None:
+    code = (
+        "import sys; sys.modules['orjson'] = None\n"
+        "from orbit_protocol.messages import Reply, Request, dumps\n"
+        "print(Request(plugin='p', method='m', args={'a': [1, 2.5, None, 'é', 2**70]}).to_bytes()"
+        " + Reply.success({'x': True, 'f': [1.5e300, 0.1, -0.0], 's': 'é' + chr(34) + chr(10)"
+        " + chr(1)}).to_bytes()"
+        " + dumps({1: b'x'}))"
+    )
+    without = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)
+    with_it = subprocess.run(
+        [sys.executable, "-c", code.replace("sys.modules['orjson'] = None", "import orjson")],
+        capture_output=True,
+        check=True,
+    )
+    assert without.stdout == with_it.stdout
+    assert b'"a":[1,2.5,null,' in without.stdout
 
 
 def test_client_import_is_light() -> None:
