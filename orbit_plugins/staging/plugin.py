@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import shutil
 import stat as stat_mod
@@ -23,6 +22,7 @@ from orbit_plugins.base import Call, Plugin, operation
 from orbit_protocol import Conflict, InvalidArgs, NotAuthorized, NotFound
 
 from . import codec
+from .digest import fd_sha256
 from .paths import PathPolicy
 from .schema import (
     Chunk,
@@ -67,16 +67,6 @@ def entry_type(mode: int) -> EntryType:
     if stat_mod.S_ISDIR(mode):
         return "dir"
     return "file" if stat_mod.S_ISREG(mode) else "other"
-
-
-def fd_sha256(fd: int) -> str:
-    """SHA-256 of an open file from its start (hashlib releases the GIL on big blocks)."""
-    digest = hashlib.sha256()
-    offset = 0
-    while block := os.pread(fd, 4 * 1024 * 1024, offset):
-        digest.update(block)
-        offset += len(block)
-    return digest.hexdigest()
 
 
 def _stat(path: Path) -> os.stat_result:
@@ -258,18 +248,19 @@ class StagingPlugin(Plugin):
                 {"max_chunk": self.cfg.max_chunk, "size": info.size},
             )
         try:
-            fd = self.policy.open(session.temp_path, os.O_WRONLY)
+            fd = self.policy.open(session.temp_path, os.O_RDWR)
         except FileNotFoundError:
             self.store.forget(session)
             raise NotFound(f"upload {info.upload_id} lost its temp file; start again") from None
         try:
             os.pwrite(fd, data, args.offset)
+            with session.lock:
+                self.store.record(session, args.offset, end)
+                self._progress(session, done=False)
+                received = info.received_bytes
+            session.prefix.advance(session.lock, session.confirmed_prefix, fd)
         finally:
             os.close(fd)
-        with session.lock:
-            self.store.record(session, args.offset, end)
-            self._progress(session, done=False)
-            received = info.received_bytes
         return ChunkAck(
             upload_id=info.upload_id, offset=args.offset, size=len(data), received_bytes=received
         )
@@ -291,7 +282,7 @@ class StagingPlugin(Plugin):
             self.store.forget(session)
             raise NotFound(f"upload {info.upload_id} lost its temp file; start again") from None
         try:
-            digest = fd_sha256(fd)
+            digest = session.prefix.finish(session.lock, fd, info.size)
             if digest == info.sha256:
                 os.fsync(fd)
                 os.fchmod(fd, 0o666 & ~_UMASK)

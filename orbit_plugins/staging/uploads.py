@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .digest import PrefixHash
 from .schema import Range, Upload
 
 
@@ -80,6 +81,13 @@ class Session:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     last_event: float = 0.0
     ranges_fd: int | None = field(default=None, repr=False)
+    prefix: PrefixHash = field(default_factory=PrefixHash, repr=False)
+    """SHA-256 of the confirmed prefix, kept in memory only (a restart hashes it all)."""
+
+    def confirmed_prefix(self) -> int:
+        """End of the contiguous confirmed range from offset 0 (call with ``lock`` held)."""
+        received = self.info.received
+        return received[0][1] if received and received[0][0] == 0 else 0
 
     @property
     def temp_path(self) -> Path:
@@ -167,6 +175,7 @@ class UploadStore:
             path = self.directory / f"{info.upload_id}.ranges"
             session.ranges_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.write(session.ranges_fd, f"{start} {end} {time.time():.3f}\n".encode())
+        session.prefix.written(start)
         info.received = add_range(info.received, start, end)
         info.received_bytes = sum(hi - lo for lo, hi in info.received)
         info.updated = time.time()

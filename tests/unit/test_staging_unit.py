@@ -201,3 +201,33 @@ def test_the_final_component_swapped_for_a_symlink_is_not_followed(tmp_path: Pat
     with pytest.raises(NotAuthorized, match="symlink"):
         plugin.put_chunk(_chunk(uid, 0, b"abc"), ALICE)
     assert (tmp_path / "secret").read_text() == "secret"
+
+
+def test_the_commit_digest_follows_the_bytes_on_disk_through_rewrites(tmp_path: Path) -> None:
+    plugin, _ = _plugin(tmp_path)
+    good = b"".join(bytes([i]) * 1000 for i in range(8))
+    target = f"{tmp_path}/root/p.bin"
+    uid = _begin(plugin, target, good)
+    session = plugin.store.get(uid)
+    assert session is not None
+    for i in (1, 0, 3, 2):  # out of order: the prefix hash catches up when 0 lands
+        plugin.put_chunk(_chunk(uid, i * 1000, good[i * 1000 : (i + 1) * 1000]), ALICE)
+    assert session.prefix.end == 4000
+    # a re-sent chunk with other bytes inside the hashed prefix resets it: the commit
+    # must see the changed file, not the digest of what was there before
+    plugin.put_chunk(_chunk(uid, 1000, b"X" * 1000), ALICE)
+    assert session.prefix.generation == 1  # reset, then hashed again from the file
+    for i in range(4, 8):
+        plugin.put_chunk(_chunk(uid, i * 1000, good[i * 1000 : (i + 1) * 1000]), ALICE)
+    with pytest.raises(Conflict, match="checksum"):
+        plugin.put_commit(UploadRef(upload_id=uid), ALICE)
+
+    uid = _begin(plugin, target, good)
+    session = plugin.store.get(uid)
+    assert session is not None
+    for i in range(8):
+        plugin.put_chunk(_chunk(uid, i * 1000, good[i * 1000 : (i + 1) * 1000]), ALICE)
+    assert session.prefix.end == 8000  # nothing left for the commit to read back
+    result = plugin.put_commit(UploadRef(upload_id=uid), ALICE)
+    assert result.sha256 == hashlib.sha256(good).hexdigest()
+    assert Path(target).read_bytes() == good
