@@ -188,12 +188,16 @@ async def upload(
 
 
 class _PartRecord:
-    """``<target>.orbit-part`` and its ``.json`` record (remote identity + confirmed ranges)."""
+    """``<target>.orbit-part`` and its ``.json`` record (remote identity + confirmed ranges).
+
+    The identity is the remote path, size and mtime; the checksum at the end catches a
+    file changed in place without either.
+    """
 
     def __init__(self, target: Path, remote: dict[str, Any]) -> None:
         self.part = target.with_name(target.name + ".orbit-part")
         self.record = target.with_name(target.name + ".orbit-part.json")
-        self.remote = {k: remote[k] for k in ("path", "size", "sha256")}
+        self.remote = {k: remote[k] for k in ("path", "size", "mtime")}
         self.received: list[Range] = []
 
     def load(self) -> int:
@@ -237,10 +241,39 @@ async def download(
     """Copy ``remote`` on ``endpoint`` to ``local``; returns ``{path, size, sha256, resumed}``."""
     target = Path(local)
     await asyncio.to_thread(_check_target, target, overwrite)
-    info = await client.call(endpoint, "staging.stat", path=remote, checksum=True)
+    info = await client.call(endpoint, "staging.stat", path=remote)
     if info["type"] != "file":
         raise InvalidArgs(f"{remote} is a {info['type']}, not a file", {"path": remote})
-    size = int(info["size"])
+    # the endpoint hashes the file while the chunks flow instead of before the first one
+    remote_digest = asyncio.create_task(
+        client.call(endpoint, "staging.stat", path=info["path"], checksum=True)
+    )
+    try:
+        return await _fetch_file(
+            client, endpoint, info, target, remote_digest,
+            overwrite=overwrite, progress=progress, chunk_size=chunk_size,
+            parallel=parallel, resume=resume,
+        )  # fmt: skip
+    finally:
+        if not remote_digest.done():
+            remote_digest.cancel()
+            await asyncio.gather(remote_digest, return_exceptions=True)
+
+
+async def _fetch_file(
+    client: AsyncOrbitClient,
+    endpoint: str,
+    info: dict[str, Any],
+    target: Path,
+    remote_digest: asyncio.Task[Any],
+    *,
+    overwrite: bool,
+    progress: Progress | None,
+    chunk_size: int,
+    parallel: int,
+    resume: bool,
+) -> dict[str, Any]:
+    remote, size = info["path"], int(info["size"])
     await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
     part = _PartRecord(target, info)
     if not resume:
@@ -248,6 +281,7 @@ async def download(
     resumed = done = await asyncio.to_thread(part.load)
     _notify(progress, done, size)
     download_id = uuid.uuid4().hex  # names this download in the endpoint's progress events
+    running = _InOrderHash(limit=4 * max(1, parallel)) if not resumed else None
     fd = os.open(part.part, os.O_WRONLY)
 
     async def fetch(offset: int, length: int) -> None:
@@ -255,7 +289,7 @@ async def download(
         chunk = await client.call(
             endpoint,
             "staging.get_chunk",
-            path=info["path"],
+            path=remote,
             offset=offset,
             size=length,
             download_id=download_id,
@@ -269,6 +303,8 @@ async def download(
         part.save()  # small, and in order: never two writers of the record
         done += length
         _notify(progress, done, size)
+        if running is not None:
+            await running.add(offset, data)
 
     try:
         gaps = gaps_of(part.received, size)
@@ -276,18 +312,59 @@ async def download(
         await asyncio.to_thread(os.fsync, fd)
     finally:
         os.close(fd)
-    digest = await asyncio.to_thread(sha256_of, part.part)
-    if digest != info["sha256"]:
+    if running is not None and running.complete(size):
+        digest = running.hexdigest()
+    else:
+        digest = await asyncio.to_thread(sha256_of, part.part)
+    expected = await remote_digest
+    if int(expected["size"]) != size or expected["mtime"] != info["mtime"]:
+        part.drop()
+        raise Conflict(f"{remote} changed during the download; start again", {"path": remote})
+    if digest != expected["sha256"]:
         part.drop()
         raise Conflict(
-            f"checksum mismatch for {remote}: expected {info['sha256']}, got {digest};"
+            f"checksum mismatch for {remote}: expected {expected['sha256']}, got {digest};"
             " the partial download was discarded",
-            {"expected": info["sha256"], "actual": digest},
+            {"expected": expected["sha256"], "actual": digest},
         )
     await asyncio.to_thread(_check_target, target, overwrite)
     os.replace(part.part, target)
     await asyncio.to_thread(part.record.unlink, missing_ok=True)
     return {"path": str(target), "size": size, "sha256": digest, "resumed": resumed}
+
+
+class _InOrderHash:
+    """SHA-256 of downloaded chunks in file order, fed as they arrive (in any order).
+
+    Chunks ahead of the next expected offset wait in memory; past ``limit`` of them (one
+    chunk stalls) it gives up and the file is hashed from disk at the end instead.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.digest = hashlib.sha256()
+        self.next = 0
+        self.limit = limit
+        self.pending: dict[int, bytes] | None = {}
+        self.lock = asyncio.Lock()
+
+    async def add(self, offset: int, data: bytes) -> None:
+        if self.pending is None:
+            return
+        self.pending[offset] = data
+        if len(self.pending) > self.limit:
+            self.pending = None
+            return
+        async with self.lock:
+            while self.pending is not None and (b := self.pending.pop(self.next, None)) is not None:
+                block = b
+                await asyncio.to_thread(self.digest.update, block)
+                self.next += len(block)
+
+    def complete(self, size: int) -> bool:
+        return self.pending is not None and self.next == size
+
+    def hexdigest(self) -> str:
+        return self.digest.hexdigest()
 
 
 __all__ = ["DEFAULT_CHUNK", "DEFAULT_PARALLEL", "Progress", "download", "sha256_of", "upload"]

@@ -175,6 +175,29 @@ async def test_download_resumes(
     assert not leftovers(tmp_path)
 
 
+async def test_a_download_of_a_file_changed_meanwhile_fails_and_leaves_nothing(
+    ep: object, client: AsyncOrbitClient, tmp_path: Path, root: Path
+) -> None:
+    src = make_file(root / "c.bin", 6 * MiB)
+    touched = False
+
+    def rewrite(done: int, total: int) -> None:  # same size, other bytes, later mtime
+        nonlocal touched
+        if done >= MiB and not touched:
+            touched = True
+            src.write_bytes(os.urandom(6 * MiB))
+            os.utime(src, (time.time() + 5, time.time() + 5))
+
+    with pytest.raises(Conflict, match="changed during the download|checksum mismatch"):
+        await download(
+            client, "stage", str(src), tmp_path / "c.bin", progress=rewrite, parallel=1
+        )  # one chunk at a time: the chunks after the first come from the new bytes
+    assert touched
+    assert not (tmp_path / "c.bin").exists() and not leftovers(tmp_path)
+    got = await download(client, "stage", str(src), tmp_path / "c.bin")  # afresh: all good
+    assert got["resumed"] == 0 and got["sha256"] == sha256_of(src)
+
+
 async def test_overwrite_needs_consent(
     ep: object, client: AsyncOrbitClient, tmp_path: Path, root: Path
 ) -> None:
