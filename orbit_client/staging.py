@@ -16,6 +16,7 @@ import hashlib
 import importlib
 import json
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -58,10 +59,11 @@ def b64decode(text: str) -> bytes:
     return base64.b64decode(text, validate=True)
 
 
-def sha256_of(path: str | os.PathLike[str]) -> str:
+def sha256_of(path: str | os.PathLike[str], stop: threading.Event | None = None) -> str:
+    """SHA-256 of a file (``stop`` set: give up early, the result is then meaningless)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        while block := handle.read(4 * MiB):
+        while (block := handle.read(4 * MiB)) and not (stop is not None and stop.is_set()):
             digest.update(block)
     return digest.hexdigest()
 
@@ -113,9 +115,12 @@ async def _run_bounded(jobs: Iterator[Range], parallel: int, work: Callable[...,
 
 
 def _describe_source(source: Path) -> tuple[int, str]:
+    """Size and resume identity of a local file: a hash of its path, size and mtime."""
     if not source.is_file():
         raise FileNotFoundError(f"{source} is not a file")
-    return source.stat().st_size, sha256_of(source)
+    st = source.stat()
+    key = f"{source.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}"
+    return st.st_size, hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 def _check_target(target: Path, overwrite: bool) -> None:
@@ -148,13 +153,42 @@ async def upload(
     of the same content to the same path (0 for a fresh upload).
     """
     source = Path(local)
-    size, digest = await asyncio.to_thread(_describe_source, source)
+    size, identity = await asyncio.to_thread(_describe_source, source)
+    stop = threading.Event()
+    # the file's SHA-256 is computed while the chunks flow and given to put_commit
+    digest = asyncio.ensure_future(asyncio.to_thread(sha256_of, source, stop))
+    try:
+        return await _send_file(
+            client, endpoint, source, remote, size, identity, digest,
+            overwrite=overwrite, progress=progress, chunk_size=chunk_size,
+            parallel=parallel, resume=resume,
+        )  # fmt: skip
+    finally:
+        stop.set()
+        await asyncio.gather(digest, return_exceptions=True)
+
+
+async def _send_file(
+    client: AsyncOrbitClient,
+    endpoint: str,
+    source: Path,
+    remote: str,
+    size: int,
+    identity: str,
+    digest: asyncio.Future[str],
+    *,
+    overwrite: bool,
+    progress: Progress | None,
+    chunk_size: int,
+    parallel: int,
+    resume: bool,
+) -> dict[str, Any]:
     session = await client.call(
         endpoint,
         "staging.put_begin",
         path=remote,
         size=size,
-        sha256=digest,
+        source=identity,
         overwrite=overwrite,
         resume=resume,
     )
@@ -183,7 +217,9 @@ async def upload(
         await _run_bounded(chunks(gaps_of(received, size), chunk_size), parallel, send)
     finally:
         os.close(fd)
-    result: dict[str, Any] = await client.call(endpoint, "staging.put_commit", upload_id=upload_id)
+    result: dict[str, Any] = await client.call(
+        endpoint, "staging.put_commit", upload_id=upload_id, sha256=await digest
+    )
     return result | {"resumed": resumed}
 
 

@@ -36,6 +36,7 @@ from .schema import (
     PathResult,
     PutBeginArgs,
     PutChunkArgs,
+    PutCommitArgs,
     PutResult,
     RemoveArgs,
     StagingSettings,
@@ -218,7 +219,7 @@ class StagingPlugin(Plugin):
         self._check_target(path, args.overwrite)
         self.store.expire()
         if args.resume:
-            found = self.store.find(call.user, path, args.size, args.sha256)
+            found = self.store.find(call.user, path, args.size, args.sha256, args.source)
             if found is not None:
                 found.info.overwrite = args.overwrite
                 return found.info
@@ -227,7 +228,13 @@ class StagingPlugin(Plugin):
         except NotADirectoryError:
             raise Conflict(f"{path.parent} is not a directory", {"path": str(path)}) from None
         session = self.store.create(
-            call.user, path, args.size, args.sha256, args.overwrite, self.cfg.max_chunk
+            call.user,
+            path,
+            args.size,
+            args.sha256,
+            args.source,
+            args.overwrite,
+            self.cfg.max_chunk,
         )
         return session.info
 
@@ -266,7 +273,7 @@ class StagingPlugin(Plugin):
         )
 
     @operation
-    def put_commit(self, args: UploadRef, call: Call) -> PutResult:
+    def put_commit(self, args: PutCommitArgs, call: Call) -> PutResult:
         """Verify coverage and SHA-256, then move the file to its final name atomically."""
         session = self._session(args.upload_id, call)
         info, temp, target = session.info, session.temp_path, Path(session.info.path)
@@ -276,6 +283,7 @@ class StagingPlugin(Plugin):
                 f"upload {info.upload_id} is incomplete: {len(gaps)} range(s) missing",
                 {"missing": gaps[:20], "received_bytes": info.received_bytes},
             )
+        expected = _expected_digest(info.sha256, args.sha256)
         try:
             fd = self.policy.open(temp, os.O_RDWR)
         except FileNotFoundError:
@@ -283,17 +291,17 @@ class StagingPlugin(Plugin):
             raise NotFound(f"upload {info.upload_id} lost its temp file; start again") from None
         try:
             digest = session.prefix.finish(session.lock, fd, info.size)
-            if digest == info.sha256:
+            if digest == expected:
                 os.fsync(fd)
                 os.fchmod(fd, 0o666 & ~_UMASK)
         finally:
             os.close(fd)
-        if digest != info.sha256:
+        if digest != expected:
             self.store.discard(session)
             raise Conflict(
-                f"checksum mismatch for {target}: expected {info.sha256}, got {digest};"
+                f"checksum mismatch for {target}: expected {expected}, got {digest};"
                 " the upload was discarded",
-                {"expected": info.sha256, "actual": digest},
+                {"expected": expected, "actual": digest},
             )
         parent = self.policy.open_dir(target.parent)
         try:
@@ -417,6 +425,19 @@ class StagingPlugin(Plugin):
                 "done": done,
             },
         )
+
+
+def _expected_digest(begun: str | None, committed: str | None) -> str:
+    """The SHA-256 an upload must have: given at put_begin, at put_commit, or both alike."""
+    if begun is not None and committed is not None and begun != committed:
+        raise Conflict(
+            f"put_commit's sha256 {committed} differs from put_begin's {begun}",
+            {"begin": begun, "commit": committed},
+        )
+    expected = committed or begun
+    if expected is None:
+        raise InvalidArgs("no sha256: give it to put_begin or to put_commit")
+    return expected
 
 
 def _place(parent: int, temp: str, target: Path, overwrite: bool) -> None:

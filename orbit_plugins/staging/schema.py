@@ -17,6 +17,7 @@ MAX_CHUNK = 2 * MiB
 
 EntryType = Literal["file", "dir", "link", "other"]
 Range = tuple[int, int]
+_SHA256 = r"^[0-9a-f]{64}$"
 
 
 class _Model(BaseModel):
@@ -60,10 +61,23 @@ class RemoveArgs(PathArgs):
 
 class PutBeginArgs(PathArgs):
     size: int = Field(ge=0, description="Size of the whole file in bytes.")
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the whole file.")
+    sha256: str | None = Field(
+        default=None,
+        pattern=_SHA256,
+        description="SHA-256 of the whole file; may instead be given to put_commit, so the"
+        " client can hash while it sends.",
+    )
+    source: str | None = Field(
+        default=None,
+        max_length=128,
+        description="Opaque identity of the client's source (e.g. a hash of its path, size and"
+        " mtime): resume matches on it when sha256 is not given here.",
+    )
     overwrite: bool = Field(default=False, description="Replace an existing file.")
     resume: bool = Field(
-        default=True, description="Continue an open upload of the same content to the same path."
+        default=True,
+        description="Continue an open upload of the same content (same sha256, or same source)"
+        " to the same path.",
     )
 
 
@@ -75,6 +89,15 @@ class PutChunkArgs(_Model):
 
 class UploadRef(_Model):
     upload_id: str
+
+
+class PutCommitArgs(UploadRef):
+    sha256: str | None = Field(
+        default=None,
+        pattern=_SHA256,
+        description="SHA-256 of the whole file, when put_begin did not give it (must match"
+        " when it did).",
+    )
 
 
 class GetChunkArgs(PathArgs):
@@ -128,7 +151,8 @@ class Upload(_Model):
     user: str
     path: str
     size: int
-    sha256: str
+    sha256: str | None = Field(description="None until put_commit gives it.")
+    source: str | None = None
     overwrite: bool
     received: list[Range] = Field(description="Confirmed byte ranges, merged and sorted.")
     received_bytes: int

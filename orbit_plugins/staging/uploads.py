@@ -120,7 +120,14 @@ class UploadStore:
         self.expire()
 
     def create(
-        self, user: str, path: Path, size: int, sha256: str, overwrite: bool, max_chunk: int
+        self,
+        user: str,
+        path: Path,
+        size: int,
+        sha256: str | None,
+        source: str | None,
+        overwrite: bool,
+        max_chunk: int,
     ) -> Session:
         now = time.time()
         info = Upload(
@@ -129,6 +136,7 @@ class UploadStore:
             path=str(path),
             size=size,
             sha256=sha256,
+            source=source,
             overwrite=overwrite,
             received=[],
             received_bytes=0,
@@ -151,13 +159,23 @@ class UploadStore:
         with self._lock:
             return self._sessions.get(upload_id)
 
-    def find(self, user: str, path: Path, size: int, sha256: str) -> Session | None:
-        """An open session of ``user`` for the same content and target, if its temp file exists."""
+    def find(
+        self, user: str, path: Path, size: int, sha256: str | None, source: str | None
+    ) -> Session | None:
+        """An open session of ``user`` for the same target and content, if its temp file exists.
+
+        Same content: the same ``sha256``, or (when the client hashes later) the same
+        ``source``; the checksum at commit catches a source changed in place.
+        """
         with self._lock:
             candidates = list(self._sessions.values())
         for s in candidates:
             i = s.info
-            if (i.user, i.path, i.size, i.sha256) == (user, str(path), size, sha256):
+            if (i.user, i.path, i.size) != (user, str(path), size):
+                continue
+            if (sha256 is not None and i.sha256 == sha256) or (
+                source is not None and i.source == source
+            ):
                 if s.temp_path.exists():
                     return s
                 self.discard(s)

@@ -19,9 +19,9 @@ from orbit_plugins.staging.schema import (
     PathArgs,
     PutBeginArgs,
     PutChunkArgs,
+    PutCommitArgs,
     RemoveArgs,
     StatArgs,
-    UploadRef,
 )
 from orbit_plugins.staging.uploads import add_range, missing_ranges
 from orbit_plugins.testing import FakeContext
@@ -83,7 +83,7 @@ def test_only_the_creator_continues_an_upload(tmp_path: Path) -> None:
     with pytest.raises(NotAuthorized):
         plugin.put_chunk(_chunk(uid, 0, b"abc"), BOB)
     with pytest.raises(NotAuthorized):
-        plugin.put_commit(UploadRef(upload_id=uid), BOB)
+        plugin.put_commit(PutCommitArgs(upload_id=uid), BOB)
     assert plugin.uploads(BOB).uploads == []
     admin = Call("r3", "root", "ep", is_admin=True)
     assert [u.upload_id for u in plugin.uploads(admin).uploads] == [uid]
@@ -91,9 +91,9 @@ def test_only_the_creator_continues_an_upload(tmp_path: Path) -> None:
     assert _begin(plugin, target, b"abcdef", BOB) != uid
     plugin.put_chunk(_chunk(uid, 3, b"def"), ALICE)
     with pytest.raises(Conflict, match="incomplete"):
-        plugin.put_commit(UploadRef(upload_id=uid), ALICE)
+        plugin.put_commit(PutCommitArgs(upload_id=uid), ALICE)
     plugin.put_chunk(_chunk(uid, 0, b"abc"), ALICE)
-    assert plugin.put_commit(UploadRef(upload_id=uid), ALICE).size == 6
+    assert plugin.put_commit(PutCommitArgs(upload_id=uid), ALICE).size == 6
     assert Path(target).read_bytes() == b"abcdef"
     assert ctx.events[-1][1]["done"] is True
     with pytest.raises(NotFound):
@@ -115,7 +115,7 @@ def test_sessions_survive_a_restart_and_bad_data_is_refused(tmp_path: Path) -> N
     assert info.received == [(0, 5)]
     again.put_chunk(_chunk(uid, 5, b"5678X"), ALICE)  # corrupted content
     with pytest.raises(Conflict, match="checksum"):
-        again.put_commit(UploadRef(upload_id=uid), ALICE)
+        again.put_commit(PutCommitArgs(upload_id=uid), ALICE)
     assert not Path(target).exists() and again.uploads(ALICE).uploads == []
     assert not list((tmp_path / "root").iterdir())  # temp file removed too
 
@@ -220,7 +220,7 @@ def test_the_commit_digest_follows_the_bytes_on_disk_through_rewrites(tmp_path: 
     for i in range(4, 8):
         plugin.put_chunk(_chunk(uid, i * 1000, good[i * 1000 : (i + 1) * 1000]), ALICE)
     with pytest.raises(Conflict, match="checksum"):
-        plugin.put_commit(UploadRef(upload_id=uid), ALICE)
+        plugin.put_commit(PutCommitArgs(upload_id=uid), ALICE)
 
     uid = _begin(plugin, target, good)
     session = plugin.store.get(uid)
@@ -228,6 +228,32 @@ def test_the_commit_digest_follows_the_bytes_on_disk_through_rewrites(tmp_path: 
     for i in range(8):
         plugin.put_chunk(_chunk(uid, i * 1000, good[i * 1000 : (i + 1) * 1000]), ALICE)
     assert session.prefix.end == 8000  # nothing left for the commit to read back
-    result = plugin.put_commit(UploadRef(upload_id=uid), ALICE)
+    result = plugin.put_commit(PutCommitArgs(upload_id=uid), ALICE)
     assert result.sha256 == hashlib.sha256(good).hexdigest()
     assert Path(target).read_bytes() == good
+
+
+def test_the_sha256_may_come_with_the_commit_and_resume_matches_the_source(
+    tmp_path: Path,
+) -> None:
+    plugin, _ = _plugin(tmp_path)
+    data, target = b"0123456789", f"{tmp_path}/root/late.bin"
+    good = hashlib.sha256(data).hexdigest()
+    begin = PutBeginArgs(path=target, size=len(data), source="src-1")
+    uid = plugin.put_begin(begin, ALICE).upload_id
+    plugin.put_chunk(_chunk(uid, 0, data[:4]), ALICE)
+    # the same source resumes; another source (or none) does not
+    assert plugin.put_begin(begin, ALICE).upload_id == uid
+    assert plugin.put_begin(begin.model_copy(update={"source": "src-2"}), ALICE).upload_id != uid
+    plugin.put_chunk(_chunk(uid, 4, data[4:]), ALICE)
+    with pytest.raises(InvalidArgs, match="no sha256"):
+        plugin.put_commit(PutCommitArgs(upload_id=uid), ALICE)
+    assert plugin.put_commit(PutCommitArgs(upload_id=uid, sha256=good), ALICE).sha256 == good
+    assert Path(target).read_bytes() == data
+
+    other = f"{tmp_path}/root/both.bin"
+    uid = _begin(plugin, other, data)  # sha256 given at put_begin
+    plugin.put_chunk(_chunk(uid, 0, data), ALICE)
+    with pytest.raises(Conflict, match="differs from put_begin"):
+        plugin.put_commit(PutCommitArgs(upload_id=uid, sha256="0" * 64), ALICE)
+    assert plugin.put_commit(PutCommitArgs(upload_id=uid, sha256=good), ALICE).size == 10
