@@ -177,14 +177,17 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU seconds (user + system) of process ``pid`` and its live children."""
+def cpu_seconds(pid: int, *, children: bool = True, own: bool = True) -> float:
+    """CPU seconds (user + system) of process ``pid`` and/or its live children."""
     import psutil
 
     total = 0.0
     with contextlib.suppress(psutil.Error):
         proc = psutil.Process(pid)
-        for p in [proc, *proc.children(recursive=True)]:
+        tree = [proc] if own else []
+        if children:
+            tree += proc.children(recursive=True)
+        for p in tree:
             with contextlib.suppress(psutil.Error):
                 t = p.cpu_times()
                 total += t.user + t.system
@@ -192,23 +195,28 @@ def cpu_seconds(pid: int) -> float:
 
 
 class Cpu:
-    """CPU ms per task of this process (the client) and of the server side (``pid``'s tree)."""
+    """CPU ms per task of this process (the client), of its children (the private broker
+    node, when the bench started one) and of the server side (``pid``'s tree)."""
 
     def __init__(self, server_pid: int) -> None:
         self.pid = server_pid
         self.samples: list[dict[str, float]] = []
 
+    def _now(self) -> tuple[float, float, float]:
+        me = os.getpid()
+        return (
+            cpu_seconds(me, children=False),
+            cpu_seconds(me, own=False) - cpu_seconds(self.pid),  # the node, not the server
+            cpu_seconds(self.pid),
+        )
+
     def start(self) -> None:
-        self._t0 = (cpu_seconds(os.getpid()), cpu_seconds(self.pid))
+        self._t0 = self._now()
 
     def stop(self, n: int) -> None:
-        client, server = cpu_seconds(os.getpid()), cpu_seconds(self.pid)
-        self.samples.append(
-            {
-                "client_ms_per_task": 1000 * (client - self._t0[0]) / n,
-                "server_ms_per_task": 1000 * (server - self._t0[1]) / n,
-            }
-        )
+        now = self._now()
+        keys = ("client_ms_per_task", "broker_ms_per_task", "server_ms_per_task")
+        self.samples.append({k: 1000 * (b - a) / n for k, a, b in zip(keys, self._t0, now)})
 
     def median(self) -> dict[str, float]:
         return {k: round(statistics.median(s[k] for s in self.samples), 4) for k in self.samples[0]}
@@ -311,7 +319,10 @@ def machine() -> dict[str, Any]:
 def render(doc: dict[str, Any]) -> None:
     def cpu(v: dict[str, Any]) -> str:
         c = v.get("cpu")
-        return f"{c['client_ms_per_task']:.3f} / {c['server_ms_per_task']:.3f}" if c else "n/a"
+        if not c:
+            return "n/a"
+        keys = ("client_ms_per_task", "broker_ms_per_task", "server_ms_per_task")
+        return " / ".join(f"{c[k]:.3f}" for k in keys)
 
     rows = [
         (
@@ -340,7 +351,7 @@ def render(doc: dict[str, Any]) -> None:
         return
     title = f"No-op function tasks, {doc['config']['tasks']} per round (median of rounds)"
     table = Table(title=title)
-    for h in ("variant", "tasks/s", "rounds", "CPU ms/task client / server"):
+    for h in ("variant", "tasks/s", "rounds", "CPU ms/task client / broker / server"):
         table.add_column(h, justify="left" if h == "variant" else "right")
     for row in rows:
         table.add_row(*row)

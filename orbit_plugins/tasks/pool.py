@@ -64,6 +64,18 @@ class _Worker:
         )
         self.proc.start()
         child.close()
+        self.ready: deque[dict[str, Any]] = deque()
+        """Outcomes received in a batch and not handed out yet (in task order)."""
+
+    def has_outcome(self, timeout: float | None) -> bool:
+        """An outcome is buffered or arrives within ``timeout`` seconds."""
+        return bool(self.ready) or self.conn.poll(timeout)
+
+    def next_outcome(self) -> dict[str, Any]:
+        """The next outcome (call after :meth:`has_outcome`); raises EOFError/OSError."""
+        if not self.ready:
+            self.ready.extend(self.conn.recv())
+        return dict(self.ready.popleft())
 
     def kill(self) -> None:
         if self.proc.is_alive():
@@ -183,7 +195,7 @@ class WorkerPool:
             job = pending[0]
             waited, ready = 0.0, False
             if done:
-                ready = len(done) < CHUNK_MAX and w.conn.poll(FLUSH_EVERY)
+                ready = len(done) < CHUNK_MAX and w.has_outcome(FLUSH_EVERY)
                 if not ready:
                     self._report(done)  # the next result is slow: report what is done first
                     waited = FLUSH_EVERY
@@ -211,8 +223,8 @@ class WorkerPool:
             self._running[job.uid] = w
         try:
             left = None if job.timeout is None else max(job.timeout - waited, 0.0)
-            if ready or w.conn.poll(left):
-                return dict(w.conn.recv())
+            if ready or w.has_outcome(left):
+                return w.next_outcome()
             w.kill()
             w.proc.join(5)
             return {

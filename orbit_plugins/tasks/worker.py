@@ -2,9 +2,12 @@
 
 Started with the ``spawn`` method, so it shares nothing with the endpoint but the pipe.
 It receives chunks (lists) of ``(kind, target, args, kwargs, max_result)`` tuples and answers
-one dict per task, in order, as each finishes. For ``kind == "pickled_fn"`` the target is the
-cloudpickled function alone and ``args`` the cloudpickled ``(args, kwargs)``: a mapped
-function arrives as the same blob for every task and is unpickled once (cached by blob).
+lists of outcome dicts, in task order: a sender thread sends whatever has finished since its
+last send, so a run of fast tasks costs one pipe message per batch, not per task, while
+the outcome of a task followed by a long one leaves at once. For ``kind == "pickled_fn"``
+the target is the cloudpickled function alone and ``args`` the cloudpickled
+``(args, kwargs)``: a mapped function arrives as the same blob for every task and is
+unpickled once (cached by blob).
 It exits when the pipe closes or its parent (the endpoint) disappears.
 """
 
@@ -14,6 +17,8 @@ import base64
 import importlib
 import json
 import os
+import queue
+import sys
 import threading
 import time
 import traceback
@@ -121,15 +126,43 @@ def _watch_parent(parent: int) -> None:
             os._exit(1)
 
 
+def _send_outcomes(conn: Connection, outbox: queue.SimpleQueue[dict[str, Any] | None]) -> None:
+    """Send finished outcomes in batches, in order, until ``None``."""
+    while True:
+        item = outbox.get()
+        batch: list[dict[str, Any]] = []
+        while item is not None:
+            batch.append(item)
+            try:
+                item = outbox.get_nowait()
+            except queue.Empty:
+                break
+        if batch:
+            try:
+                conn.send(batch)
+            except (OSError, ValueError):
+                return
+        if item is None:
+            return
+
+
 def main(conn: Connection, parent: int) -> None:
     """Worker loop (the target of the spawned process)."""
+    sys.setswitchinterval(0.0005)  # the sender gets the GIL soon after a task ends
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-    while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):
-            return
-        if message is None:
-            return
-        for one in message:
-            conn.send(run_one(one))
+    outbox: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+    sender = threading.Thread(target=_send_outcomes, args=(conn, outbox), daemon=True)
+    sender.start()
+    try:
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                return
+            if message is None:
+                return
+            for one in message:
+                outbox.put(run_one(one))
+    finally:
+        outbox.put(None)
+        sender.join(5)
