@@ -42,7 +42,7 @@ from .schema import (
     UidArgs,
     WaitArgs,
 )
-from .store import TaskStore
+from .store import TaskStore, records_of
 
 EVENT_FIELDS = ("uid", "owner", "state", "exit_code", "error", "exception")
 BATCH_MAX = 1024
@@ -65,6 +65,10 @@ class TasksPlugin(Plugin):
         self._lock = threading.Lock()
         self._active: dict[str, str] = {}
         """uid -> state of tasks this process is responsible for (QUEUED/RUNNING)."""
+        self._owners: dict[str, str] = {}
+        """uid -> owner of the active tasks (their events name it without a query)."""
+        self._collect: dict[str, dict[str, Any]] = {}
+        """uid -> record fields, kept in memory for the ``run_tasks`` call waiting on it."""
         self._finishing: set[str] = set()
         """uids whose final state is being written (no longer active, not yet stored)."""
         self._waiters: dict[str, list[_Waiter]] = {}
@@ -130,7 +134,7 @@ class TasksPlugin(Plugin):
     def _recover(self) -> None:
         for uid, owner, state, raw in self.store.unfinished():
             if state == "RUNNING":
-                self._active[uid] = state
+                self._active[uid], self._owners[uid] = state, owner
                 self._finalize(
                     uid,
                     {
@@ -141,7 +145,7 @@ class TasksPlugin(Plugin):
                     },
                 )
             elif f'"{POOL_MARK}"' in raw:
-                self._active[uid] = state
+                self._active[uid], self._owners[uid] = state, owner
                 self._finalize(
                     uid,
                     {
@@ -152,13 +156,13 @@ class TasksPlugin(Plugin):
                 )
             else:
                 self.ctx.logger.info("re-queueing task %s of %s after restart", uid, owner)
-                self._dispatch(uid, TaskSpec.model_validate_json(raw))
+                self._dispatch(uid, owner, TaskSpec.model_validate_json(raw))
 
     # ------------------------------------------------------------------ state changes
 
-    def _dispatch(self, uid: str, spec: TaskSpec) -> None:
+    def _dispatch(self, uid: str, owner: str, spec: TaskSpec) -> None:
         with self._lock:
-            self._active[uid] = "QUEUED"
+            self._active[uid], self._owners[uid] = "QUEUED", owner
         timeout = spec.timeout or self.cfg.default_timeout
         if spec.kind == "executable":
             task = asyncio.get_running_loop().create_task(self._exec(uid, spec, timeout))
@@ -183,14 +187,19 @@ class TasksPlugin(Plugin):
         """QUEUED → RUNNING for a chunk (any thread); the uids that may run."""
         with self._lock:
             allowed = {u for u in uids if self._active.get(u) == "QUEUED"}
+            started = time.time()
             for uid in allowed:
                 self._active[uid] = "RUNNING"
+                if (entry := self._collect.get(uid)) is not None:
+                    entry.update(state="RUNNING", started=started)
             extra = {"_chunk": True} if len(allowed) > 1 else {}
             self._changes.extend(
-                {"uid": u, "state": "RUNNING", **extra} for u in uids if u in allowed
+                {"uid": u, "owner": self._owners.get(u, ""), "state": "RUNNING", **extra}
+                for u in uids
+                if u in allowed
             )
         if allowed:
-            self.store.set_running(list(allowed), time.time())
+            self.store.set_running(list(allowed), started)
         return allowed
 
     def _on_finish(self, outcomes: list[tuple[str, dict[str, Any]]]) -> None:
@@ -212,24 +221,36 @@ class TasksPlugin(Plugin):
     def _finalize_many(self, results: list[tuple[str, dict[str, Any]]]) -> None:
         """Record final states once (any thread), in one write; wake waiters; queue events."""
         with self._lock:
-            fresh = [(u, r) for u, r in results if self._active.pop(u, None) is not None]
-            self._finishing.update(u for u, _ in fresh)
+            fresh = [
+                (u, r, self._owners.pop(u, ""))
+                for u, r in results
+                if self._active.pop(u, None) is not None
+            ]
+            self._finishing.update(u for u, _, _ in fresh)
         if not fresh:
             return
         now, rows, changes = time.time(), [], []
-        for uid, result in fresh:
+        for uid, result, owner in fresh:
             state = result.pop("state")
             kept = {k: v for k, v in result.items() if v is not None}
             rows.append((uid, state, kept))
             changes.append(
-                {"uid": uid, "state": state, **{k: kept.get(k) for k in EVENT_FIELDS[3:]}}
+                {
+                    "uid": uid,
+                    "owner": owner,
+                    "state": state,
+                    **{k: kept.get(k) for k in EVENT_FIELDS[3:]},
+                }
             )
         self.store.finish(rows, now)
         with self._lock:
             self._changes.extend(changes)
-            self._finishing.difference_update(u for u, _ in fresh)
+            self._finishing.difference_update(u for u, _, _ in fresh)
+            for uid, state, kept in rows:
+                if (entry := self._collect.get(uid)) is not None:
+                    entry.update(kept, state=state, finished=now)
         if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._wake_many, [u for u, _ in fresh])
+            self._loop.call_soon_threadsafe(self._wake_many, [u for u, _, _ in fresh])
 
     def _wake_many(self, uids: list[str]) -> None:
         for uid in uids:
@@ -268,9 +289,6 @@ class TasksPlugin(Plugin):
             changes = [c for c in changes if "_chunk" not in c or latest[c["uid"]] is c]
             for c in changes:
                 c.pop("_chunk", None)
-        owners = self.store.owners(c["uid"] for c in changes)
-        for change in changes:
-            change["owner"] = owners.get(change["uid"], ("", ""))[0]
         if len(changes) == 1:
             self.ctx.emit("task_status", changes[0])
             return
@@ -328,16 +346,16 @@ class TasksPlugin(Plugin):
         return [SubmitResult(uid=u, state=known[u][1] if u in known else "QUEUED") for u in uids]
 
     def _submit(
-        self, tasks: list[TaskSpec], call: Call
+        self, tasks: list[TaskSpec], call: Call, *, collect: bool = False
     ) -> tuple[list[str], dict[str, tuple[str, str]]]:
-        """Store and dispatch the new tasks of a batch; its uids and the already known ones."""
+        """Store and dispatch the new tasks of a batch; its uids and the already known ones.
+
+        ``collect``: keep the new tasks' record fields in memory for the caller, which pops
+        them from ``_collect`` when it is done (``run_tasks``).
+        """
         for spec in tasks:
             self._check_allowed(spec, call.endpoint)
-        specs = [
-            spec if spec.uid else spec.model_copy(update={"uid": f"task.{uuid.uuid4().hex}"})
-            for spec in tasks
-        ]
-        uids = [s.uid for s in specs if s.uid is not None]
+        uids = [spec.uid or f"task.{uuid.uuid4().hex}" for spec in tasks]
         if len(set(uids)) != len(uids):
             raise Conflict("a batch names the same task uid twice")
         known = self.store.owners(uids)
@@ -348,16 +366,23 @@ class TasksPlugin(Plugin):
                 {"uids": foreign[:100]},
             )
         now = time.time()
-        fresh = [s for s in specs if s.uid not in known]
+        fresh = [(u, s) for u, s in zip(uids, tasks, strict=True) if u not in known]
         self.store.insert(
-            [
-                (s.uid or "", call.user, s.kind, s.model_dump_json(exclude_none=True), now)
-                for s in fresh
-            ]
+            [(u, call.user, s.kind, s.model_dump_json(exclude_none=True), now) for u, s in fresh]
         )
-        for spec in fresh:
-            assert spec.uid is not None
-            self._dispatch(spec.uid, spec)
+        if collect:
+            with self._lock:
+                for uid, spec in fresh:
+                    self._collect[uid] = {
+                        "uid": uid,
+                        "owner": call.user,
+                        "kind": spec.kind,
+                        "state": "QUEUED",
+                        "submitted": now,
+                        "metadata": spec.metadata,
+                    }
+        for uid, spec in fresh:
+            self._dispatch(uid, call.user, spec)
         return uids, known
 
     @operation(idempotent=True)
@@ -371,8 +396,19 @@ class TasksPlugin(Plugin):
             tasks = [
                 t.model_copy(update={"metadata": {**t.metadata, POOL_MARK: True}}) for t in tasks
             ]
-        uids, _ = self._submit(tasks, call)  # all the caller's: _submit refuses others'
-        records = await self._wait(uids, self._limit(None, call))
+        uids: list[str] = []
+        try:
+            # all the caller's: _submit refuses others'
+            uids, _ = self._submit(tasks, call, collect=True)
+            await self._wait(uids, self._limit(None, call))
+        finally:
+            with self._lock:
+                collected = {u: self._collect.pop(u) for u in uids if u in self._collect}
+        final = [collected[u] for u in uids if collected.get(u, {}).get("state") in FINAL_STATES]
+        records = {r.uid: r for r in records_of(final)}
+        rest = [u for u in uids if u not in records]
+        if rest:  # known before this call, or not final yet: as stored
+            records.update(self.store.get_many(rest))
         return [records[u] for u in uids]
 
     @operation(idempotent=True)
@@ -381,7 +417,8 @@ class TasksPlugin(Plugin):
         records = self._owned(args.uids, call)
         pending = [u for u in args.uids if records[u].state not in FINAL_STATES]
         if pending:
-            records.update(await self._wait(pending, self._limit(args.timeout, call)))
+            await self._wait(pending, self._limit(args.timeout, call))
+            records.update(self.store.get_many(pending))
         return [records[u] for u in args.uids]
 
     @staticmethod
@@ -391,8 +428,8 @@ class TasksPlugin(Plugin):
             return left if timeout is None else min(timeout, left)
         return timeout
 
-    async def _wait(self, uids: list[str], limit: float | None) -> dict[str, TaskRecord]:
-        """Wait until ``uids`` are final or ``limit`` passes; their records (one read)."""
+    async def _wait(self, uids: list[str], limit: float | None) -> None:
+        """Wait until ``uids`` are final or ``limit`` passes."""
         with self._lock:
             pending = [u for u in uids if u in self._active or u in self._finishing]
         if pending and limit != 0:
@@ -412,7 +449,6 @@ class TasksPlugin(Plugin):
                         waiters.remove(waiter)
                         if not waiters:
                             del self._waiters[uid]
-        return self.store.get_many(uids)
 
     @operation(idempotent=True)
     async def get_task(self, args: UidArgs, call: Call) -> TaskRecord:

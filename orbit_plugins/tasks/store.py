@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import orjson
 from pydantic import TypeAdapter
 
 from .schema import TaskRecord
@@ -40,9 +41,16 @@ _RECORDS: TypeAdapter[list[TaskRecord]] = TypeAdapter(list[TaskRecord])
 _FIELDS = frozenset(TaskRecord.model_fields)
 
 
+def _dumps(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # e.g. integers beyond 64 bits
+        return json.dumps(value)
+
+
 def _fields(row: Row) -> dict[str, Any]:
     uid, owner, kind, state, spec, submitted, started, finished, result = row
-    fields: dict[str, Any] = json.loads(result) if result else {}
+    fields: dict[str, Any] = orjson.loads(result) if result else {}
     if not fields.keys() <= _FIELDS:  # keep the record's fields only, as before
         fields = {k: v for k, v in fields.items() if k in _FIELDS}
     fields.update(
@@ -53,7 +61,7 @@ def _fields(row: Row) -> dict[str, Any]:
         submitted=submitted,
         started=started,
         finished=finished,
-        metadata=json.loads(spec).get("metadata", {}) if '"metadata"' in spec else {},
+        metadata=orjson.loads(spec).get("metadata", {}) if '"metadata"' in spec else {},
     )
     return fields
 
@@ -62,6 +70,13 @@ def to_records(rows: list[Row]) -> list[TaskRecord]:
     """Records of rows, validated in one call (pydantic-core: faster than ``model_construct``
     per row)."""
     return _RECORDS.validate_python([_fields(row) for row in rows])
+
+
+def records_of(fields: list[dict[str, Any]]) -> list[TaskRecord]:
+    """Records of in-memory field dicts (extra keys dropped), validated in one call."""
+    return _RECORDS.validate_python(
+        [f if f.keys() <= _FIELDS else {k: v for k, v in f.items() if k in _FIELDS} for f in fields]
+    )
 
 
 class TaskStore:
@@ -116,7 +131,7 @@ class TaskStore:
 
     def finish(self, rows: list[tuple[str, str, dict[str, Any]]], finished: float) -> None:
         """Record ``(uid, state, result_fields)`` final states, in one transaction."""
-        params = [(state, finished, json.dumps(result), uid) for uid, state, result in rows]
+        params = [(state, finished, _dumps(result), uid) for uid, state, result in rows]
         with self._lock:
             self._db.execute("BEGIN")
             self._db.executemany(
