@@ -5,6 +5,6 @@ Layering: imports ``orbit_protocol`` only. Each plugin lives in its own sub-pack
 ``plugin.py`` (the handlers, loaded by endpoints through the ``orbit.plugins`` entry points).
 """
 
-from .base import Call, NoArgs, OperationSpec, Plugin, PluginContext, operation
+from .base import Call, NoArgs, OperationSpec, Plugin, PluginContext, Prepared, operation
 
-__all__ = ["Call", "NoArgs", "OperationSpec", "Plugin", "PluginContext", "operation"]
+__all__ = ["Call", "NoArgs", "OperationSpec", "Plugin", "PluginContext", "Prepared", "operation"]

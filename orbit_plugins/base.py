@@ -21,7 +21,7 @@ import threading
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, TypeVar, overload, runtime_checkable
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, overload, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
@@ -83,6 +83,21 @@ class PluginContext(Protocol):
 
 R = TypeVar("R")
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+
+class Prepared(Generic[T]):
+    """A result already in its JSON form (``-> Prepared[list[TaskRecord]]``).
+
+    The operation's schema is still ``T``, but the endpoint sends ``value`` as it is,
+    without validating or serializing it: for large results that the plugin builds from
+    data it holds itself (FastAPI's analogue is returning a ``Response``).
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
 
 
 @dataclass(frozen=True)
@@ -169,6 +184,8 @@ def _build_spec(func: Callable[..., Any], options: dict[str, Any]) -> OperationS
                 "with a pydantic model (the arguments) or Call"
             )
     result = hints.get("return", Any)
+    if typing.get_origin(result) is Prepared or result is Prepared:
+        result = (typing.get_args(result) or (Any,))[0]
     return OperationSpec(
         name=options["name"] or func.__name__,
         func=func,
@@ -243,7 +260,17 @@ class Plugin:
             result = await bound(*params)
         else:
             result = await asyncio.to_thread(bound, *params)
+        if isinstance(result, Prepared):
+            return result.value
         return spec.result_adapter.dump_python(result, mode="json")
 
 
-__all__ = ["Call", "NoArgs", "OperationSpec", "Plugin", "PluginContext", "operation"]
+__all__ = [
+    "Call",
+    "NoArgs",
+    "OperationSpec",
+    "Plugin",
+    "PluginContext",
+    "Prepared",
+    "operation",
+]

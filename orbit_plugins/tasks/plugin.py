@@ -23,7 +23,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from orbit_plugins.base import Call, Plugin, PluginContext, operation
+from orbit_plugins.base import Call, Plugin, PluginContext, Prepared, operation
 from orbit_protocol import Conflict, NotAuthorized, NotFound
 
 from .execs import kill_group, run_executable
@@ -42,7 +42,7 @@ from .schema import (
     UidArgs,
     WaitArgs,
 )
-from .store import TaskStore, records_of
+from .store import TaskStore, record_json
 
 EVENT_FIELDS = ("uid", "owner", "state", "exit_code", "error", "exception")
 BATCH_MAX = 1024
@@ -386,7 +386,7 @@ class TasksPlugin(Plugin):
         return uids, known
 
     @operation(idempotent=True)
-    async def run_tasks(self, args: RunArgs, call: Call) -> list[TaskRecord]:
+    async def run_tasks(self, args: RunArgs, call: Call) -> Prepared[list[TaskRecord]]:
         """Run a batch and answer with the final records, in order (``OrbitExecutor.map``
         and pools use it: no events, no fetch). With ``pool`` the tasks carry
         ``metadata["orbit.pool"]`` and are not re-run here after a restart (the pool
@@ -404,12 +404,17 @@ class TasksPlugin(Plugin):
         finally:
             with self._lock:
                 collected = {u: self._collect.pop(u) for u in uids if u in self._collect}
-        final = [collected[u] for u in uids if collected.get(u, {}).get("state") in FINAL_STATES]
-        records = {r.uid: r for r in records_of(final)}
+        # records built here from what this process recorded: sent without re-validation
+        records = {
+            u: record_json(fields)
+            for u, fields in collected.items()
+            if fields.get("state") in FINAL_STATES
+        }
         rest = [u for u in uids if u not in records]
         if rest:  # known before this call, or not final yet: as stored
-            records.update(self.store.get_many(rest))
-        return [records[u] for u in uids]
+            stored = self.store.get_many(rest)
+            records.update((u, r.model_dump(mode="json")) for u, r in stored.items())
+        return Prepared([records[u] for u in uids])
 
     @operation(idempotent=True)
     async def wait_tasks(self, args: WaitArgs, call: Call) -> list[TaskRecord]:

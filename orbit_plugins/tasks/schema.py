@@ -55,8 +55,13 @@ class TaskSpec(_Model):
 
     @model_validator(mode="after")
     def _one_kind(self) -> TaskSpec:
-        given = [k for k in ("executable", "function", "pickled") if getattr(self, k) is not None]
-        if len(given) != 1:
+        count = (
+            (self.executable is not None) + (self.function is not None) + (self.pickled is not None)
+        )
+        if count != 1:  # the message needs the list; the common case skips building it
+            given = [
+                k for k in ("executable", "function", "pickled") if getattr(self, k) is not None
+            ]
             raise ValueError(
                 "a task needs exactly one of executable, function, pickled"
                 f" (got {', '.join(given) or 'none'})"

@@ -72,11 +72,18 @@ def to_records(rows: list[Row]) -> list[TaskRecord]:
     return _RECORDS.validate_python([_fields(row) for row in rows])
 
 
-def records_of(fields: list[dict[str, Any]]) -> list[TaskRecord]:
-    """Records of in-memory field dicts (extra keys dropped), validated in one call."""
-    return _RECORDS.validate_python(
-        [f if f.keys() <= _FIELDS else {k: v for k, v in f.items() if k in _FIELDS} for f in fields]
-    )
+_TEMPLATE: dict[str, Any] = {
+    name: (None if info.is_required() else info.get_default(call_default_factory=True))
+    for name, info in TaskRecord.model_fields.items()
+}
+
+
+def record_json(fields: dict[str, Any]) -> dict[str, Any]:
+    """The JSON form of a :class:`TaskRecord` from fields this plugin recorded itself (all
+    JSON values already): every field, in order, defaults filled, unknown keys dropped."""
+    record = dict(_TEMPLATE)
+    record.update((k, v) for k, v in fields.items() if k in _FIELDS)
+    return record
 
 
 class TaskStore:

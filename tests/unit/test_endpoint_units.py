@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from orbit_endpoint.dispatcher import Dispatcher
 from orbit_endpoint.journal import Journal, args_digest
 from orbit_endpoint.registry import LoadedPlugin, load
-from orbit_plugins import Call, Plugin, operation
+from orbit_plugins import Call, Plugin, Prepared, operation
 from orbit_protocol import ErrorCode, Request
 from tests.testkit.plugin import KitPlugin
 
@@ -110,6 +110,21 @@ def test_operation_schemas() -> None:
     assert spec.idempotent and spec.doc == "Double n."
     assert spec.json_schemas()["args"]["required"] == ["n"]
     assert spec.json_schemas()["result"] == {"type": "integer"}
+
+
+async def test_a_prepared_result_keeps_its_schema_and_is_sent_as_is() -> None:
+    class P(Plugin):
+        name = "p"
+
+        @operation(idempotent=True)
+        async def numbers(self, args: Args) -> Prepared[list[int]]:
+            """Numbers already in JSON form."""
+            return Prepared(list(range(args.n)))
+
+    spec = P.operations()["numbers"]
+    assert spec.json_schemas()["result"] == {"items": {"type": "integer"}, "type": "array"}
+    call = Call("r", "u", "ep")
+    assert await P().invoke(spec, Args(n=3), call) == [0, 1, 2]
 
 
 def test_registry_records_failures() -> None:

@@ -16,7 +16,15 @@ from orbit_client.tasks import (
 )
 from orbit_plugins.base import Call
 from orbit_plugins.tasks.plugin import TasksPlugin
-from orbit_plugins.tasks.schema import ListArgs, SubmitArgs, TaskSpec, UidArgs, WaitArgs
+from orbit_plugins.tasks.schema import (
+    ListArgs,
+    SubmitArgs,
+    TaskRecord,
+    TaskSpec,
+    UidArgs,
+    WaitArgs,
+)
+from orbit_plugins.tasks.store import record_json
 from orbit_plugins.testing import FakeContext
 from orbit_protocol import Conflict, NotFound
 
@@ -172,3 +180,23 @@ def test_map_slots_keep_order_raise_and_time_out() -> None:
     with pytest.raises(TimeoutError):
         list(waiting.results(time.monotonic() + 0.2))
     assert time.monotonic() - started < 5
+
+
+def test_record_json_is_the_json_form_of_a_valid_record() -> None:
+    fields = {
+        "uid": "t1",
+        "owner": "alice",
+        "kind": "pickled",
+        "state": "DONE",
+        "submitted": 1.5,
+        "started": 2.0,
+        "finished": 2.5,
+        "metadata": {"k": [1, "x"]},
+        "return_value": "gASVBAAAAAAAAABOLg==",
+        "return_encoding": "cloudpickle",
+        "ok": True,  # not a record field: dropped
+    }
+    record = record_json(fields)
+    assert "ok" not in record
+    assert record == TaskRecord.model_validate(record).model_dump(mode="json")
+    assert list(record) == list(TaskRecord.model_fields)  # every field, in schema order
