@@ -202,12 +202,13 @@ class Cpu:
         self.pid = server_pid
         self.samples: list[dict[str, float]] = []
 
-    def _now(self) -> tuple[float, float, float]:
+    def _now(self) -> tuple[float, float, float, float]:
         me = os.getpid()
         return (
             cpu_seconds(me, children=False),
             cpu_seconds(me, own=False) - cpu_seconds(self.pid),  # the node, not the server
             cpu_seconds(self.pid),
+            cpu_seconds(self.pid, own=False),  # of that: the server's worker processes
         )
 
     def start(self) -> None:
@@ -215,8 +216,14 @@ class Cpu:
 
     def stop(self, n: int) -> None:
         now = self._now()
-        keys = ("client_ms_per_task", "broker_ms_per_task", "server_ms_per_task")
-        self.samples.append({k: 1000 * (b - a) / n for k, a, b in zip(keys, self._t0, now)})
+        keys = (
+            "client_ms_per_task",
+            "broker_ms_per_task",
+            "server_ms_per_task",
+            "server_workers_ms_per_task",
+        )
+        pairs = zip(keys, self._t0, now, strict=True)
+        self.samples.append({k: 1000 * (b - a) / n for k, a, b in pairs})
 
     def median(self) -> dict[str, float]:
         return {k: round(statistics.median(s[k] for s in self.samples), 4) for k in self.samples[0]}
@@ -322,7 +329,9 @@ def render(doc: dict[str, Any]) -> None:
         if not c:
             return "n/a"
         keys = ("client_ms_per_task", "broker_ms_per_task", "server_ms_per_task")
-        return " / ".join(f"{c[k]:.3f}" for k in keys)
+        text = " / ".join(f"{c[k]:.3f}" for k in keys)
+        workers = c.get("server_workers_ms_per_task")
+        return text if workers is None else f"{text} ({workers:.3f} in workers)"
 
     rows = [
         (
@@ -351,7 +360,8 @@ def render(doc: dict[str, Any]) -> None:
         return
     title = f"No-op function tasks, {doc['config']['tasks']} per round (median of rounds)"
     table = Table(title=title)
-    for h in ("variant", "tasks/s", "rounds", "CPU ms/task client / broker / server"):
+    cpu_head = "CPU ms/task client / broker / server (of it in workers)"
+    for h in ("variant", "tasks/s", "rounds", cpu_head):
         table.add_column(h, justify="left" if h == "variant" else "right")
     for row in rows:
         table.add_row(*row)

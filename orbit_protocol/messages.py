@@ -41,8 +41,8 @@ class _Body(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     def to_bytes(self) -> bytes:
-        """Compact UTF-8 JSON, as published."""
-        return dumps(self.model_dump())
+        """Compact UTF-8 JSON, as published (fields as they are: no deep copy first)."""
+        return dumps(dict(self))
 
 
 class Request(_Body):

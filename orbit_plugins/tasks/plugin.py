@@ -156,28 +156,34 @@ class TasksPlugin(Plugin):
                 )
             else:
                 self.ctx.logger.info("re-queueing task %s of %s after restart", uid, owner)
-                self._dispatch(uid, owner, TaskSpec.model_validate_json(raw))
+                self._dispatch(owner, [(uid, TaskSpec.model_validate_json(raw))])
 
     # ------------------------------------------------------------------ state changes
 
-    def _dispatch(self, uid: str, owner: str, spec: TaskSpec) -> None:
-        with self._lock:
-            self._active[uid], self._owners[uid] = "QUEUED", owner
-        timeout = spec.timeout or self.cfg.default_timeout
-        if spec.kind == "executable":
-            task = asyncio.get_running_loop().create_task(self._exec(uid, spec, timeout))
-            self._exec_tasks[uid] = task
-            task.add_done_callback(lambda _: self._exec_tasks.pop(uid, None))
-            return
-        assert self._pool is not None
-        if spec.kind == "function":
-            message: tuple[Any, ...] = ("function", spec.function, spec.args, spec.kwargs)
-        elif spec.pickled_args is not None:
-            message = ("pickled_fn", spec.pickled, spec.pickled_args, {})
-        else:
-            message = ("pickled", spec.pickled, [], {})
-        message += (self._max_result,)
-        self._pool.submit(Job(uid, message, timeout))
+    def _dispatch(self, owner: str, tasks: list[tuple[str, TaskSpec]]) -> None:
+        """Hand ``(uid, spec)`` tasks of ``owner`` to the worker pool or start them."""
+        with self._lock:  # once per batch: the feeder threads take this lock too
+            for uid, _ in tasks:
+                self._active[uid], self._owners[uid] = "QUEUED", owner
+        pool, default_timeout, max_result = self._pool, self.cfg.default_timeout, self._max_result
+        for uid, spec in tasks:
+            timeout = spec.timeout or default_timeout
+            if spec.executable is not None:
+                self._start_exec(uid, spec, timeout)
+                continue
+            assert pool is not None
+            if spec.function is not None:
+                message: tuple[Any, ...] = ("function", spec.function, spec.args, spec.kwargs)
+            elif spec.pickled_args is not None:
+                message = ("pickled_fn", spec.pickled, spec.pickled_args, {})
+            else:
+                message = ("pickled", spec.pickled, [], {})
+            pool.submit(Job(uid, (*message, max_result), timeout))
+
+    def _start_exec(self, uid: str, spec: TaskSpec, timeout: float | None) -> None:
+        task = asyncio.get_running_loop().create_task(self._exec(uid, spec, timeout))
+        self._exec_tasks[uid] = task
+        task.add_done_callback(lambda _: self._exec_tasks.pop(uid, None))
 
     def _on_start(self, uid: str) -> bool:
         """QUEUED → RUNNING (any thread); False when the task is no longer queued."""
@@ -381,8 +387,7 @@ class TasksPlugin(Plugin):
                         "submitted": now,
                         "metadata": spec.metadata,
                     }
-        for uid, spec in fresh:
-            self._dispatch(uid, call.user, spec)
+        self._dispatch(call.user, fresh)
         return uids, known
 
     @operation(idempotent=True)

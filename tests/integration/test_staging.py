@@ -188,7 +188,7 @@ async def test_a_download_of_a_file_changed_meanwhile_fails_and_leaves_nothing(
             src.write_bytes(os.urandom(6 * MiB))
             os.utime(src, (time.time() + 5, time.time() + 5))
 
-    with pytest.raises(Conflict, match="changed during the download|checksum mismatch"):
+    with pytest.raises(Conflict, match=r"changed during the download|checksum mismatch"):
         await download(
             client, "stage", str(src), tmp_path / "c.bin", progress=rewrite, parallel=1
         )  # one chunk at a time: the chunks after the first come from the new bytes
