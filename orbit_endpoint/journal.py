@@ -22,6 +22,8 @@ import orjson
 import xxhash
 from pydantic_core import to_json
 
+from orbit_plugins.storage import WalDatabase
+
 State = Literal["accepted", "done", "replied"]
 
 _SCHEMA = """
@@ -133,14 +135,13 @@ class Journal:
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._wal = WalDatabase(path)  # durable across process crashes; checkpoints off-loop
+        self._db = self._wal.conn
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
-        self._db.close()
+        self._wal.close()
 
     def get(self, user: str, key: str) -> Entry | None:
         row = self._db.execute(

@@ -7,7 +7,6 @@ and, once final, its result fields as JSON. Thread-safe (one connection, one loc
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter
 
+from ..storage import WalDatabase
 from .schema import TaskRecord
 
 _SCHEMA = """
@@ -93,15 +93,14 @@ class TaskStore:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._wal = WalDatabase(path)
+        self._db = self._wal.conn
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            self._wal.close()
 
     def insert(self, rows: list[tuple[str, str, str, str, float]]) -> None:
         """Insert new ``(uid, owner, kind, spec_json, submitted)`` rows as QUEUED."""
