@@ -19,6 +19,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
@@ -158,52 +159,59 @@ async def upload(
     # the file's SHA-256 is computed while the chunks flow and given to put_commit
     digest = asyncio.ensure_future(asyncio.to_thread(sha256_of, source, stop))
     try:
-        return await _send_file(
-            client, endpoint, source, remote, size, identity, digest,
-            overwrite=overwrite, progress=progress, chunk_size=chunk_size,
-            parallel=parallel, resume=resume,
-        )  # fmt: skip
+        job = _Transfer(client, endpoint, overwrite, progress, chunk_size, parallel, resume)
+        return await _send_file(job, source, remote, size, identity, digest)
     finally:
         stop.set()
         await asyncio.gather(digest, return_exceptions=True)
 
 
+@dataclass(frozen=True)
+class _Transfer:
+    """Who moves a file, and how (the options of :func:`upload` / :func:`download`)."""
+
+    client: AsyncOrbitClient
+    endpoint: str
+    overwrite: bool
+    progress: Progress | None
+    chunk_size: int
+    parallel: int
+    resume: bool
+
+    async def call(self, operation: str, **args: Any) -> Any:
+        return await self.client.call(self.endpoint, operation, **args)
+
+    def notify(self, done: int, total: int) -> None:
+        _notify(self.progress, done, total)
+
+
 async def _send_file(
-    client: AsyncOrbitClient,
-    endpoint: str,
+    job: _Transfer,
     source: Path,
     remote: str,
     size: int,
     identity: str,
     digest: asyncio.Future[str],
-    *,
-    overwrite: bool,
-    progress: Progress | None,
-    chunk_size: int,
-    parallel: int,
-    resume: bool,
 ) -> dict[str, Any]:
-    session = await client.call(
-        endpoint,
+    session = await job.call(
         "staging.put_begin",
         path=remote,
         size=size,
         source=identity,
-        overwrite=overwrite,
-        resume=resume,
+        overwrite=job.overwrite,
+        resume=job.resume,
     )
     upload_id: str = session["upload_id"]
-    chunk_size = min(chunk_size, int(session["max_chunk"]))
+    chunk_size = min(job.chunk_size, int(session["max_chunk"]))
     received = [(int(lo), int(hi)) for lo, hi in session["received"]]
     resumed = done = int(session["received_bytes"])
-    _notify(progress, done, size)
+    job.notify(done, size)
     fd = os.open(source, os.O_RDONLY)
 
     async def send(offset: int, length: int) -> None:
         nonlocal done
         data = await asyncio.to_thread(os.pread, fd, length, offset)
-        await client.call(
-            endpoint,
+        await job.call(
             "staging.put_chunk",
             upload_id=upload_id,
             offset=offset,
@@ -211,14 +219,14 @@ async def _send_file(
             idempotency_key=f"{upload_id}:{offset}:{length}",
         )
         done += length
-        _notify(progress, done, size)
+        job.notify(done, size)
 
     try:
-        await _run_bounded(chunks(gaps_of(received, size), chunk_size), parallel, send)
+        await _run_bounded(chunks(gaps_of(received, size), chunk_size), job.parallel, send)
     finally:
         os.close(fd)
-    result: dict[str, Any] = await client.call(
-        endpoint, "staging.put_commit", upload_id=upload_id, sha256=await digest
+    result: dict[str, Any] = await job.call(
+        "staging.put_commit", upload_id=upload_id, sha256=await digest
     )
     return result | {"resumed": resumed}
 
@@ -285,11 +293,8 @@ async def download(
         client.call(endpoint, "staging.stat", path=info["path"], checksum=True)
     )
     try:
-        return await _fetch_file(
-            client, endpoint, info, target, remote_digest,
-            overwrite=overwrite, progress=progress, chunk_size=chunk_size,
-            parallel=parallel, resume=resume,
-        )  # fmt: skip
+        job = _Transfer(client, endpoint, overwrite, progress, chunk_size, parallel, resume)
+        return await _fetch_file(job, info, target, remote_digest)
     finally:
         if not remote_digest.done():
             remote_digest.cancel()
@@ -297,33 +302,22 @@ async def download(
 
 
 async def _fetch_file(
-    client: AsyncOrbitClient,
-    endpoint: str,
-    info: dict[str, Any],
-    target: Path,
-    remote_digest: asyncio.Task[Any],
-    *,
-    overwrite: bool,
-    progress: Progress | None,
-    chunk_size: int,
-    parallel: int,
-    resume: bool,
+    job: _Transfer, info: dict[str, Any], target: Path, remote_digest: asyncio.Task[Any]
 ) -> dict[str, Any]:
     remote, size = info["path"], int(info["size"])
     await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
     part = _PartRecord(target, info)
-    if not resume:
+    if not job.resume:
         part.drop()
     resumed = done = await asyncio.to_thread(part.load)
-    _notify(progress, done, size)
+    job.notify(done, size)
     download_id = uuid.uuid4().hex  # names this download in the endpoint's progress events
-    running = _InOrderHash(limit=4 * max(1, parallel)) if not resumed else None
+    running = _InOrderHash(limit=4 * max(1, job.parallel)) if not resumed else None
     fd = os.open(part.part, os.O_WRONLY)
 
     async def fetch(offset: int, length: int) -> None:
         nonlocal done
-        chunk = await client.call(
-            endpoint,
+        chunk = await job.call(
             "staging.get_chunk",
             path=remote,
             offset=offset,
@@ -338,13 +332,13 @@ async def _fetch_file(
         part.received = merge(part.received, offset, offset + length)
         part.save()  # small, and in order: never two writers of the record
         done += length
-        _notify(progress, done, size)
+        job.notify(done, size)
         if running is not None:
             await running.add(offset, data)
 
     try:
         gaps = gaps_of(part.received, size)
-        await _run_bounded(chunks(gaps, chunk_size), parallel, fetch)
+        await _run_bounded(chunks(gaps, job.chunk_size), job.parallel, fetch)
         await asyncio.to_thread(os.fsync, fd)
     finally:
         os.close(fd)
@@ -363,7 +357,7 @@ async def _fetch_file(
             " the partial download was discarded",
             {"expected": expected["sha256"], "actual": digest},
         )
-    await asyncio.to_thread(_check_target, target, overwrite)
+    await asyncio.to_thread(_check_target, target, job.overwrite)
     os.replace(part.part, target)
     await asyncio.to_thread(part.record.unlink, missing_ok=True)
     return {"path": str(target), "size": size, "sha256": digest, "resumed": resumed}

@@ -6,9 +6,9 @@ in chunks (``data``); offsets and sizes are raw bytes. Byte ranges are ``[start,
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 MiB = 1024 * 1024
 DEFAULT_CHUNK = MiB
@@ -17,7 +17,8 @@ MAX_CHUNK = 2 * MiB
 
 EntryType = Literal["file", "dir", "link", "other"]
 Range = tuple[int, int]
-_SHA256 = r"^[0-9a-f]{64}$"
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+"""A SHA-256 digest, lower-case hex."""
 
 
 class _Model(BaseModel):
@@ -61,9 +62,8 @@ class RemoveArgs(PathArgs):
 
 class PutBeginArgs(PathArgs):
     size: int = Field(ge=0, description="Size of the whole file in bytes.")
-    sha256: str | None = Field(
+    sha256: Sha256 | None = Field(
         default=None,
-        pattern=_SHA256,
         description="SHA-256 of the whole file; may instead be given to put_commit, so the"
         " client can hash while it sends.",
     )
@@ -92,9 +92,8 @@ class UploadRef(_Model):
 
 
 class PutCommitArgs(UploadRef):
-    sha256: str | None = Field(
+    sha256: Sha256 | None = Field(
         default=None,
-        pattern=_SHA256,
         description="SHA-256 of the whole file, when put_begin did not give it (must match"
         " when it did).",
     )
