@@ -26,6 +26,7 @@ from typing import Any
 from orbit_plugins.base import Call, Plugin, PluginContext, Prepared, operation
 from orbit_protocol import Conflict, NotAuthorized, NotFound
 
+from . import rhapsody_backend
 from .execs import kill_group, run_executable
 from .pool import Job, WorkerPool
 from .schema import (
@@ -60,7 +61,7 @@ class TasksPlugin(Plugin):
     def __init__(self, settings: dict[str, object] | None = None) -> None:
         super().__init__(settings)
         self._store: TaskStore | None = None
-        self._pool: WorkerPool | None = None
+        self._pool: WorkerPool | rhapsody_backend.RhapsodyPool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
         self._active: dict[str, str] = {}
@@ -96,6 +97,12 @@ class TasksPlugin(Plugin):
 
     async def setup(self, ctx: PluginContext) -> None:
         await super().setup(ctx)
+        if self.cfg.backend == "rhapsody":  # raises, naming what to install: plugin unavailable
+            version = rhapsody_backend.check(self.cfg.rhapsody_backend)
+            vars(self)["description"] = (  # shown by orbit.describe
+                f"{self.description} Function tasks run on rhapsody-py {version}"
+                f" ({self.cfg.rhapsody_backend!r} backend, process pool)."
+            )
         self._store = TaskStore(Path(ctx.state_dir) / "tasks.sqlite")
 
     async def start(self) -> None:
@@ -104,7 +111,16 @@ class TasksPlugin(Plugin):
         cores = os.cpu_count() or 1
         self._exec_slots = asyncio.Semaphore(self.cfg.max_processes or cores)
         self._max_result = self.cfg.max_result
-        self._pool = WorkerPool(self.cfg.workers or cores, self._on_start_many, self._on_finish)
+        if self.cfg.backend == "rhapsody":
+            self._pool = rhapsody_backend.RhapsodyPool(
+                self.cfg.workers or cores,
+                self._on_start_many,
+                self._on_finish,
+                work_dir=str(Path(self.ctx.state_dir) / "rhapsody"),
+                backend=self.cfg.rhapsody_backend,
+            )
+        else:
+            self._pool = WorkerPool(self.cfg.workers or cores, self._on_start_many, self._on_finish)
         self._notifier = asyncio.create_task(self._notify_loop(), name="tasks-notify")
         self._recover()
 

@@ -187,6 +187,18 @@ class TasksSettings(_Model):
         default=1 << 20, ge=1024, description="Bytes of an encoded return value kept."
     )
     default_timeout: float | None = Field(default=None, gt=0)
+    backend: Literal["local", "rhapsody"] = Field(
+        default="local",
+        description="Where function tasks run: 'local' (Orbit's own worker subprocesses) or"
+        " 'rhapsody' (rhapsody-py's process pool; needs `pip install rhapsody-py`, else the"
+        " plugin is unavailable with that message). Executables always run as the endpoint's"
+        " own child processes.",
+    )
+    rhapsody_backend: str = Field(
+        default="concurrent",
+        description="rhapsody backend for backend='rhapsody': only 'concurrent' (run on a"
+        " process pool of `workers` processes) is supported; others are refused at setup.",
+    )
 
 
 __all__ = [
