@@ -30,6 +30,18 @@ def hash_range(digest: Any, fd: int, start: int, end: int) -> None:
         offset += len(block)
 
 
+def _feed(digest: Any, fd: int, start: int, end: int, chunk: tuple[int, bytes] | None) -> None:
+    """``[start, end)`` into ``digest``: from ``chunk`` (offset, bytes) where it covers the
+    start (the chunk that just landed: no read-back), the rest from ``fd``."""
+    if chunk is not None:
+        offset, data = chunk
+        if offset <= start < offset + len(data):
+            take = min(end, offset + len(data)) - start
+            digest.update(memoryview(data)[start - offset : start - offset + take])
+            start += take
+    hash_range(digest, fd, start, end)
+
+
 def fd_sha256(fd: int) -> str:
     """SHA-256 of an open file from its start."""
     digest = hashlib.sha256()
@@ -47,17 +59,31 @@ class PrefixHash:
     claimed: int = 0
     """A thread is hashing up to here (``>= end``)."""
     generation: int = 0
+    writes: int = 0
+    """Chunks confirmed so far (tells whether a chunk is still the last write)."""
     worker: threading.Lock = field(default_factory=threading.Lock, repr=False)
     """Held by the one thread that advances (or finishes) the hash."""
 
     def written(self, start: int) -> None:
         """A chunk at ``start`` was confirmed (session lock held): reset if it is a re-write."""
+        self.writes += 1
         if start < self.claimed:
             self.digest, self.end, self.claimed = hashlib.sha256(), 0, 0
             self.generation += 1
 
-    def advance(self, lock: threading.Lock, prefix_end: Any, fd: int) -> None:
+    def advance(
+        self,
+        lock: threading.Lock,
+        prefix_end: Any,
+        fd: int,
+        chunk: tuple[int, bytes, int] | None = None,
+    ) -> None:
         """Hash up to ``prefix_end()`` (read under ``lock``); skip if another thread does it.
+
+        ``chunk``: the ``(offset, bytes, writes)`` just written and the ``writes`` count right
+        after it was confirmed: hashed from memory where it extends the prefix (in-order
+        chunks are never read back), unless another chunk was confirmed since (then the
+        file is read: it may hold that other write).
 
         A chunk that lands while the worker hashes may be left for the commit to hash: a
         cost, never a wrong digest.
@@ -72,7 +98,9 @@ class PrefixHash:
                         return
                     start, generation, work = self.end, self.generation, self.digest.copy()
                     self.claimed = target
-                hash_range(work, fd, start, target)
+                    mine = chunk[:2] if chunk is not None and chunk[2] == self.writes else None
+                _feed(work, fd, start, target, mine)
+                chunk = None  # once: later rounds of the loop read what other chunks wrote
                 with lock:
                     if generation != self.generation:
                         return

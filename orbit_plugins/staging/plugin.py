@@ -264,8 +264,9 @@ class StagingPlugin(Plugin):
             with session.lock:
                 self.store.record(session, args.offset, end)
                 self._progress(session, done=False)
-                received = info.received_bytes
-            session.prefix.advance(session.lock, session.confirmed_prefix, fd)
+                received, writes = info.received_bytes, session.prefix.writes
+            chunk = (args.offset, data, writes)
+            session.prefix.advance(session.lock, session.confirmed_prefix, fd, chunk)
         finally:
             os.close(fd)
         return ChunkAck(

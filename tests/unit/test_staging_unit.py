@@ -5,12 +5,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import threading
 from pathlib import Path
 
 import pytest
 
 from orbit_client.staging import chunks, gaps_of, merge
 from orbit_plugins.base import Call
+from orbit_plugins.staging.digest import PrefixHash
 from orbit_plugins.staging.paths import PathPolicy
 from orbit_plugins.staging.plugin import StagingPlugin
 from orbit_plugins.staging.schema import (
@@ -257,3 +259,25 @@ def test_the_sha256_may_come_with_the_commit_and_resume_matches_the_source(
     with pytest.raises(Conflict, match="differs from put_begin"):
         plugin.put_commit(PutCommitArgs(upload_id=uid, sha256="0" * 64), ALICE)
     assert plugin.put_commit(PutCommitArgs(upload_id=uid, sha256=good), ALICE).size == 10
+
+
+def test_the_prefix_hash_uses_a_chunk_from_memory_only_while_it_is_the_last_write(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"on disk!")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        lock = threading.Lock()
+        stale = PrefixHash()
+        stale.written(0)
+        stale.written(0)  # another chunk was confirmed after the one we hold
+        stale.advance(lock, lambda: 8, fd, (0, b"in mem!!", 1))
+        assert stale.finish(lock, fd, 8) == hashlib.sha256(b"on disk!").hexdigest()
+
+        fresh = PrefixHash()
+        fresh.written(0)
+        fresh.advance(lock, lambda: 8, fd, (0, b"in mem!!", 1))  # no read-back
+        assert fresh.finish(lock, fd, 8) == hashlib.sha256(b"in mem!!").hexdigest()
+    finally:
+        os.close(fd)
