@@ -43,7 +43,6 @@ Settle = Callable[[bool, Any], None]
 FETCH_CHUNK = 1000
 POOL_BATCH = 64
 """Tasks per pool request: small, so the batches spread over the members."""
-"""Specs handed to the event loop per callback by ``OrbitExecutor.map``."""
 
 
 class AsyncOrbitExecutor:

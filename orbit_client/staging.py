@@ -385,8 +385,10 @@ class _InOrderHash:
             self.pending = None
             return
         async with self.lock:
-            while self.pending is not None and (b := self.pending.pop(self.next, None)) is not None:
-                block = b
+            while self.pending is not None:
+                block = self.pending.pop(self.next, None)
+                if block is None:
+                    break
                 await asyncio.to_thread(self.digest.update, block)
                 self.next += len(block)
 

@@ -23,6 +23,7 @@ import xxhash
 from pydantic_core import to_json
 
 from orbit_plugins.storage import WalDatabase
+from orbit_protocol.messages import dumps
 
 State = Literal["accepted", "done", "replied"]
 
@@ -66,13 +67,6 @@ def _canonical(plugin: str, method: str, args: dict[str, Any]) -> bytes:
         return orjson.dumps([plugin, method, args], option=orjson.OPT_SORT_KEYS)
     except TypeError:  # what orjson does not take (e.g. integers beyond 64 bits)
         return to_json([plugin, method, _sorted(args)])
-
-
-def _json_text(value: Any) -> str:
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:
-        return json.dumps(value)
 
 
 def args_digest(plugin: str, method: str, args: dict[str, Any]) -> str:
@@ -181,7 +175,7 @@ class Journal:
                 plugin,
                 method,
                 args_hash,
-                _json_text(args),
+                dumps(args).decode(),
                 reply_to,
                 deadline,
                 time.time(),

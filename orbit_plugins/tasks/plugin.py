@@ -409,9 +409,10 @@ class TasksPlugin(Plugin):
     @operation(idempotent=True)
     async def run_tasks(self, args: RunArgs, call: Call) -> Prepared[list[TaskRecord]]:
         """Run a batch and answer with the final records, in order (``OrbitExecutor.map``
-        and pools use it: no events, no fetch). With ``pool`` the tasks carry
-        ``metadata["orbit.pool"]`` and are not re-run here after a restart (the pool
-        delivery, acked with the answer, went to another member)."""
+        and pools use it: the caller needs no events and no fetch; the events are still
+        emitted). With ``pool`` the tasks carry ``metadata["orbit.pool"]`` and are not re-run
+        here after a restart (the pool delivery, acked with the answer, went to another
+        member)."""
         tasks = args.tasks
         if args.pool:
             tasks = [

@@ -6,7 +6,6 @@ and, once final, its result fields as JSON. Thread-safe (one connection, one loc
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -14,6 +13,8 @@ from typing import Any
 
 import orjson
 from pydantic import TypeAdapter
+
+from orbit_protocol.messages import dumps
 
 from ..storage import WalDatabase
 from .schema import TaskRecord
@@ -41,13 +42,6 @@ Row = tuple[str, str, str, str, str, float, float | None, float | None, str | No
 
 _RECORDS: TypeAdapter[list[TaskRecord]] = TypeAdapter(list[TaskRecord])
 _FIELDS = frozenset(TaskRecord.model_fields)
-
-
-def _dumps(value: Any) -> str:
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:  # e.g. integers beyond 64 bits
-        return json.dumps(value)
 
 
 def _fields(row: Row) -> dict[str, Any]:
@@ -142,7 +136,7 @@ class TaskStore:
 
     def finish(self, rows: list[tuple[str, str, dict[str, Any]]], finished: float) -> None:
         """Record ``(uid, state, result_fields)`` final states, in one transaction."""
-        params = [(state, finished, _dumps(result), uid) for uid, state, result in rows]
+        params = [(state, finished, dumps(result).decode(), uid) for uid, state, result in rows]
         with self._lock:
             self._db.execute("BEGIN")
             self._db.executemany(
