@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -78,7 +79,7 @@ async def tenants(broker: Any, vhost: str, tmp_path: Path) -> AsyncIterator[Tena
             broker.management.delete_user(name)
 
 
-Outcome = str  # "broker", "endpoint" (refused) or "ALLOWED"
+Outcome = str  # "broker", "endpoint", "client" (refused) or "ALLOWED"
 
 
 async def ignore(message: aio_pika.abc.AbstractIncomingMessage) -> None:
@@ -115,7 +116,8 @@ def message(body: dict[str, Any], user: str, reply_to: str, **headers: Any) -> a
 
 
 async def attacks(world: Tenants, attacker: str, own: str, victim: str) -> dict[str, Outcome]:
-    """Every way ``attacker`` might reach endpoint ``victim`` or its traffic."""
+    """Every way ``attacker`` (or ``own``, its tenant's endpoint) might reach endpoint
+    ``victim`` or its traffic."""
     url = world.urls[attacker]
     victim_client = world.clients[world.endpoints.index(victim)]
     queue = naming.request_queue(victim)
@@ -133,6 +135,9 @@ async def attacks(world: Tenants, attacker: str, own: str, victim: str) -> dict[
     async def consume(ch: aio_pika.abc.AbstractChannel) -> None:
         q = await ch.get_queue(queue, ensure=False)
         await q.consume(ignore)
+
+    async def get(ch: aio_pika.abc.AbstractChannel) -> None:
+        await (await ch.get_queue(queue, ensure=False)).get(no_ack=False, fail=False)
 
     async def purge(ch: aio_pika.abc.AbstractChannel) -> None:
         await (await ch.get_queue(queue, ensure=False)).purge()
@@ -168,6 +173,7 @@ async def attacks(world: Tenants, attacker: str, own: str, victim: str) -> dict[
 
     for name, action in {
         "consume victim queue": consume,
+        "basic.get victim queue": get,
         "purge victim queue": purge,
         "delete victim queue": delete,
         "bind to victim requests": bind_requests,
@@ -180,14 +186,60 @@ async def attacks(world: Tenants, attacker: str, own: str, victim: str) -> dict[
     }.items():
         results[name] = await on_channel(url, action)
     results["CC header to victim"] = await routed_attack(world, attacker, own, victim, "cc")
+    results["BCC header to victim"] = await routed_attack(world, attacker, own, victim, "bcc")
     results["own exchange bound to requests"] = await routed_attack(
         world, attacker, own, victim, "e2e"
+    )
+
+    # the attacker's endpoint (same tenant) turns against the victim endpoint and its client
+    async def events_as_victim(ch: aio_pika.abc.AbstractChannel) -> None:
+        exchange = await ch.get_exchange(naming.EVENT_EXCHANGE, ensure=False)
+        forged = {"v": 1, "endpoint": victim, "plugin": "orbit", "topic": "presence", "data": {}}
+        await exchange.publish(message(forged, own, ""), naming.presence_routing_key(victim))
+
+    results["endpoint: events as victim"] = await on_channel(world.urls[own], events_as_victim)
+    results["endpoint: forged reply to victim's client"] = await forged_reply(
+        world, own, victim_client, victim
     )
     return results
 
 
+async def forged_reply(world: Tenants, forger: str, client: str, endpoint: str) -> Outcome:
+    """``forger`` (another endpoint's user) answers ``client``'s pending call to ``endpoint``
+    first, with the right correlation id: the client must drop it and take the real reply."""
+    async with AsyncOrbitClient(url=world.urls[client], timeout=20) as c:
+        await c.call(endpoint, "testkit.echo", value="warm-up")
+        for _ in range(100):  # the client learns the endpoint's user from its presence
+            if c.presence.expected_user(endpoint) == endpoint:
+                break
+            await asyncio.sleep(0.1)
+        assert c.presence.expected_user(endpoint) == endpoint
+        call = asyncio.ensure_future(c.call(endpoint, "testkit.echo", value="real", delay=1.5))
+        while not c._pending:  # the request id the forger is assumed to know
+            await asyncio.sleep(0.01)
+        corr = next(iter(c._pending))
+        connection = await aio_pika.connect(world.urls[forger])
+        async with connection:
+            channel = await connection.channel(publisher_confirms=True)
+            replies = await channel.get_exchange(naming.REPLY_EXCHANGE, ensure=False)
+            forged = aio_pika.Message(
+                json.dumps({"v": 1, "ok": True, "result": {"value": "forged"}}).encode(),
+                content_type="application/json",
+                correlation_id=corr,
+                user_id=forger,
+                headers={"x-orbit-v": 1},
+            )
+            try:
+                await replies.publish(forged, c.reply_queue)
+            except BROKER_REFUSALS:
+                call.cancel()
+                return "broker"
+        result = await call
+    return "client" if result == {"value": "real"} else "ALLOWED"
+
+
 async def routed_attack(world: Tenants, attacker: str, own: str, victim: str, how: str) -> Outcome:
-    """Routes the broker cannot stop on 3.10.8 (CC header; an exchange of the client's own,
+    """Routes the broker cannot stop on 3.10.8 (CC/BCC headers; an exchange of the client's own,
     bound to ``orbit.requests``): the victim endpoint must refuse them itself."""
     connection = await aio_pika.connect(world.urls[attacker])
     async with connection:
@@ -200,8 +252,11 @@ async def routed_attack(world: Tenants, attacker: str, own: str, victim: str, ho
         body = effect(world, f"{how}-{attacker}")
         expected = {victim}
         try:
-            if how == "cc":
-                await requests.publish(message(body, attacker, replies.name, CC=[victim]), own)
+            if how in ("cc", "bcc"):
+                header = how.upper()
+                await requests.publish(
+                    message(body, attacker, replies.name, **{header: [victim]}), own
+                )
                 expected.add(own)  # the attacker's own endpoint legitimately gets a copy
             else:
                 mine = await channel.declare_exchange(
@@ -252,10 +307,14 @@ async def test_isolation_matrix(tenants: Tenants, capsys: pytest.CaptureFixture[
 
     operations = list(next(iter(matrix.values())))
     with capsys.disabled():
-        print("\nisolation matrix (attacker -> victim endpoint): broker | endpoint = refused")
-        print(f"{'operation':36}" + "".join(f"{a[:2]}->{v[:2]:<8}" for a, v in matrix))
+        print(
+            "\nisolation matrix (tenant c<i>/e<i> -> victim endpoint e<j>):"
+            " broker | endpoint | client = refused"
+        )
+        width = max(36, *(len(op) + 2 for op in operations))
+        print(f"{'operation':{width}}" + "".join(f"{a[:2]}->{v[:2]:<8}" for a, v in matrix))
         for op in operations:
-            print(f"{op:36}" + "".join(f"{matrix[k][op]:<12}" for k in matrix))
+            print(f"{op:{width}}" + "".join(f"{matrix[k][op]:<12}" for k in matrix))
         refused = sum(o != "ALLOWED" for r in matrix.values() for o in r.values())
         print(f"refused {refused} of {len(matrix) * len(operations)} cross-tenant operations")
 
@@ -265,8 +324,8 @@ async def test_isolation_matrix(tenants: Tenants, capsys: pytest.CaptureFixture[
         str(p.proc.pid) for p in world.procs if p.proc
     }
     unauthorized = {t for t in executed if not t.isdigit()} - allowed_tokens
-    # a CC copy to the attacker's *own* endpoint is legitimately executed there
-    unauthorized = {t for t in unauthorized if not t.startswith("cc-")}
+    # a CC/BCC copy to the attacker's *own* endpoint is legitimately executed there
+    unauthorized = {t for t in unauthorized if not t.startswith(("cc-", "bcc-"))}
     assert not unauthorized, unauthorized
 
     # no secret in any endpoint log (the endpoints logged connects, refusals and calls)
@@ -276,3 +335,17 @@ async def test_isolation_matrix(tenants: Tenants, capsys: pytest.CaptureFixture[
         assert "refused" in text or "consuming" in text  # the log is real
         leaked = [p for p in passwords if p and p in text]
         assert not leaked, f"password in {proc.log_path}"
+
+
+async def test_forged_reply_from_another_endpoint_is_dropped(
+    tenants: Tenants, caplog: pytest.LogCaptureFixture
+) -> None:
+    """DESIGN §4: a reply with the right correlation id but another endpoint's ``user_id``
+    is dropped (and logged); the addressed endpoint's real reply still completes the call."""
+    world = tenants
+    caplog.set_level(logging.WARNING, logger="orbit_client")
+    outcome = await forged_reply(world, world.endpoints[0], world.clients[1], world.endpoints[1])
+    assert outcome == "client"
+    dropped = [r.getMessage() for r in caplog.records if "dropping reply" in r.getMessage()]
+    assert len(dropped) == 1, dropped
+    assert repr(world.endpoints[0]) in dropped[0] and repr(world.endpoints[1]) in dropped[0]
