@@ -151,7 +151,8 @@ def psij_job(
 def read_text(path: str, offset: int, limit: int, final: bool) -> tuple[str, int]:
     """Up to ``limit`` bytes of ``path`` from ``offset`` as text, and the offset after them.
 
-    A multi-byte UTF-8 character cut at the end is left for the next read unless ``final``.
+    A multi-byte UTF-8 character cut at the end is left for the next read, unless ``final``
+    and the read reached the end of the file (the job is over: nothing will complete it).
     """
     try:
         with open(path, "rb") as f:
@@ -159,7 +160,7 @@ def read_text(path: str, offset: int, limit: int, final: bool) -> tuple[str, int
             data = f.read(limit)
     except FileNotFoundError:
         return "", offset
-    if not final:
+    if not final or len(data) == limit:  # a full read of a finished job may stop mid-char
         data = _whole_chars(data)
     return data.decode("utf-8", errors="replace"), offset + len(data)
 

@@ -116,6 +116,19 @@ def test_whole_chars_keeps_split_utf8_for_later(tmp_path: Path) -> None:
     assert (text, end) == ("€", 6)
 
 
+def test_final_reads_split_utf8_only_at_the_end_of_the_file(tmp_path: Path) -> None:
+    """A finished job's output is sent in chunks too: a chunk that stops inside a character
+    leaves it for the next chunk; only bytes that end the file undecodable are replaced."""
+    path = tmp_path / "out"
+    path.write_bytes("aé€".encode() + "€".encode()[:2])
+    text, end = launch.read_text(str(path), 0, 4, final=True)  # cuts € after 1 of 3 bytes
+    assert (text, end) == ("aé", 3)
+    text, end = launch.read_text(str(path), end, 3, final=True)
+    assert (text, end) == ("€", 6)
+    text, end = launch.read_text(str(path), end, 3, final=True)  # truncated for good
+    assert (text, end) == ("\ufffd", 8)
+
+
 def test_duration_and_exit_code_mapping() -> None:
     from orbit_cli.commands.jobs import exit_code_of, parse_duration
 
