@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,6 +32,8 @@ from orbit_broker.topology import declare_all
 from orbit_protocol import naming
 from orbit_protocol import topology as spec
 from orbit_protocol.errors import BrokerError
+
+from .endpoints import EndpointProcess, consumer_count
 
 pytestmark = pytest.mark.rabbit
 
@@ -409,6 +412,58 @@ async def test_cli_revoke_user_closes_connections_within_5_s(broker: Any, world:
         )
     finally:
         await conn.close()
+
+
+async def test_cli_revoke_endpoint_user_closes_its_connections_within_5_s(
+    broker: Any, world: World, tmp_path: Path
+) -> None:
+    """``orbit broker revoke EP``: a running endpoint's connections (consume + publish) are
+    closed within 5 s; its reconnect is refused and it exits saying why (code 2)."""
+    ep = EndpointProcess(
+        world.ep_a, world.url_of(world.ep_a), tmp_path / "ep", allowed_users=[world.alice]
+    )
+    await ep.start()
+    mgmt = broker.management_url.replace("://", f"://{broker.user}:{broker.password}@", 1)
+    try:
+        deadline = time.monotonic() + 15
+        while len(broker.management.list_connections(world.ep_a)) < 2:
+            assert time.monotonic() < deadline, "the endpoint's connections were never listed"
+            await asyncio.sleep(0.2)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "orbit_cli",
+            "broker",
+            "revoke",
+            world.ep_a,
+            "--management-url",
+            mgmt,
+            "--vhost",
+            world.vhost,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out = (await proc.communicate())[0].decode()
+        started = time.monotonic()
+        assert proc.returncode == 0, out
+        assert f"user {world.ep_a} deleted; 2 connection(s) closed" in out, out
+        assert not broker.management.user_exists(world.ep_a)
+        # the consumer is gone from its queue (immediate, unlike the management stats)
+        while await consumer_count(world.url, world.ep_a) != 0:
+            assert time.monotonic() - started < 5, "the endpoint still consumes"
+            await asyncio.sleep(0.1)
+        closed = time.monotonic() - started
+        assert ep.proc is not None
+        code = await asyncio.to_thread(ep.proc.wait, 60)
+        log = ep.log()
+        assert code == 2, log
+        assert "refused the credentials" in log, log
+        print(
+            f"\nrevoke endpoint: consumer gone {closed:.2f} s after the CLI returned;"
+            f" endpoint exited {code} after {time.monotonic() - started:.1f} s"
+        )
+    finally:
+        await ep.stop()
 
 
 # -- the local node ---------------------------------------------------------------------------
