@@ -6,6 +6,10 @@ the ack the journal, not the queue, owns the work (DESIGN §3). States move forw
     accepted ──► done ──► replied
         │
         └──────► (restart) resumed or answered as interrupted
+
+``resumes`` counts the restarts that re-ran an accepted request: a request whose handler
+kills the process every time is answered ``POISON_MESSAGE`` once the count reaches the
+endpoint's resume limit, instead of crashing every restart (reliability.md F8).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ CREATE TABLE IF NOT EXISTS requests (
     reply       BLOB,
     accepted_at REAL NOT NULL,
     finished_at REAL,
+    resumes     INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (user, key)
 );
 CREATE INDEX IF NOT EXISTS requests_by_id ON requests (request_id);
@@ -102,6 +107,8 @@ class Entry:
     reply: bytes | None
     accepted_at: float
     finished_at: float | None
+    resumes: int = 0
+    """How many restarts re-ran this request so far."""
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Entry:
@@ -133,6 +140,9 @@ class Journal:
         self._db = self._wal.conn
         self._db.row_factory = sqlite3.Row
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(requests)")}
+        if "resumes" not in columns:  # a journal written before the column existed
+            self._db.execute("ALTER TABLE requests ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         self._wal.close()
@@ -190,6 +200,15 @@ class Journal:
             " AND state = 'accepted'",
             (user, key, request_id),
         )
+
+    def count_resume(self, user: str, key: str) -> int:
+        """Record one more re-run of an accepted request (durably); the new count."""
+        row = self._db.execute(
+            "UPDATE requests SET resumes = resumes + 1 WHERE user = ? AND key = ?"
+            " AND state = 'accepted' RETURNING resumes",
+            (user, key),
+        ).fetchone()
+        return int(row[0]) if row else 0
 
     def finish(self, user: str, key: str, reply: bytes | None) -> None:
         self._db.execute(

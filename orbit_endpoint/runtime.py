@@ -26,6 +26,7 @@ from orbit_protocol import (
     InternalError,
     OrbitError,
     PayloadTooLarge,
+    PoisonMessage,
     Presence,
     Reply,
     Request,
@@ -154,10 +155,11 @@ class Endpoint:
         if accepted is not None:
             self._start(accepted)
 
-    def _start(self, job: Accepted) -> None:
+    def _start(self, job: Accepted) -> asyncio.Task[Any]:
         task = self.spawn(self._execute(job))
         self._running[job.correlation_id] = (task, job.call)
         task.add_done_callback(lambda _: self._running.pop(job.correlation_id, None))
+        return task
 
     async def _execute(self, job: Accepted) -> None:
         reply = await self.dispatcher.run(job.request, job.call)
@@ -197,9 +199,27 @@ class Endpoint:
             log.info("journal: forgot %d answered request(s) older than the retention", pruned)
         for entry in self.journal.pending("done"):
             reply = entry.reply or self._interrupted(entry, "its reply was not kept")
-            self.spawn(self._finish(entry.user, entry.key, entry.reply_to, entry.request_id, reply))
+            self._answer(entry, reply)
+        suspects: list[Entry] = []
         for entry in self.journal.pending("accepted"):
-            self._resume(entry)
+            if entry.resumes > 0:  # already re-run once and cut short again: maybe a poison
+                suspects.append(entry)
+            else:
+                self._resume(entry)
+        if suspects:
+            self.spawn(self._resume_one_by_one(suspects))
+
+    async def _resume_one_by_one(self, suspects: list[Entry]) -> None:
+        """Re-run requests interrupted by two or more restarts one at a time, oldest first.
+
+        If one of them kills the process, the others are not running beside it, so only the
+        culprit's count grows until it reaches ``resume_limit`` and is answered
+        ``POISON_MESSAGE``; the rest run once it is out of the way.
+        """
+        for entry in suspects:
+            task = self._resume(entry)
+            if task is not None:
+                await asyncio.wait([task])
 
     @staticmethod
     def _interrupted(entry: Entry, why: str) -> bytes:
@@ -210,16 +230,45 @@ class Endpoint:
         )
         return Reply.failure(error).to_bytes()
 
-    def _resume(self, entry: Entry) -> None:
+    @staticmethod
+    def _poison(entry: Entry) -> bytes:
+        runs = entry.resumes + 1
+        error = PoisonMessage(
+            f"{entry.plugin}.{entry.method} was cut short by {runs} endpoint restarts (its"
+            " handler may crash the endpoint), so it is not run again",
+            {"reason": "resume_limit", "runs": runs, "request_id": entry.request_id},
+        )
+        return Reply.failure(error).to_bytes()
+
+    def _answer(self, entry: Entry, body: bytes) -> None:
+        self.spawn(self._finish(entry.user, entry.key, entry.reply_to, entry.request_id, body))
+
+    def _resume(self, entry: Entry) -> asyncio.Task[Any] | None:
+        """Run an accepted request again, or answer it; the task running it, if any."""
         if entry.args is None:  # arguments were never journaled (bulk data, secrets)
-            body = self._interrupted(entry, "its arguments were not kept")
-            self.spawn(self._finish(entry.user, entry.key, entry.reply_to, entry.request_id, body))
-            return
+            self._answer(entry, self._interrupted(entry, "its arguments were not kept"))
+            return None
         try:
             _, spec = self.dispatcher.resolve(entry.plugin, entry.method)
             idempotent = spec.idempotent
         except OrbitError:
             idempotent = True  # the dispatcher will answer with the same error again
+        if not idempotent:
+            self._answer(
+                entry, self._interrupted(entry, "it is not idempotent, so it was not run again")
+            )
+            return None
+        if entry.resumes >= self.settings.resume_limit:
+            log.error(
+                "request %s (%s.%s) was cut short by %d restarts: answering POISON_MESSAGE",
+                entry.request_id,
+                entry.plugin,
+                entry.method,
+                entry.resumes + 1,
+            )
+            self._answer(entry, self._poison(entry))
+            return None
+        self.journal.count_resume(entry.user, entry.key)  # durable before it runs again
         call = Call(
             entry.request_id,
             entry.user,
@@ -227,15 +276,11 @@ class Endpoint:
             entry.user in self.settings.admins,
             entry.deadline,
         )
-        if idempotent:
-            request = Request(plugin=entry.plugin, method=entry.method, args=entry.args)
-            log.info("resuming %s (%s.%s)", entry.request_id, entry.plugin, entry.method)
-            self._start(
-                Accepted(entry.user, entry.key, entry.reply_to, entry.request_id, request, call)
-            )
-            return
-        body = self._interrupted(entry, "it is not idempotent, so it was not run again")
-        self.spawn(self._finish(entry.user, entry.key, entry.reply_to, entry.request_id, body))
+        request = Request(plugin=entry.plugin, method=entry.method, args=entry.args)
+        log.info("resuming %s (%s.%s)", entry.request_id, entry.plugin, entry.method)
+        return self._start(
+            Accepted(entry.user, entry.key, entry.reply_to, entry.request_id, request, call)
+        )
 
     # -- presence -----------------------------------------------------------------------
 

@@ -52,6 +52,13 @@ class EndpointSettings(BaseSettings):
     journal_retention: float = Field(
         default=7 * 24 * 3600, gt=0, description="seconds answered requests stay in the journal"
     )
+    resume_limit: int = Field(
+        default=5,
+        ge=0,
+        le=100,
+        description="restarts that may re-run an interrupted idempotent request; the next"
+        " one answers POISON_MESSAGE (as the request queue's x-delivery-limit does)",
+    )
     reconnect_min: float = 0.5
     reconnect_max: float = 30.0
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,13 @@ import pytest
 
 from orbit_broker.management import Permissions
 from orbit_broker.responder import Responder
-from orbit_client import AsyncOrbitClient, DeadlineExceeded, EndpointBusy, NotAuthorized
+from orbit_client import (
+    AsyncOrbitClient,
+    DeadlineExceeded,
+    EndpointBusy,
+    NotAuthorized,
+    PoisonMessage,
+)
 from orbit_protocol import ErrorCode, naming
 
 from .conftest import StartEndpoint
@@ -211,3 +219,45 @@ async def test_broker_killed_and_restarted(
             await asyncio.sleep(0.5)
     assert result == {"value": "after"}
     assert asyncio.get_running_loop().time() - started < 30
+
+
+async def test_handler_that_kills_the_endpoint_is_poisoned_not_looped(
+    start_endpoint: StartEndpoint, client: AsyncOrbitClient, tmp_path: Path
+) -> None:
+    """An accepted request whose handler kills the endpoint (a segfault, an OOM kill) is
+    re-run after each restart at most ``resume_limit`` times (6 runs in all, as the queue's
+    x-delivery-limit=5 allows), then answered POISON_MESSAGE; the requests accepted beside it
+    are all answered, and the endpoint serves again."""
+    ep = await start_endpoint("crasher")
+    ledger = tmp_path / "poison-ledger"
+
+    async def innocent(i: int) -> Any:
+        return await client.call("crasher", "testkit.echo", value=i, delay=1.0, timeout=240)
+
+    before = [asyncio.create_task(innocent(i)) for i in range(8)]
+    await asyncio.sleep(0.2)
+    poison = asyncio.create_task(
+        client.call("crasher", "testkit.die", ledger=str(ledger), token="p", delay=0.3, timeout=240)
+    )
+    await asyncio.sleep(0.05)
+    after = [asyncio.create_task(innocent(i)) for i in range(8, 16)]
+    restarts = 0
+    while not poison.done():
+        assert ep.proc is not None
+        if ep.proc.poll() is not None:  # the supervisor's part: start it again
+            restarts += 1
+            assert restarts <= 10, f"still crashing after {restarts} restarts:\n{ep.log()}"
+            with contextlib.suppress(RuntimeError):  # it may die before it consumes
+                await ep.start()
+        await asyncio.sleep(0.1)
+    with pytest.raises(PoisonMessage, match="cut short by 6 endpoint restarts") as caught:
+        await poison
+    assert caught.value.details["reason"] == "resume_limit"
+    assert ledger.read_text().count("p ") == 6  # the first run + resume_limit (5) re-runs
+    results = await asyncio.gather(*before, *after)
+    assert [r["value"] for r in results] == list(range(16))  # no innocent request poisoned
+    resumed = Counter(re.findall(r"resuming (\S+) \(testkit\.echo\)", ep.log_path.read_text()))
+    assert max(resumed.values()) >= 2, resumed  # innocents were cut short beside the poison
+    assert await client.call("crasher", "testkit.echo", value="still here") == {
+        "value": "still here"
+    }

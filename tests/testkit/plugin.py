@@ -96,6 +96,15 @@ class KitPlugin(Plugin):
             self.ctx.emit(args.topic, {"i": i})
         return {"emitted": args.count}
 
+    @operation(idempotent=True)
+    async def die(self, args: EffectArgs) -> None:
+        """Append ``token`` to the ledger, then kill the endpoint process (a poison handler)."""
+        if args.delay:
+            await asyncio.sleep(args.delay)
+        with Path(args.ledger).open("a") as fh:
+            fh.write(f"{args.token} {os.getpid()}\n")
+        os._exit(70)
+
     @operation(idempotent=True, journal=False)
     async def sealed(self, args: SealedArgs) -> dict[str, int]:
         """Count calls; the token must never reach the endpoint's disk."""

@@ -163,6 +163,33 @@ def test_journal_idempotency_and_states(tmp_path: Path) -> None:
     assert again.get("other-user", "k") is None
 
 
+def test_journal_counts_resumes_and_upgrades_an_older_file(tmp_path: Path) -> None:
+    """A journal written before ``resumes`` existed gains the column; counts are durable."""
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE requests (user TEXT NOT NULL, key TEXT NOT NULL, request_id TEXT NOT NULL,"
+        " plugin TEXT NOT NULL, method TEXT NOT NULL, args_hash TEXT NOT NULL,"
+        " args TEXT NOT NULL, reply_to TEXT NOT NULL, deadline REAL, state TEXT NOT NULL,"
+        " reply BLOB, accepted_at REAL NOT NULL, finished_at REAL, PRIMARY KEY (user, key));"
+        "INSERT INTO requests VALUES"
+        " ('u','k','r','p','m','h','{}','q',NULL,'accepted',NULL,1,NULL);"
+    )
+    old.commit()
+    old.close()
+    journal = Journal(path)
+    assert [e.resumes for e in journal.pending("accepted")] == [0]
+    assert journal.count_resume("u", "k") == 1
+    assert journal.count_resume("u", "k") == 2
+    assert journal.count_resume("u", "missing") == 0
+    journal.finish("u", "k", b"reply")
+    assert journal.count_resume("u", "k") == 0  # only accepted requests are re-run
+    journal.close()
+    assert Journal(path).get("u", "k").resumes == 2  # type: ignore[union-attr]
+
+
 async def test_a_request_whose_ack_fails_is_forgotten(tmp_path: Path) -> None:
     """Journaled, but the ack never reached the broker: the redelivery must be fresh work."""
     from types import SimpleNamespace
