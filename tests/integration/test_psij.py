@@ -81,20 +81,30 @@ async def test_bad_specs(start_endpoint: StartEndpoint, client: AsyncOrbitClient
     call = client.call
     with pytest.raises(InvalidArgs, match="not on the endpoint's PATH"):
         await call("jobs3", "psij.submit_job", spec={"executable": "no-such-program-xyz"})
-    with pytest.raises(InvalidArgs):
+    with pytest.raises(InvalidArgs, match=r"submit_job: spec\.executable: Field required"):
         await call("jobs3", "psij.submit_job", spec={"arguments": ["x"]})
-    with pytest.raises(InvalidArgs):
+    with pytest.raises(InvalidArgs, match=r"spec\.executable: String should have at least 1"):
+        await call("jobs3", "psij.submit_job", spec={"executable": ""})
+    with pytest.raises(
+        InvalidArgs,
+        match=r"spec\.resources\.node_count: Input should be greater than or equal to 1",
+    ):
         await call(
             "jobs3",
             "psij.submit_job",
             spec={"executable": "true", "resources": {"node_count": -1}},
         )
-    with pytest.raises(InvalidArgs):
+    with pytest.raises(
+        InvalidArgs, match=r"executor: Input should be 'local', 'slurm', 'pbs' or 'lsf'"
+    ):
         await call("jobs3", "psij.submit_job", spec={"executable": "true"}, executor="condor")
-    with pytest.raises(Unavailable, match="sbatch"):
+    with pytest.raises(Unavailable, match="executor 'slurm' needs 'sbatch', which is not on"):
         await call("jobs3", "psij.submit_job", spec={"executable": "true"}, executor="slurm")
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound, match="no job 'missing' of user 'guest' on this endpoint"):
         await call("jobs3", "psij.cancel_job", job_id="missing")
+    with pytest.raises(NotFound, match="no job 'missing'"):
+        await call("jobs3", "psij.get_job_status", job_id="missing")
+    assert await client.plugin("jobs3", "psij").list_jobs() == {"jobs": []}, "a bad spec ran"
 
 
 async def test_resubmit_with_same_request_id_runs_once(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import sys
 import time
 from importlib.util import find_spec
@@ -81,3 +83,52 @@ async def test_job_submit_streams_live_and_exits_with_job_code(
     assert rc == 0 and '"state":"CANCELED"' in out.replace(" ", "")
     rc, _, err = await run(env, "job", "logs", "cli-jobs", "no-such-job")
     assert rc == 1 and "NOT_FOUND" in err
+
+
+async def test_job_submit_to_slurm_with_batch_options_then_logs(
+    start_endpoint: StartEndpoint,
+    amqp_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """``orbit job submit --executor slurm --queue … --account … --nodes … --time …`` through
+    PSI/J's real Slurm executor (fake ``sbatch`` on the endpoint's PATH): the options land in
+    the job script's ``#SBATCH`` lines; ``orbit job logs`` prints a finished job's output."""
+    from .test_psij_pbs import fake_scheduler
+
+    state = fake_scheduler(monkeypatch, "slurm", tmp_path)
+    await start_endpoint(
+        "cli-slurm",
+        plugins=PSIJ,
+        plugin_settings={"psij": {"poll_interval": 0.2, "slurm_polling_interval": 1}},
+    )
+    env = cli_env(amqp_url, tmp_path)
+    options = ["--executor", "slurm", "--queue", "debug", "--account", "m1234"]
+    options += ["--nodes", "1", "--time", "10:00"]
+    body = "echo one on $SLURM_JOB_ID; echo two; echo warn >&2; exit 2"
+    rc, out, err = await run(env, "job", "submit", "cli-slurm", *options, "--", "bash", "-c", body)
+    assert rc == 2, err
+    assert out == "one on 1001\ntwo\n"
+    assert "warn\n" in err and "FAILED (exit code 2)" in err
+    match = re.search(r"job (\S+) submitted to cli-slurm", err)
+    assert match, err
+    job_id = match.group(1)
+
+    sbatch = (state / "jobs" / "1001.job").read_text()
+    lines = {line.strip() for line in sbatch.splitlines() if line.startswith("#SBATCH")}
+    for expected in (
+        f'#SBATCH --job-name="orbit-{job_id}"',
+        '#SBATCH --partition="debug"',
+        '#SBATCH --account="m1234"',
+        "#SBATCH --nodes=1",
+        "#SBATCH --time=0:10:0",  # PSI/J's H:M:S for --time 10:00 (600 s)
+    ):
+        assert expected in lines, (expected, sorted(lines))
+
+    rc, out, err = await run(env, "job", "logs", "cli-slurm", job_id)
+    assert (rc, out, err) == (0, "one on 1001\ntwo\n", "warn\n")
+    rc, out, err = await run(env, "job", "status", "cli-slurm", job_id, "--json")
+    assert rc == 0, err
+    status = json.loads(out)
+    assert (status["state"], status["exit_code"], status["native_id"]) == ("FAILED", 2, "1001")
+    assert status["executor"] == "slurm"

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import subprocess
 from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
 
-from orbit_client import AsyncOrbitClient, NotAuthorized, Unavailable
+from orbit_client import AsyncOrbitClient, NotAuthorized, NotFound, Unavailable
 from orbit_client.jobs import AsyncJobs
 from orbit_plugins.psij.schema import JobSpec
 
@@ -104,3 +107,87 @@ async def test_pbs_queue_info(
     rc, out, err = await run(cli_env(amqp_url, tmp_path), "queues", "hpc-pbs", "--jobs", "-u", "*")
     assert rc == 0, err
     assert "pbs queues on hpc-pbs" in out and "workq" in out and "101.pbs01" in out
+
+
+async def sh(*cmd: str) -> str:
+    """Run a fake scheduler command (as the scheduler's user would) and return its stdout."""
+    done = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def wait_dead(pid: int) -> None:
+    for _ in range(100):
+        if not alive(pid):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"batch job process {pid} still runs")
+
+
+@pytest.mark.parametrize("kind", ["slurm", "pbs"])
+async def test_cancel_job_and_job_allocation(
+    kind: str,
+    start_endpoint: StartEndpoint,
+    client: AsyncOrbitClient,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """An admin's ``cancel_job`` really cancels the scheduler's job (the fake's state says
+    so); an unknown job id is NOT_FOUND; ``job_allocation`` inside a job reads the job."""
+    on_path(monkeypatch, kind, tmp_path)
+    state = tmp_path / f"fake-{kind}"
+    monkeypatch.setenv("FAKE_PBS_DIR", str(state))
+    script = tmp_path / "job.sh"
+    script.write_text("#!/bin/bash\nsleep 120\n")
+    native = (await sh("sbatch" if kind == "slurm" else "qsub", str(script))).split()[-1]
+    assert native == ("1001" if kind == "slurm" else "1001.pbs01")
+    pid = int((state / "jobs" / f"{native}.pid").read_text())
+    assert alive(pid)
+
+    if kind == "slurm":
+        monkeypatch.setenv("SLURM_JOB_ID", "77")
+    else:
+        nodefile = tmp_path / "nodefile"
+        nodefile.write_text("node01\nnode01\nnode02\n")
+        monkeypatch.setenv("PBS_JOBID", "101.pbs01")
+        monkeypatch.setenv("PBS_NODEFILE", str(nodefile))
+    ep = await start_endpoint(f"qi-cancel-{kind}", plugins=PLUGINS[1:], admins=["guest"])
+    qi = client.plugin(ep.name, "queue_info")
+
+    alloc = (await qi.job_allocation())["allocation"]
+    assert alloc is not None
+    if kind == "slurm":
+        assert (alloc["job_id"], alloc["nodelist"], alloc["account"]) == (
+            "77",
+            ["nid001", "nid002"],
+            "m1234",
+        )
+    else:
+        assert (alloc["job_id"], alloc["nodelist"], alloc["account"]) == (
+            "101.pbs01",
+            ["node01", "node02"],
+            "proj1",
+        )
+        assert (alloc["queue"], alloc["n_nodes"], alloc["cpus_per_node"]) == ("workq", 2, 64)
+
+    assert (await qi.cancel_job(job_id=native))["job_id"] == native
+    assert (state / "jobs" / f"{native}.cancel").exists()
+    await wait_dead(pid)
+    if kind == "slurm":  # what PSI/J's Slurm executor polls: the job is CANCELLED
+        out = await sh("squeue", "-O", "JobArrayID,StateCompact,Reason", "-t", "all", "--me")
+        assert out.split()[3:5] == [native, "CA"], out
+    else:  # PBS Pro reports a deleted job with Exit_status 265
+        out = await sh("qstat", "-f", "-F", "json", "-x", native)
+        assert json.loads(out)["Jobs"][native]["Exit_status"] == 265, out
+
+    unknown = "4999" if kind == "slurm" else "4999.pbs01"
+    message = "Invalid job id" if kind == "slurm" else "Unknown Job Id"
+    with pytest.raises(NotFound, match=f"no batch job '{unknown}' here: .*{message}"):
+        await qi.cancel_job(job_id=unknown)
