@@ -49,7 +49,9 @@ TUNNEL_LOG, TUNNEL_STATE = "tunnel.log", "tunnel.json"
 CHILD_PLUGIN = "orbit_plugins.psij.child:ChildPlugin"
 ALLOCATED = re.compile(r"Allocated port (\d+) for remote forward")
 FAILED_TUNNEL = 3
-"""Exit code of the in-job launcher when its tunnel did not come up."""
+"""Exit code of the in-job launcher when its tunnel did not come up or closed."""
+CANCEL_WAIT = 30.0
+"""Seconds the in-job launcher waits, after its tunnel failed, for the parent's cancel."""
 
 
 # -- ssh ---------------------------------------------------------------------------------------
@@ -65,6 +67,17 @@ def ssh_options(cfg: ChildSettings) -> list[str]:
     if cfg.ssh_config:
         opts = ["-F", str(Path(cfg.ssh_config).expanduser()), *opts]
     return opts
+
+
+def ended(code: int) -> str:
+    """How a process ended, from its ``Popen.returncode``: ``exited with 255``,
+    ``was killed by SIGKILL``."""
+    if code >= 0:
+        return f"exited with {code}"
+    try:
+        return f"was killed by {signal.Signals(-code).name}"
+    except ValueError:
+        return f"was killed by signal {-code}"
 
 
 def tail(path: Path, lines: int = 5) -> str:
@@ -408,7 +421,7 @@ class Children:
     @staticmethod
     def _why(tunnel: _Reverse, job_dir: Path, code: int) -> str:
         what = "closed" if tunnel.port else "failed"
-        how = f"exited with {code}" if code >= 0 else f"(pid {tunnel.pid}) ended"
+        how = ended(code) if tunnel.proc is not None else f"(pid {tunnel.pid}) ended"
         return (
             f"reverse tunnel to {tunnel.node} {what}: ssh -R {how}:"
             f" {tail(job_dir / TUNNEL_LOG) or 'no output'}"
@@ -473,7 +486,7 @@ def open_forward(meta: ChildMeta, job_dir: Path) -> tuple[subprocess.Popen[bytes
         code = proc.poll()
         if code is not None:
             raise TunnelError(
-                f"forward tunnel via {meta.login_host} failed: ssh -L exited with {code}:"
+                f"forward tunnel via {meta.login_host} failed: ssh -L {ended(code)}:"
                 f" {tail(log) or 'no output'}"
             )
         if _accepts(port):
@@ -532,6 +545,7 @@ def main(argv: list[str]) -> int:
         with contextlib.suppress(OSError):
             (job_dir / FAILURE).write_text(f"{exc}\n")
         print(f"orbit child {meta.name}: {exc}", file=sys.stderr)
+        _await_cancel(stopping)
         return FAILED_TUNNEL
     if stopping:
         _stop(tunnel)
@@ -539,21 +553,38 @@ def main(argv: list[str]) -> int:
     child_env = os.environ | env | {"ORBIT_ENDPOINT_URL": url, "ORBIT_CHILD_JOB_DIR": str(job_dir)}
     cmd = [meta.python, "-m", "orbit_cli", "endpoint", "start", "--name", meta.name]
     print(f"orbit child {meta.name} on {host}: {' '.join(cmd)}", file=sys.stderr, flush=True)
+    closed = False
     try:
         endpoint = subprocess.Popen(cmd, env=child_env)
         while endpoint.poll() is None:
             if tunnel is not None and tunnel.poll() is not None and not stopping:
                 reason = (
-                    f"forward tunnel via {meta.login_host} closed: ssh -L exited with"
-                    f" {tunnel.returncode}: {tail(job_dir / TUNNEL_LOG) or 'no output'}"
+                    f"forward tunnel via {meta.login_host} closed: ssh -L"
+                    f" {ended(tunnel.returncode)}: {tail(job_dir / TUNNEL_LOG) or 'no output'}"
                 )
                 (job_dir / FAILURE).write_text(reason + "\n")
+                print(f"orbit child {meta.name}: {reason}", file=sys.stderr, flush=True)
                 endpoint.send_signal(signal.SIGTERM)
                 stopping.append(0)
+                closed = True
             time.sleep(0.2)
+        if closed:
+            stopping.remove(0)
+            _await_cancel(stopping)
+            return FAILED_TUNNEL
         return endpoint.returncode
     finally:
         _stop(tunnel)
+
+
+def _await_cancel(stopping: list[int]) -> None:
+    """After a tunnel failure, wait (up to :data:`CANCEL_WAIT`) for the parent's cancel to
+    signal us. Exiting at once would race the parent's watcher: a job that already ended is
+    no longer watched, so the failure would be neither reported (``child_status``) nor its
+    allocation cancelled (on a cluster the rest of a multi-node allocation)."""
+    deadline = time.monotonic() + CANCEL_WAIT
+    while not stopping and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 # -- in the child endpoint ---------------------------------------------------------------------

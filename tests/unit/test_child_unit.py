@@ -74,3 +74,9 @@ def test_outcome_turns_a_tunnel_failure_into_failed(tmp_path: Path) -> None:
         None,
         "reverse tunnel to nid001 failed: denied",
     )
+
+
+def test_ended_names_the_signal_that_killed_ssh() -> None:
+    assert child.ended(255) == "exited with 255"
+    assert child.ended(-9) == "was killed by SIGKILL"
+    assert child.ended(-200) == "was killed by signal 200"
