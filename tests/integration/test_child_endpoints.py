@@ -149,6 +149,16 @@ async def wait_job(client: AsyncOrbitClient, parent: str, job_id: str) -> dict[s
     pytest.fail(f"job {job_id} did not end: {status}")
 
 
+async def wait_cancelled(hpc: Hpc, native_id: str) -> None:
+    """The fake Slurm recorded a cancel of the job (``jobs/ID.cancel``; the Slurm-like
+    ``scancel`` writes it only after the job's processes ended, so it may trail the job's end)."""
+    record = hpc.slurm / "jobs" / f"{native_id}.cancel"
+    deadline = time.monotonic() + 10
+    while not record.exists():
+        assert time.monotonic() < deadline, f"slurm job {native_id} was never cancelled"
+        await asyncio_sleep(0.1)
+
+
 @pytest.mark.parametrize("tunnel", ["none", "forward", "reverse"])
 async def test_child_online_through_tunnel_then_offline_on_cancel(
     tunnel: str,
@@ -262,17 +272,18 @@ async def test_tunnel_failures_cancel_the_allocation_and_say_why(
     assert final_a["state"] == "FAILED", final_a
     assert "reverse tunnel" in final_a["message"] and "ssh -R exited with 255" in final_a["message"]
     assert "Permission denied" in final_a["message"]  # the ssh stderr tail
-    assert (hpc.slurm / "jobs" / f"{a['native_id']}.cancel").exists()  # allocation cancelled
+    await wait_cancelled(hpc, a["native_id"])  # the allocation was cancelled
 
     final_b = await wait_job(client, "login-b", b["job_id"])
     assert final_b["state"] == "FAILED", final_b
     assert "forward tunnel via login01 failed" in final_b["message"]
     assert "Connection refused" in final_b["message"]
+    await wait_cancelled(hpc, b["native_id"])  # the child waited for the parent's cancel
 
     final_t = await wait_job(client, "login-t", t["job_id"])
     assert final_t["state"] == "FAILED", final_t
     assert "was not up within 3 s" in final_t["message"]
-    assert (hpc.slurm / "jobs" / f"{t['native_id']}.cancel").exists()
+    await wait_cancelled(hpc, t["native_id"])
 
     seen: dict[str, str] = {}
     deadline = time.monotonic() + 20
@@ -359,4 +370,72 @@ async def test_local_executor_child_disappears_when_cancelled(
     deadline = time.monotonic() + 10
     while await consumer_count(amqp_url, child) != 0:  # no goodbye after SIGKILL: no consumer
         assert time.monotonic() < deadline, "the child's consumer outlived its job"
+        await asyncio_sleep(0.2)
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def tunnel_ssh_pid(hpc: Hpc, tunnel: str, job_dir: Path) -> int:
+    """The ssh process carrying this test's child connection: the parent's ``ssh -R`` from
+    ``tunnel.json``; the child's ``ssh -L`` by its command line (this test's ssh config)."""
+    if tunnel == "reverse":
+        pid: int = json.loads((job_dir / "tunnel.json").read_text())["pid"]
+        return pid
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if cmd[:1] == ["ssh"] and "-L" in cmd and str(hpc.sshd.ssh_config) in cmd:
+            return proc.pid
+    pytest.fail("no ssh -L with this test's ssh config is running")
+
+
+@pytest.mark.parametrize("tunnel", ["forward", "reverse"])
+async def test_tunnel_that_dies_while_the_child_runs_ends_it_and_fails_the_job(
+    tunnel: str,
+    hpc: Hpc,
+    broker: Broker,
+    vhost: str,
+    amqp_url: str,
+    start_endpoint: StartEndpoint,
+    client: AsyncOrbitClient,
+) -> None:
+    child = await provision_child(broker, vhost, hpc, f"job-cut-{tunnel}")
+    settings = {"psij": {"poll_interval": 0.2, "slurm_polling_interval": 1}}
+    settings["psij"]["children"] = hpc.children()  # type: ignore[assignment]
+    await start_endpoint("login", plugins=PSIJ, plugin_settings=settings)
+    events = await client.subscribe("login", "psij", "child_status")
+    info = await client.call("login", "psij.submit_endpoint", name=child, tunnel=tunnel)
+    await wait_online(client, "login", info["job_id"], child)
+    job_dir = next((hpc.tmp / "login").rglob(f"jobs/{info['job_id']}"))
+    native = info["native_id"]
+    job_group = int((hpc.slurm / "jobs" / f"{native}.pid").read_text())
+
+    ssh = tunnel_ssh_pid(hpc, tunnel, job_dir)
+    os.kill(ssh, signal.SIGKILL)  # the tunnel dies under the running child
+
+    final = await wait_job(client, "login", info["job_id"])
+    assert final["state"] == "FAILED", final
+    what = "forward tunnel via login01" if tunnel == "forward" else "reverse tunnel to"
+    flag = "-L" if tunnel == "forward" else "-R"
+    assert final["message"].startswith(what), final
+    assert f" closed: ssh {flag} was killed by SIGKILL" in final["message"], final
+    await wait_cancelled(hpc, native)  # the allocation was cancelled
+    deadline = time.monotonic() + 20
+    while True:
+        event = await events.get(timeout=max(0.1, deadline - time.monotonic()))
+        if event.data.get("name") == child and event.data.get("state") == "failed":
+            break
+    assert event.data["reason"] == final["message"]
+    deadline = time.monotonic() + 10
+    while group_alive(job_group):  # nothing of the job is left running (or unreaped)
+        assert time.monotonic() < deadline, "processes of the job outlived it"
+        await asyncio_sleep(0.2)
+    deadline = time.monotonic() + 10
+    while await consumer_count(amqp_url, child) != 0:  # the child is gone from its queue
+        assert time.monotonic() < deadline, "the child's consumer outlived its tunnel"
         await asyncio_sleep(0.2)
