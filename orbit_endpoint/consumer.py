@@ -135,11 +135,13 @@ class Intake:
         if accepted is None or accepted.delivery is None:
             try:
                 await message.ack()
-            except Exception:
+            except BaseException:
                 # journaled but the broker never heard the ack (connection lost, frozen
                 # process): it delivers the request again, here or to a standby; forget
                 # our row so that a redelivery here is fresh and a restart does not answer
-                # "interrupted" for work another instance ran
+                # "interrupted" for work another instance ran. BaseException: aiormq
+                # *cancels* an ack caught in a dying connection, and a row left behind
+                # would hold the redelivery as a duplicate of work nobody runs.
                 if accepted is not None:
                     self.journal.forget(accepted.user, accepted.key, accepted.correlation_id)
                 raise

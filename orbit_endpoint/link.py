@@ -3,7 +3,9 @@
 aio-pika's robust connection reconnects at a fixed interval without jitter and has a
 history of losing consumers; the endpoint owns its reconnect loop instead
 (jittered exponential backoff 0.5 s → 30 s, forever, except after an authentication
-failure, which is fatal). With several broker URLs (nodes of one cluster) every lost
+failure, which is fatal). The ceiling stays at 5 s for the first 20 s of an outage, so a
+broker restart (about 5 s here) is followed by a reconnect within 5 s; only a long outage
+backs off to 30 s (reliability.md R4/R6). With several broker URLs (nodes of one cluster) every lost
 connection or failed attempt moves on to the next URL; the backoff grows once per round.
 """
 
@@ -29,11 +31,17 @@ class FatalLinkError(Exception):
     """The broker refused us in a way retrying cannot fix (bad credentials)."""
 
 
-def backoff_delays(minimum: float, maximum: float) -> Callable[[int], float]:
-    """Full-jitter exponential backoff: attempt ``n`` waits in ``[min, min*2^n]`` (capped)."""
+SHORT_OUTAGE_CAP = 5.0
+"""Ceiling of the backoff while an outage is young (it grows with the outage, see below)."""
 
-    def delay(attempt: int) -> float:
-        ceiling = min(maximum, minimum * 2**attempt)
+
+def backoff_delays(minimum: float, maximum: float) -> Callable[[int, float], float]:
+    """Full-jitter exponential backoff: attempt ``n`` of an outage that has lasted ``down``
+    seconds waits in ``[min, min*2^n]``, capped by ``max(5 s, down / 4)`` and ``maximum``."""
+
+    def delay(attempt: int, down: float = 0.0) -> float:
+        cap = min(maximum, max(SHORT_OUTAGE_CAP, down / 4))
+        ceiling = min(cap, minimum * 2**attempt)
         return random.uniform(minimum, max(minimum, ceiling))
 
     return delay
@@ -78,6 +86,7 @@ class Link:
     async def run(self) -> None:
         """Loop until :meth:`close`; raises :class:`FatalLinkError` on bad credentials."""
         attempt = 0
+        down_since: float | None = None
         while not self._closing:
             lost = asyncio.get_running_loop().create_future()
             url = self._urls[self._index]
@@ -92,7 +101,7 @@ class Link:
                 self.connection = conn
                 await self._setup(conn)
                 self.connects += 1
-                attempt = 0
+                attempt, down_since = 0, None
                 self.ready.set()
                 log.info("%s connected to %s", self.name, mask_url(url))
                 await lost
@@ -112,7 +121,9 @@ class Link:
             if self.closing:
                 break
             self._index = (self._index + 1) % len(self._urls)  # fail over to the next node
-            wait = self._delay(attempt // len(self._urls))
+            now = asyncio.get_running_loop().time()
+            down_since = now if down_since is None else down_since
+            wait = self._delay(attempt // len(self._urls), now - down_since)
             attempt += 1
             log.info("%s reconnecting to %s in %.1f s", self.name, self.url, wait)
             await asyncio.sleep(wait)

@@ -148,6 +148,12 @@ class Endpoint:
     async def _take(self, message: AbstractIncomingMessage) -> None:
         try:
             accepted = await self.intake.receive(message)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # we are being cancelled (shutdown), not just the ack
+            log.warning("delivery %s: ack cancelled by a lost connection", message.correlation_id)
+            return
         except Exception:
             # journal or channel failure: leave the delivery unacked; it is redelivered
             log.exception("could not take delivery %s", message.correlation_id)

@@ -206,10 +206,10 @@ async def test_a_request_whose_ack_fails_is_forgotten(tmp_path: Path) -> None:
 
     intake = Intake(policy, journal, send_reply, spawn=lambda coro: coro.close())
 
-    def delivery(ack_fails: bool) -> SimpleNamespace:
+    def delivery(ack_fails: bool, error: BaseException | None = None) -> SimpleNamespace:
         async def ack() -> None:
             if ack_fails:
-                raise ConnectionError("channel closed")
+                raise error or ConnectionError("channel closed")
 
         return SimpleNamespace(
             reply_to="orbit.reply.alice.x",
@@ -224,6 +224,11 @@ async def test_a_request_whose_ack_fails_is_forgotten(tmp_path: Path) -> None:
 
     with pytest.raises(ConnectionError):
         await intake.receive(delivery(ack_fails=True))  # type: ignore[arg-type]
+    assert journal.get("alice", "req-1") is None
+    # aiormq cancels an ack caught in a dying connection: the row must go just the same
+    cancelled = delivery(ack_fails=True, error=asyncio.CancelledError())
+    with pytest.raises(asyncio.CancelledError):
+        await intake.receive(cancelled)  # type: ignore[arg-type]
     assert journal.get("alice", "req-1") is None
     accepted = await intake.receive(delivery(ack_fails=False))  # type: ignore[arg-type]
     assert accepted is not None and accepted.correlation_id == "req-1"
@@ -263,3 +268,16 @@ def test_args_digest_tells_long_strings_apart_and_ignores_key_order() -> None:
     assert digest != args_digest("staging", "put_chunk", {"offset": 0, "data": other})
     assert digest != args_digest("staging", "put_chunk", {"offset": 1, "data": blob})
     assert digest != args_digest("staging", "put_chunk", {"offset": 0, "data": blob + "A"})
+
+
+def test_backoff_stays_short_while_an_outage_is_young() -> None:
+    """A broker restart (seconds) is followed by a reconnect within 5 s; a long outage backs
+    off to the 30 s maximum (full jitter, never below the minimum)."""
+    from orbit_endpoint.link import backoff_delays
+
+    delay = backoff_delays(0.5, 30.0)
+    young = [delay(attempt, 15.0) for attempt in range(20) for _ in range(50)]
+    old = [delay(attempt, 600.0) for attempt in range(20) for _ in range(50)]
+    assert min(young) >= 0.5 and max(young) <= 5.0
+    assert max(old) > 20.0 and max(old) <= 30.0
+    assert max(delay(0, 600.0) for _ in range(50)) == 0.5  # the first retry stays quick
