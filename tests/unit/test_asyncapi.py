@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -118,6 +119,25 @@ def test_structure(doc: dict[str, Any]) -> None:
     assert ping["action"] == "send" and ping["reply"]["channel"] == {"$ref": "#/channels/replies"}
     for plugin in ("orbit", "sysinfo", "testkit"):
         assert any(op.startswith(f"call.{plugin}.") for op in doc["operations"]), plugin
+
+
+OFFICIAL_SCHEMA = Path(__file__).parent.parent / "fixtures" / "asyncapi-3.0.0.schema.json"
+
+
+def test_valid_against_the_official_asyncapi_3_schema(doc: dict[str, Any]) -> None:
+    """The published AsyncAPI 3.0.0 JSON Schema (npm @asyncapi/specs 6.11.1,
+    ``schemas/3.0.0-without-$id.json``, Apache-2.0, vendored under tests/fixtures)."""
+    schema = json.loads(OFFICIAL_SCHEMA.read_text())
+    assert schema["title"] == "AsyncAPI 3.0.0 schema."
+    errors = sorted(
+        jsonschema.Draft7Validator(schema).iter_errors(doc), key=lambda e: list(e.absolute_path)
+    )
+    assert not errors, "\n".join(
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message[:200]}" for e in errors[:10]
+    )
+    broken = json.loads(json.dumps(doc))
+    broken["operations"]["call.orbit.ping"]["action"] = "publish"  # AsyncAPI 2 wording
+    assert not jsonschema.Draft7Validator(schema).is_valid(broken)
 
 
 def test_every_reference_resolves(doc: dict[str, Any]) -> None:
