@@ -79,8 +79,10 @@ trust: | $(PYTHON)
 	    tests/integration/test_alarm.py tests/integration/test_many_clients.py \
 	    tests/integration/test_secrets.py tests/integration/test_broker_infra.py
 
-## soak: long fault tests (> 5 min): a 5-minute operation with the broker's consumer_timeout at 60 s
+## soak: long fault tests (~17 min): a 5-minute operation with the broker's consumer_timeout at 60 s;
+## a session client away for 10 minutes collects all its replies
 .PHONY: soak
 soak: | $(PYTHON)
-	ORBIT_CT_TIMEOUT_MS=60000 ORBIT_CT_OPERATION_S=300 $(PYTHON) -m pytest -q -s -p no:cacheprovider \
-	    tests/integration/test_consumer_timeout.py
+	ORBIT_CT_TIMEOUT_MS=60000 ORBIT_CT_OPERATION_S=300 ORBIT_SESSION_AWAY_S=600 \
+	    $(PYTHON) -m pytest -q -s -p no:cacheprovider \
+	    tests/integration/test_consumer_timeout.py tests/integration/test_session.py

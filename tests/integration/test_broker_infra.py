@@ -376,6 +376,27 @@ async def test_revoke_user_closes_connections(broker: Any, world: World) -> None
         await conn.close()
 
 
+async def cli_revoke(user: str, management_url: str, vhost: str) -> tuple[int, str]:
+    """Run ``orbit broker revoke USER`` as a subprocess: (exit code, output)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "orbit_cli",
+        "broker",
+        "revoke",
+        user,
+        "--management-url",
+        management_url,
+        "--vhost",
+        vhost,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out = (await proc.communicate())[0].decode()
+    assert proc.returncode is not None
+    return proc.returncode, out
+
+
 async def test_cli_revoke_user_closes_connections_within_5_s(broker: Any, world: World) -> None:
     """``orbit broker revoke NAME``: the user is deleted, its open connection closed."""
     conn = await aio_pika.connect(world.url_of(world.alice))
@@ -387,24 +408,10 @@ async def test_cli_revoke_user_closes_connections_within_5_s(broker: Any, world:
         while not broker.management.list_connections(world.alice):
             assert time.monotonic() < deadline, "connection never listed"
             await asyncio.sleep(0.2)
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "orbit_cli",
-            "broker",
-            "revoke",
-            world.alice,
-            "--management-url",
-            mgmt,
-            "--vhost",
-            world.vhost,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        out = (await proc.communicate())[0].decode()
+        returncode, out = await cli_revoke(world.alice, mgmt, world.vhost)
         started = time.monotonic()
         await asyncio.wait_for(closed.wait(), timeout=5)
-        assert proc.returncode == 0, out
+        assert returncode == 0, out
         assert f"user {world.alice} deleted; 1 connection(s) closed" in out, out
         assert not broker.management.user_exists(world.alice)
         print(
@@ -429,23 +436,9 @@ async def test_cli_revoke_endpoint_user_closes_its_connections_within_5_s(
         while len(broker.management.list_connections(world.ep_a)) < 2:
             assert time.monotonic() < deadline, "the endpoint's connections were never listed"
             await asyncio.sleep(0.2)
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "orbit_cli",
-            "broker",
-            "revoke",
-            world.ep_a,
-            "--management-url",
-            mgmt,
-            "--vhost",
-            world.vhost,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        out = (await proc.communicate())[0].decode()
+        returncode, out = await cli_revoke(world.ep_a, mgmt, world.vhost)
         started = time.monotonic()
-        assert proc.returncode == 0, out
+        assert returncode == 0, out
         assert f"user {world.ep_a} deleted; 2 connection(s) closed" in out, out
         assert not broker.management.user_exists(world.ep_a)
         # the consumer is gone from its queue (immediate, unlike the management stats)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 
 import pytest
 
@@ -11,8 +13,11 @@ from orbit_client import AsyncOrbitClient
 from .conftest import StartEndpoint
 
 pytestmark = pytest.mark.rabbit
+AWAY_S = float(os.environ.get("ORBIT_SESSION_AWAY_S", "2"))
+"""How long the client stays away (suite 2 s; ``make soak`` 600 s, reliability.md R11)."""
 
 
+@pytest.mark.timeout(AWAY_S + 120)
 async def test_replies_wait_for_a_returning_session(
     start_endpoint: StartEndpoint, amqp_url: str
 ) -> None:
@@ -22,10 +27,14 @@ async def test_replies_wait_for_a_returning_session(
             await first.send("ep1", "testkit.echo", {"value": i, "delay": 0.5}) for i in range(50)
         ]
     # gone before any reply could arrive; the durable session queue keeps them
-    await asyncio.sleep(2)
+    left = time.monotonic()
+    await asyncio.sleep(AWAY_S)
     async with AsyncOrbitClient(url=amqp_url, session="nightly") as second:
         replies = [await second.collect(i, timeout=30) for i in ids]
     assert [r.unwrap() for r in replies] == [{"value": i} for i in range(50)]
+    print(
+        f"\nsession: away {time.monotonic() - left:.0f} s, {len(replies)} of 50 replies collected"
+    )
 
 
 async def test_session_names_are_validated(amqp_url: str) -> None:
