@@ -27,7 +27,6 @@ class GatewaySettings:
     call_timeout: float = 60.0
     max_upload: int = 1024**3
     """Largest file accepted by ``PUT /api/{endpoint}/files`` (bytes)."""
-    session_ttl: float = 12 * 3600
     plugin_schemas: PluginSchemas | None = field(default=None, compare=False)
 
     def user_url(self, user: str, password: str) -> str:

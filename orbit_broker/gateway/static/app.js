@@ -4,7 +4,7 @@ import { el, operationForm } from "./forms.js";
 import { PAGES } from "./pages/index.js";
 
 const $ = (id) => document.getElementById(id);
-const state = { endpoints: {}, describe: {}, log: [], source: null, lastId: null, retry: 0,
+const state = { endpoints: {}, describe: {}, log: [], source: null, lastId: null, retry: 0, loggedIn: false,
   followsAll: true, follow: JSON.parse(localStorage.getItem("orbit.follow") || "[]") };
 const MAX_LOG = 500;
 const QUIET = new Set(["job_output", "metrics", "progress"]);  // too chatty for toasts
@@ -148,9 +148,28 @@ async function loadEndpoints() {
   renderSidebar();
 }
 
+function showLogin(message) {
+  if (state.source) { state.source.close(); state.source = null; }
+  state.lastId = null;  // event ids are per session: a new session starts a new sequence
+  $("login").hidden = false; $("main").hidden = true; $("logout").hidden = true; $("who").textContent = "";
+  $("login-error").textContent = message;
+  setStatus("off", "logged out");
+}
+
 async function start() {
   let me;
-  try { me = await getJSON("api/whoami"); } catch { $("login").hidden = false; $("main").hidden = true; return; }
+  try { me = await getJSON("api/whoami"); } catch (err) {
+    if (err.status === 401) {  // no session, or one the gateway no longer knows (restart, logout)
+      showLogin(state.loggedIn ? "session ended (gateway restarted or logged out): log in again" : "");
+      state.loggedIn = false;
+    } else {  // unreachable or failing gateway: not a reason to ask for the password, retry
+      state.retry += 1;
+      setStatus("off", `disconnected, retry ${state.retry}`);
+      setTimeout(() => start(), Math.min(30000, 1000 * 2 ** state.retry));
+    }
+    return;
+  }
+  state.loggedIn = true;
   $("login").hidden = true; $("main").hidden = false; $("logout").hidden = false;
   $("who").textContent = me.user;
   state.followsAll = me.follows_all;
