@@ -18,6 +18,7 @@ distribution ports and its own data directory under the cluster's.
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 import socket
 import time
@@ -32,6 +33,8 @@ import httpx
 from orbit_protocol.errors import BrokerError
 
 from .local import LOCAL_PASSWORD, LOCAL_USER, LocalNode, free_port
+
+log = logging.getLogger(__name__)
 
 CTL_PORTS = 11
 """A node's distribution port plus the 10 that its ``rabbitmqctl`` uses (see LocalNode.env)."""
@@ -157,13 +160,26 @@ class LocalCluster:
                 n.start(wait=False)
             list(pool.map(lambda n: n.wait_ready(_left(deadline)), self.nodes))
             seed = self.nodes[0]
-            joining = [n for n in self.nodes[1:] if n.nodename not in self._members(seed)]
-            list(pool.map(lambda n: self._join(n, seed, deadline), joining))
+        # one join at a time: two nodes joining the seed at once can abort each other's
+        # schema copy in mnesia ({aborted, ... sync_dump_log, schema_prepare}, seen in CI)
+        for node in self.nodes[1:]:
+            if node.nodename not in self._members(seed):
+                self._join(node, seed, deadline)
         self.wait_members(len(self.nodes), _left(deadline))
 
-    def _join(self, node: ClusterNode, seed: ClusterNode, deadline: float) -> None:
-        for step in (["stop_app"], ["reset"], ["join_cluster", seed.nodename], ["start_app"]):
-            node.rabbitmqctl("-q", *step, timeout=120)
+    def _join(self, node: ClusterNode, seed: ClusterNode, deadline: float, tries: int = 3) -> None:
+        """stop_app, reset, join_cluster, start_app; the whole sequence again if a step fails."""
+        for attempt in range(1, tries + 1):
+            try:
+                for step in (["stop_app"], ["reset"], ["join_cluster", seed.nodename]):
+                    node.rabbitmqctl("-q", *step, timeout=120)
+                break
+            except BrokerError as exc:
+                if attempt == tries or time.monotonic() > deadline:
+                    raise
+                log.warning("%s could not join %s (%s); trying again", node.name, seed.name, exc)
+                time.sleep(2)
+        node.rabbitmqctl("-q", "start_app", timeout=120)
         node.wait_ready(_left(deadline))
 
     def stop(self) -> None:
