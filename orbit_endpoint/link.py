@@ -5,8 +5,9 @@ history of losing consumers; the endpoint owns its reconnect loop instead
 (jittered exponential backoff 0.5 s → 30 s, forever, except after an authentication
 failure, which is fatal). The ceiling stays at 5 s for the first 20 s of an outage, so a
 broker restart (about 5 s here) is followed by a reconnect within 5 s; only a long outage
-backs off to 30 s (reliability.md R4/R6). With several broker URLs (nodes of one cluster) every lost
-connection or failed attempt moves on to the next URL; the backoff grows once per round.
+backs off to 30 s (reliability.md R4/R6). With several broker URLs (nodes of one cluster)
+every lost connection or failed attempt moves on to the next URL; the backoff grows once per
+round.
 """
 
 from __future__ import annotations

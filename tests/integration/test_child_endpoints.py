@@ -74,6 +74,17 @@ class Hpc:
         }
         return settings | overrides
 
+    def slurm_parent(self) -> dict[str, Any]:
+        """``plugin_settings`` of a parent endpoint that submits children to the fake Slurm
+        (fast status polling)."""
+        return {
+            "psij": {
+                "poll_interval": 0.2,
+                "slurm_polling_interval": 1,
+                "children": self.children(),
+            }
+        }
+
     def ssh_config_variant(self, name: str, old: str, new: str) -> str:
         path = self.tmp / name
         path.write_text(self.sshd.ssh_config.read_text().replace(old, new))
@@ -169,8 +180,7 @@ async def test_child_online_through_tunnel_then_offline_on_cancel(
     client: AsyncOrbitClient,
 ) -> None:
     child = await provision_child(broker, vhost, hpc, f"job-{tunnel}")
-    settings = {"psij": {"poll_interval": 0.2, "slurm_polling_interval": 1}}
-    settings["psij"]["children"] = hpc.children()  # type: ignore[assignment]
+    settings = hpc.slurm_parent()
     parent = await start_endpoint("login", plugins=PSIJ, plugin_settings=settings)
     info = await client.call(
         "login",
@@ -327,8 +337,7 @@ async def test_cli_submit_waits_for_the_child_and_prints_its_allocation(
     from .test_psij_cli import cli_env, run
 
     child = await provision_child(broker, vhost, hpc, "job-cli")
-    settings = {"psij": {"poll_interval": 0.2, "slurm_polling_interval": 1}}
-    settings["psij"]["children"] = hpc.children()  # type: ignore[assignment]
+    settings = hpc.slurm_parent()
     parent = await start_endpoint("login", plugins=PSIJ, plugin_settings=settings)
     env = cli_env(amqp_url, hpc.tmp)
     args = ["endpoint", "submit", "login", "--name", child, "--nodes", "2", "--time", "10:00"]
@@ -405,8 +414,7 @@ async def test_tunnel_that_dies_while_the_child_runs_ends_it_and_fails_the_job(
     client: AsyncOrbitClient,
 ) -> None:
     child = await provision_child(broker, vhost, hpc, f"job-cut-{tunnel}")
-    settings = {"psij": {"poll_interval": 0.2, "slurm_polling_interval": 1}}
-    settings["psij"]["children"] = hpc.children()  # type: ignore[assignment]
+    settings = hpc.slurm_parent()
     await start_endpoint("login", plugins=PSIJ, plugin_settings=settings)
     events = await client.subscribe("login", "psij", "child_status")
     info = await client.call("login", "psij.submit_endpoint", name=child, tunnel=tunnel)

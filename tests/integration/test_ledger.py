@@ -31,6 +31,37 @@ KILLS = int(os.environ.get("ORBIT_LEDGER_KILLS", "3"))
 IN_FLIGHT = 64
 
 
+def ledger_call(i: int, ledger: Path, **extra: Any) -> tuple[str, dict[str, Any]]:
+    """Request ``i`` of a ledger run: odd = a non-idempotent side effect (a line appended to
+    ``ledger``), even = an idempotent echo."""
+    if i % 2:
+        return "testkit.effect", {"ledger": str(ledger), "token": f"t{i}", **extra}
+    return "testkit.echo", {"value": i, **extra}
+
+
+def check_replies(
+    replies: dict[int, Reply], ledger: Path, *, restarted: bool
+) -> tuple[Counter[str], Counter[str]]:
+    """Every ok reply carries its request's result, and its side effect ran exactly once; a
+    failure may only be a side effect answered ``interrupted`` by an endpoint that
+    ``restarted``. Returns (outcome counts, effect counts per token)."""
+    effects = Counter(line.split()[0] for line in ledger.read_text().splitlines())
+    outcome: Counter[str] = Counter()
+    for i, reply in replies.items():
+        if reply.ok:
+            outcome["ok"] += 1
+            assert reply.result == ({"token": f"t{i}"} if i % 2 else {"value": i})
+            if i % 2:
+                assert effects[f"t{i}"] == 1, f"effect t{i} ok but ran {effects[f't{i}']} times"
+            continue
+        assert restarted, f"request {i} failed: {reply.error}"  # nothing may be interrupted
+        assert reply.error is not None
+        assert reply.error.code is ErrorCode.INTERNAL and reply.error.details["interrupted"]
+        assert i % 2, "an idempotent request must be re-run, not reported interrupted"
+        outcome["interrupted"] += 1
+    return outcome, effects
+
+
 async def test_endpoint_sigkill_ledger(
     start_endpoint: StartEndpoint, client: AsyncOrbitClient, tmp_path: Path
 ) -> None:
@@ -41,13 +72,7 @@ async def test_endpoint_sigkill_ledger(
 
     async def one(i: int) -> None:
         async with gate:
-            if i % 2:
-                op, args = (
-                    "testkit.effect",
-                    {"ledger": str(ledger), "token": f"t{i}", "delay": 0.01},
-                )
-            else:
-                op, args = "testkit.echo", {"value": i, "delay": 0.01}
+            op, args = ledger_call(i, ledger, delay=0.01)
             replies[i] = await client.request(
                 "ledger", op, args, timeout=300, wait_for_endpoint=True
             )
@@ -65,20 +90,7 @@ async def test_endpoint_sigkill_ledger(
     await asyncio.wait_for(asyncio.gather(*tasks), 300)
     elapsed = time.monotonic() - started
 
-    effects = Counter(line.split()[0] for line in ledger.read_text().splitlines())
-    outcome: Counter[str] = Counter()
-    for i, reply in replies.items():
-        if reply.ok:
-            outcome["ok"] += 1
-            expected = {"token": f"t{i}"} if i % 2 else {"value": i}
-            assert reply.result == expected
-            if i % 2:
-                assert effects[f"t{i}"] == 1, f"effect t{i} ok but ran {effects[f't{i}']} times"
-        else:
-            assert reply.error is not None
-            assert reply.error.code is ErrorCode.INTERNAL and reply.error.details["interrupted"]
-            assert i % 2, "an idempotent request must be re-run, not reported interrupted"
-            outcome["interrupted"] += 1
+    outcome, effects = check_replies(replies, ledger, restarted=True)
     lost = N - len(replies)
     dup_effects = sum(1 for n in effects.values() if n > 1)
     print(
@@ -119,10 +131,7 @@ async def test_broker_sigkill_ledger(
         nonlocal sent
         await asyncio.sleep(i / BROKER_RATE)  # an open-loop stream, so every kill is mid-stream
         sent += 1
-        if i % 2:
-            op, args = "testkit.effect", {"ledger": str(ledger), "token": f"t{i}"}
-        else:
-            op, args = "testkit.echo", {"value": i}
+        op, args = ledger_call(i, ledger)
         try:
             replies[i] = await client.request(
                 "bledger", op, args, timeout=120, wait_for_endpoint=True
@@ -157,8 +166,8 @@ async def test_broker_sigkill_ledger(
     await asyncio.wait_for(asyncio.gather(*tasks), 300)
     elapsed = time.monotonic() - started
 
-    effects = Counter(line.split()[0] for line in ledger.read_text().splitlines())
-    if failures:
+    if failures:  # say what became of each: effect run? journal row?
+        effects = Counter(line.split()[0] for line in ledger.read_text().splitlines())
         journal = sqlite3.connect(ep.state_dir / "bledger" / "journal.sqlite")
         rows = journal.execute("SELECT request_id, state, args FROM requests").fetchall()
         known = {
@@ -170,15 +179,7 @@ async def test_broker_sigkill_ledger(
             for i, exc in sorted(failures.items())
         ]
         raise AssertionError("requests without a reply:\n" + "\n".join(report))
-    outcome: Counter[str] = Counter()
-    for i, reply in replies.items():
-        if reply.ok:
-            outcome["ok"] += 1
-            assert reply.result == ({"token": f"t{i}"} if i % 2 else {"value": i})
-            if i % 2:
-                assert effects[f"t{i}"] == 1, f"effect t{i} ok but ran {effects[f't{i}']} times"
-        else:  # the endpoint never restarted, so nothing may be reported interrupted
-            raise AssertionError(f"request {i} failed: {reply.error}")
+    outcome, effects = check_replies(replies, ledger, restarted=False)
     lost = BROKER_N - len(replies)
     dup_effects = sum(1 for n in effects.values() if n > 1)
     print(

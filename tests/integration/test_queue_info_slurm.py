@@ -9,6 +9,7 @@ import subprocess
 from importlib.util import find_spec
 from pathlib import Path
 
+import psutil
 import pytest
 
 from orbit_client import AsyncOrbitClient, NotAuthorized, NotFound, Unavailable
@@ -17,6 +18,7 @@ from orbit_plugins.psij.schema import JobSpec
 
 from .conftest import StartEndpoint
 from .test_psij_cli import cli_env, run
+from .test_psij_pbs import fake_scheduler
 
 pytestmark = [
     pytest.mark.rabbit,
@@ -115,17 +117,9 @@ async def sh(*cmd: str) -> str:
     return done.stdout
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 async def wait_dead(pid: int) -> None:
     for _ in range(100):
-        if not alive(pid):
+        if not psutil.pid_exists(pid):
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"batch job process {pid} still runs")
@@ -141,15 +135,13 @@ async def test_cancel_job_and_job_allocation(
 ) -> None:
     """An admin's ``cancel_job`` really cancels the scheduler's job (the fake's state says
     so); an unknown job id is NOT_FOUND; ``job_allocation`` inside a job reads the job."""
-    on_path(monkeypatch, kind, tmp_path)
-    state = tmp_path / f"fake-{kind}"
-    monkeypatch.setenv("FAKE_PBS_DIR", str(state))
+    state = fake_scheduler(monkeypatch, kind, tmp_path)
     script = tmp_path / "job.sh"
     script.write_text("#!/bin/bash\nsleep 120\n")
     native = (await sh("sbatch" if kind == "slurm" else "qsub", str(script))).split()[-1]
     assert native == ("1001" if kind == "slurm" else "1001.pbs01")
     pid = int((state / "jobs" / f"{native}.pid").read_text())
-    assert alive(pid)
+    assert psutil.pid_exists(pid)
 
     if kind == "slurm":
         monkeypatch.setenv("SLURM_JOB_ID", "77")
