@@ -523,13 +523,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             print(f"  ready in {time.monotonic() - t:.1f} s: {url}", file=sys.stderr)
 
         # topology: orbit core + the raw baseline's queue + the orbit endpoint's queue
-        from orbit_broker.topology import declare
+        from orbit_broker.topology import declare_all
 
         conn = await aio_pika.connect(url)
         assert conn.transport is not None
         server_props = dict(conn.transport.connection.server_properties)
         channel = await conn.channel()
-        await declare(channel, topo.core() + topo.endpoint(raw_ep) + topo.endpoint(orbit_ep))
+        await declare_all(url, endpoints=[raw_ep, orbit_ep])
         declared_queues += [naming.request_queue(raw_ep), naming.request_queue(orbit_ep)]
         await channel.declare_queue(transient_q, durable=False, auto_delete=False)
         declared_queues.append(transient_q)

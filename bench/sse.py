@@ -345,8 +345,7 @@ def start_gateway(
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from orbit_broker.local import LocalNode, free_port
-    from orbit_broker.topology import declare
-    from orbit_protocol import topology as topo
+    from orbit_broker.topology import declare_all
 
     workdir = Path(tempfile.mkdtemp(prefix="orbit-bench-sse-"))
     print(f"work dir {workdir}", file=sys.stderr)
@@ -364,9 +363,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         print("starting a private RabbitMQ node ...", file=sys.stderr)
         node.start(wait=True, timeout=120)
         url = node.amqp_url("/")
+        await declare_all(url)
         conn = await aio_pika.connect(url)
         async with conn:
-            await declare(await conn.channel(), topo.core())
             server = dict(conn.transport.connection.server_properties) if conn.transport else {}
         port = free_port()
         base = f"http://127.0.0.1:{port}"

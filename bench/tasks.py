@@ -104,14 +104,9 @@ def start_private_node(workdir: Path) -> Any:
 
 
 async def declare_endpoint(url: str) -> None:
-    import aio_pika
+    from orbit_broker.topology import declare_all
 
-    from orbit_broker.topology import declare
-    from orbit_protocol import topology as topo
-
-    connection = await aio_pika.connect(url)
-    async with connection:
-        await declare(await connection.channel(), topo.core() + topo.endpoint(ENDPOINT))
+    await declare_all(url, endpoints=[ENDPOINT])
 
 
 def start_endpoint(url: str, workers: int, state_dir: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -230,7 +225,7 @@ class Cpu:
 
 
 def run_orbit(url: str, n: int, warmup: int, rounds: int, cpu: Cpu) -> list[float]:
-    from orbit_client import OrbitExecutor
+    from orbit_plugins.tasks.client import OrbitExecutor
 
     rates = []
     with OrbitExecutor(ENDPOINT, client_settings={"url": url, "timeout": 120}) as ex:

@@ -15,9 +15,7 @@ import uuid
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
-
+from orbit_amqp import Channel, Connection, Delivery, Link, reply_message
 from orbit_protocol import (
     BadRequest,
     EndpointOffline,
@@ -27,8 +25,8 @@ from orbit_protocol import (
     Reply,
     naming,
 )
-from orbit_protocol.headers import CONTENT_TYPE, DEATH_HEADER, REPLY_TYPE, VERSION_HEADER
-from orbit_protocol.version import PROTOCOL_VERSION
+from orbit_protocol.headers import DEATH_HEADER
+from orbit_protocol.urls import split_urls
 
 log = logging.getLogger(__name__)
 
@@ -66,55 +64,54 @@ def error_for_death(reason: str, queue: str, operation: str | None) -> OrbitErro
 
 
 class Responder:
-    """Consumes ``orbit.dead`` and answers each dead request."""
+    """Consumes ``orbit.dead`` and answers each dead request; reconnects like an endpoint."""
 
     def __init__(self, url: str, *, prefetch: int = 50) -> None:
         self.url = url
         self.prefetch = prefetch
-        self.user = unquote(urlsplit(url).username or "guest")
-        self._publish: AbstractChannel | None = None
+        self.user = unquote(urlsplit(split_urls(url)[0]).username or "guest")
+        self._publish: Channel | None = None
         self.answered = 0
+        self.link = Link(url, name="orbit-responder", setup=self._setup)
+
+    async def _setup(self, conn: Connection) -> None:
+        self._publish = await conn.channel(confirms=True)
+        consume = await conn.channel()
+        await consume.set_prefetch(self.prefetch)
+        await consume.declare_queue(naming.DEAD_LETTER_QUEUE, passive=True)
+        await consume.consume(naming.DEAD_LETTER_QUEUE, self.handle)
+        log.info("dead-letter responder consuming %s", naming.DEAD_LETTER_QUEUE)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Serve until ``stop`` is set; raises ``FatalLinkError`` on refused credentials."""
         stop = stop or asyncio.Event()
-        connection = await aio_pika.connect_robust(
-            self.url, client_properties={"connection_name": "orbit-responder"}
-        )
-        async with connection:
-            publish = await connection.channel(publisher_confirms=True)
-            self._publish = publish
-            consume = await connection.channel()
-            await consume.set_qos(prefetch_count=self.prefetch)
-            queue = await consume.declare_queue(naming.DEAD_LETTER_QUEUE, passive=True)
-            await queue.consume(self.handle)
-            log.info("dead-letter responder consuming %s", naming.DEAD_LETTER_QUEUE)
-            await stop.wait()
+        runner = asyncio.create_task(self.link.run())
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait([runner, stopper], return_when=asyncio.FIRST_COMPLETED)
+            if runner.done():
+                runner.result()
+        finally:
+            stopper.cancel()
+            await self.link.close()
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
 
-    async def handle(self, message: AbstractIncomingMessage) -> None:
+    async def handle(self, message: Delivery) -> None:
         reason, queue = death_of(message.headers)
         if not message.reply_to or not message.correlation_id:
             log.warning("dead letter from %s (%s) has no reply_to; dropped", queue, reason)
             await message.ack()
             return
         error = error_for_death(reason, queue, message.type)
-        reply = aio_pika.Message(
+        reply = reply_message(
             Reply.failure(error).to_bytes(),
-            content_type=CONTENT_TYPE,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             correlation_id=message.correlation_id,
             message_id=uuid.uuid4().hex,
-            user_id=self.user,
-            type=REPLY_TYPE,
-            headers={VERSION_HEADER: PROTOCOL_VERSION},
+            user=self.user,
         )
         assert self._publish is not None
-        channel = await self._publish.get_underlay_channel()  # robust: no Exchange to re-declare
-        await channel.basic_publish(
-            reply.body,
-            exchange=naming.REPLY_EXCHANGE,
-            routing_key=message.reply_to,
-            properties=reply.properties,
-        )
+        await self._publish.publish(naming.REPLY_EXCHANGE, message.reply_to, reply)
         await message.ack()
         self.answered += 1
         log.info("answered dead request %s: %s", message.correlation_id, error.code.value)

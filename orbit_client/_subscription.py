@@ -1,15 +1,20 @@
-"""Event subscriptions: a bounded ``orbit.sub.<user>.<random>`` queue per subscription."""
+"""Event subscriptions: a bounded ``orbit.sub.<user>.<random>`` queue per subscription.
+
+The queue is auto-deleted with its channel; after a reconnect the client calls
+:meth:`Subscription.attach` again, which declares it anew with the same bindings.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from pydantic import ValidationError
 
+from orbit_amqp import Channel, Connection, Delivery
 from orbit_protocol import Event, naming
 from orbit_protocol.topology import client_queue_arguments
 
@@ -21,41 +26,46 @@ class Subscription:
 
     def __init__(
         self,
-        channel: AbstractChannel,
         user: str,
         patterns: list[str],
         *,
         maxsize: int = 10_000,
         on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        self._channel = channel
         self._on_close = on_close
         self.queue_name = naming.subscription_queue(user)
-        self.patterns = patterns
+        self.patterns = list(patterns)
         self._events: asyncio.Queue[tuple[Event, str | None] | None] = asyncio.Queue(maxsize)
-        self._queue: AbstractQueue | None = None
-        self._tag: str | None = None
+        self._channel: Channel | None = None
+        self._closed = False
         self.dropped = 0
 
-    async def start(self) -> Subscription:
-        self._queue = await self._channel.declare_queue(
-            self.queue_name,
-            durable=False,
-            auto_delete=True,
-            arguments=client_queue_arguments(subscription=True),
-        )
-        for pattern in self.patterns:
-            await self._queue.bind(naming.EVENT_EXCHANGE, pattern)
-        self._tag = await self._queue.consume(self._on_message, no_ack=True)
+    async def attach(self, connection: Connection) -> Subscription:
+        """Declare the queue, bind every pattern and consume, on a channel of its own."""
+        channel = await connection.channel()
+        self._channel = channel
+        try:
+            await channel.declare_queue(
+                self.queue_name,
+                durable=False,
+                auto_delete=True,
+                arguments=client_queue_arguments(subscription=True),
+            )
+            for pattern in self.patterns:
+                await channel.bind(self.queue_name, naming.EVENT_EXCHANGE, pattern)
+            await channel.consume(self.queue_name, self._on_message, no_ack=True)
+        except BaseException:
+            await channel.close()
+            raise
         return self
 
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+    async def _on_message(self, message: Delivery) -> None:
         try:
             event = Event.model_validate_json(message.body)
         except ValidationError:
             log.warning("ignoring malformed event on %s", message.routing_key)
             return
-        if event.endpoint != (message.routing_key or "").split(".")[0]:
+        if event.endpoint != message.routing_key.split(".")[0]:
             log.warning("ignoring event whose body and routing key disagree")
             return
         try:
@@ -81,16 +91,20 @@ class Subscription:
     async def __anext__(self) -> Event:
         return await self.get()
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     async def close(self) -> None:
-        if self._queue is not None and self._tag is not None and not self._channel.is_closed:
-            try:
-                await self._queue.cancel(self._tag)
-                await self._queue.delete(if_unused=False, if_empty=False)
-            except Exception:  # the channel may already be gone; the queue auto-deletes
-                log.debug("subscription close failed", exc_info=True)
-        self._tag = None
-        self._events.put_nowait(None) if not self._events.full() else None
-        if self._on_close is not None:  # e.g. the client closes the channel it opened for us
+        self._closed = True
+        channel, self._channel = self._channel, None
+        if channel is not None and not channel.is_closed:
+            with contextlib.suppress(Exception):  # the channel may be gone; the queue auto-deletes
+                await channel.delete_queue(self.queue_name)
+            await channel.close()
+        if not self._events.full():
+            self._events.put_nowait(None)
+        if self._on_close is not None:  # e.g. the client forgets it
             on_close, self._on_close = self._on_close, None
             await on_close()
 

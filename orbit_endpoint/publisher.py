@@ -13,17 +13,10 @@ import time
 import uuid
 from typing import Any
 
-import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, FieldValue
-
+from orbit_amqp import Channel, Connection, Link, Message, event_message, reply_message
 from orbit_protocol import Event, naming
-from orbit_protocol.headers import CONTENT_TYPE, REPLY_TYPE, VERSION_HEADER
-from orbit_protocol.version import PROTOCOL_VERSION
-
-from .link import Link
 
 log = logging.getLogger(__name__)
-_HEADERS: dict[str, FieldValue] = {VERSION_HEADER: PROTOCOL_VERSION}
 
 
 class Publisher:
@@ -33,76 +26,52 @@ class Publisher:
         self.endpoint = endpoint
         self.user = user
         self.link: Link = link_factory(name=f"orbit-endpoint {endpoint} publish", setup=self._setup)
-        self._replies: AbstractExchange | None = None
-        self._events: AbstractExchange | None = None
-        self._channel: AbstractChannel | None = None
+        self._channel: Channel | None = None
         self._boot = uuid.uuid4().hex[:8]
         self._seq = itertools.count(1)
         self._reply_seq = itertools.count(1)
 
-    async def _setup(self, conn: AbstractConnection) -> None:
-        self._channel = await conn.channel(publisher_confirms=True)
-        self._replies = await self._channel.get_exchange(naming.REPLY_EXCHANGE, ensure=False)
-        self._events = await self._channel.get_exchange(naming.EVENT_EXCHANGE, ensure=False)
+    async def _setup(self, conn: Connection) -> None:
+        self._channel = await conn.channel(confirms=True)
 
-    async def _publish(self, which: str, routing_key: str, message: aio_pika.Message) -> None:
+    async def _publish(self, exchange: str, routing_key: str, message: Message) -> None:
         while True:
             await self.link.ready.wait()
-            exchange = self._replies if which == "replies" else self._events
             try:
-                assert exchange is not None
-                await exchange.publish(message, routing_key, mandatory=False, timeout=15)
+                assert self._channel is not None
+                await self._channel.publish(exchange, routing_key, message, timeout=15)
                 return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                # usually a dead channel: force a reconnect, then retry
                 log.warning("publish to %s failed (%s); retrying", routing_key, exc)
-                await self._recover()
-
-    async def _recover(self) -> None:
-        """A failed publish usually means a dead channel: force a reconnect, then retry."""
-        conn = self.link.connection
-        self.link.ready.clear()
-        if conn is not None and not conn.is_closed:
-            await conn.close()
-        await asyncio.sleep(0.2)
+                await self.link.reconnect()
+                await asyncio.sleep(0.2)
 
     async def reply(self, reply_to: str, correlation_id: str, body: bytes) -> None:
         """Publish a reply body to ``orbit.replies`` with routing key ``reply_to``."""
-        message = aio_pika.Message(
+        message = reply_message(
             body,
-            content_type=CONTENT_TYPE,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            correlation_id=correlation_id or None,
+            correlation_id=correlation_id,
             message_id=f"{self._boot}-r{next(self._reply_seq)}",
-            user_id=self.user,
-            type=REPLY_TYPE,
-            headers=_HEADERS,
+            user=self.user,
         )
-        await self._publish("replies", reply_to, message)
+        await self._publish(naming.REPLY_EXCHANGE, reply_to, message)
 
     async def event(
         self, plugin: str, topic: str, data: dict[str, Any], *, persistent: bool = False
     ) -> None:
         """Publish ``<endpoint>.<plugin>.<topic>`` to ``orbit.events``."""
         body = Event(endpoint=self.endpoint, plugin=plugin, topic=topic, ts=time.time(), data=data)
-        message = aio_pika.Message(
-            body.to_bytes(),
-            content_type=CONTENT_TYPE,
-            delivery_mode=(
-                aio_pika.DeliveryMode.PERSISTENT
-                if persistent
-                else aio_pika.DeliveryMode.NOT_PERSISTENT
-            ),
+        message = event_message(
+            body,
             message_id=f"{self._boot}-{next(self._seq)}",
-            user_id=self.user,
-            type=f"{plugin}.{topic}",
-            headers=_HEADERS,
-            timestamp=int(body.ts),
+            user=self.user,
+            persistent=persistent,
         )
-        await self._publish(
-            "events", naming.event_routing_key(self.endpoint, plugin, topic), message
-        )
+        key = naming.event_routing_key(self.endpoint, plugin, topic)
+        await self._publish(naming.EVENT_EXCHANGE, key, message)
 
 
 __all__ = ["Publisher"]

@@ -7,7 +7,8 @@ import logging
 import signal
 import sys
 
-from .link import FatalLinkError
+from orbit_amqp import FatalLinkError
+
 from .runtime import Endpoint
 from .settings import EndpointSettings
 

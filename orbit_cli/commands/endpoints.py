@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from .. import render, session
-from ..options import DebugOpt, JsonOpt, UrlOpt
+from ..options import JsonOpt, UrlOpt
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -45,7 +45,6 @@ def endpoints(
     ] = None,
     json_out: JsonOpt = False,
     url: UrlOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """List endpoints with their state, host, plugins, version and when they were last seen."""
     from orbit_protocol import naming
@@ -102,7 +101,7 @@ async def _feed_presence(
 ) -> tuple[list[str], list[asyncio.Task[None]]]:
     """Follow presence of ``names``, or of everybody; users who may not follow everybody
     fall back to the endpoints of their profile. Returns (wanted names, pump tasks)."""
-    import aiormq.exceptions
+    from orbit_protocol import NotAuthorized
 
     from .. import profile
 
@@ -110,7 +109,7 @@ async def _feed_presence(
         try:
             await client.subscribe(None, "orbit", "presence")
             return [], []  # the client's own presence watcher sees everybody
-        except aiormq.exceptions.ChannelAccessRefused:
+        except NotAuthorized:
             names = sorted(profile.load().get("endpoints", {}))
             if not names:
                 return [], []

@@ -11,7 +11,7 @@ import typer
 
 from .. import render, session
 from ..errors import CliError
-from ..options import DebugOpt, JsonOpt, UrlOpt
+from ..options import JsonOpt, UrlOpt
 
 if TYPE_CHECKING:
     from orbit_client import AsyncOrbitClient, Subscription
@@ -57,7 +57,6 @@ def events(
     ] = None,
     json_out: JsonOpt = False,
     url: UrlOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Print events as they arrive: time, [bold]endpoint.plugin.topic[/], data summary.
 
@@ -100,11 +99,11 @@ def events(
 async def _subscribe(
     client: AsyncOrbitClient, endpoint: str | None, plugin: str | None, topic: str | None
 ) -> Subscription:
-    import aiormq.exceptions
+    from orbit_protocol import NotAuthorized
 
     try:
         return await client.subscribe(endpoint, plugin, topic)
-    except aiormq.exceptions.ChannelAccessRefused:
+    except NotAuthorized:
         what = f"endpoint {endpoint!r}" if endpoint else "all endpoints"
         hint = (
             "ask the broker admin: orbit broker grant CLIENT ENDPOINT"

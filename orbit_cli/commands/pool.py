@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from .. import render, session
-from ..options import DebugOpt, JsonOpt, UrlOpt
+from ..options import JsonOpt, UrlOpt
 
 EPILOG = """\
 [bold]Examples[/]
@@ -36,7 +36,7 @@ def _url(url: str | None) -> str:
 
 
 @app.command("create")
-def create(pool: PoolArg, url: UrlOpt = None, debug: DebugOpt = False) -> None:
+def create(pool: PoolArg, url: UrlOpt = None) -> None:
     """Declare the pool's quorum queue and its binding (idempotent)."""
     from orbit_broker.topology import declare_all
     from orbit_protocol import naming
@@ -47,34 +47,31 @@ def create(pool: PoolArg, url: UrlOpt = None, debug: DebugOpt = False) -> None:
 
 
 @app.command("status")
-def status(
-    pool: PoolArg, json_out: JsonOpt = False, url: UrlOpt = None, debug: DebugOpt = False
-) -> None:
+def status(pool: PoolArg, json_out: JsonOpt = False, url: UrlOpt = None) -> None:
     """Pending requests (waiting in the queue, not yet taken by a member) and live members."""
-    import aiormq.exceptions
-
-    from orbit_broker.topology import connect_any
+    from orbit_amqp import EntityNotFound, connect
     from orbit_protocol import NotFound, naming
 
     queue_name = naming.pool_queue(pool)
 
     async def work() -> dict[str, Any]:
-        connection = await connect_any(_url(url))
-        async with connection:
+        connection = await connect(_url(url), name="orbit-cli pool")
+        try:
             channel = await connection.channel()
             try:
-                queue = await channel.declare_queue(queue_name, passive=True)
-            except aiormq.exceptions.ChannelNotFoundEntity:
+                state = await channel.declare_queue(queue_name, passive=True)
+            except EntityNotFound:
                 raise NotFound(
                     f"no pool {pool!r}: create it with `orbit pool create {pool}`"
                 ) from None
-            result = queue.declaration_result
             return {
                 "pool": pool,
                 "queue": queue_name,
-                "pending": result.message_count or 0,
-                "members": result.consumer_count or 0,
+                "pending": state.messages,
+                "members": state.consumers,
             }
+        finally:
+            await connection.close()
 
     info = asyncio.run(work())
     if json_out:

@@ -1,195 +1,76 @@
-"""Two transports behind one small interface: the in-memory model and a real RabbitMQ vhost.
+"""A small harness over :mod:`orbit_amqp`, so each contract case reads like the AMQP it tests.
 
-The contract cases in ``test_broker_contract.py`` only speak this interface, so each case
-runs unchanged against both (DESIGN §6).
+The same harness drives both transports: ``memory://`` (the in-process broker) and
+``amqp://`` (a real RabbitMQ vhost), each reached through :func:`orbit_amqp.connect`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from dataclasses import dataclass, field
+from typing import Any
 
-import aio_pika
-import aiormq
-from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
-
-from orbit_broker.topology import declare
+from orbit_amqp import (
+    Channel,
+    Connection,
+    Delivery,
+    Message,
+    Properties,
+    PublishNacked,
+    connect,
+    declare,
+)
 from orbit_protocol.topology import Topology
-from tests.testkit.memory_broker import MemoryBroker, Message, Unroutable, _Consumer
-
-Settle = Literal["ack", "requeue", "reject"]
 
 
-@dataclass
-class Delivery:
-    body: bytes
-    routing_key: str
-    headers: dict[str, Any]
-    correlation_id: str | None
-    reply_to: str | None
-    redelivered: bool
-    _settle: Callable[[Settle], Awaitable[None]]
+class Inbox:
+    """One consumer on a channel of its own, with deliveries queued for the test."""
 
-    async def ack(self) -> None:
-        await self._settle("ack")
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        self._queue: asyncio.Queue[Delivery] = asyncio.Queue()
 
-    async def nack(self, *, requeue: bool) -> None:
-        await self._settle("requeue" if requeue else "reject")
+    async def start(self, queue: str, prefetch: int, *, no_ack: bool = False) -> Inbox:
+        await self.channel.set_prefetch(prefetch)
+        await self.channel.consume(queue, self._take, no_ack=no_ack)
+        return self
 
-
-class Consumer(Protocol):
-    async def next(self, timeout: float = 3.0) -> Delivery | None: ...
-    async def cancel(self) -> None: ...
-
-
-class Transport(Protocol):
-    name: str
-
-    async def declare(self, topology: Topology) -> None: ...
-    async def publish(
-        self,
-        exchange: str,
-        routing_key: str,
-        body: bytes,
-        *,
-        expiration_ms: int | None = None,
-        correlation_id: str | None = None,
-        reply_to: str | None = None,
-        mandatory: bool = False,
-    ) -> bool:
-        """False: a publisher nack; raises ``Unroutable`` for a returned ``mandatory`` one."""
-        ...
-
-    async def consume(self, queue: str, prefetch: int = 10) -> Consumer: ...
-    async def close(self) -> None: ...
-
-
-# -- in memory -------------------------------------------------------------------------
-
-
-class MemoryConsumer:
-    def __init__(self, broker: MemoryBroker, queue: str, consumer: _Consumer) -> None:
-        self._broker, self._queue, self._consumer = broker, queue, consumer
-
-    async def next(self, timeout: float = 3.0) -> Delivery | None:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            self._broker.expire()  # RabbitMQ expires queue heads on its own timers
-            try:
-                tag, msg = await asyncio.wait_for(self._consumer.inbox.get(), 0.05)
-                return self._delivery(tag, msg)
-            except TimeoutError:
-                if asyncio.get_running_loop().time() >= deadline:
-                    return None
-
-    def _delivery(self, tag: int, msg: Message) -> Delivery:
-        async def settle(how: Settle) -> None:
-            if how == "ack":
-                self._broker.ack(self._queue, self._consumer, tag)
-            else:
-                self._broker.nack(self._queue, self._consumer, tag, requeue=how == "requeue")
-
-        return Delivery(
-            msg.body,
-            msg.routing_key,
-            dict(msg.headers),
-            msg.properties.get("correlation_id"),
-            msg.properties.get("reply_to"),
-            msg.redelivered,
-            settle,
-        )
-
-    async def cancel(self) -> None:
-        self._broker.cancel(self._queue, self._consumer)
-
-
-class MemoryTransport:
-    name = "memory"
-
-    def __init__(self, broker: MemoryBroker | None = None) -> None:
-        self.broker = broker or MemoryBroker()
-
-    async def declare(self, topology: Topology) -> None:
-        self.broker.declare(topology)
-
-    async def publish(
-        self,
-        exchange: str,
-        routing_key: str,
-        body: bytes,
-        *,
-        expiration_ms: int | None = None,
-        correlation_id: str | None = None,
-        reply_to: str | None = None,
-        mandatory: bool = False,
-    ) -> bool:
-        props: dict[str, Any] = {"correlation_id": correlation_id, "reply_to": reply_to}
-        if expiration_ms is not None:
-            props["expiration"] = str(expiration_ms)
-        return self.broker.publish(exchange, routing_key, body, props, mandatory=mandatory)
-
-    async def consume(self, queue: str, prefetch: int = 10) -> Consumer:
-        return MemoryConsumer(self.broker, queue, self.broker.consume(queue, prefetch))
-
-    async def close(self) -> None:
-        return None
-
-
-# -- real RabbitMQ ---------------------------------------------------------------------
-
-
-class RabbitConsumer:
-    def __init__(self, channel: AbstractChannel) -> None:
-        self._channel = channel
-        self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
-
-    async def start(self, queue: str, prefetch: int) -> None:
-        await self._channel.set_qos(prefetch_count=prefetch)
-        q = await self._channel.get_queue(queue, ensure=False)
-        await q.consume(self._inbox.put, no_ack=False)
+    async def _take(self, delivery: Delivery) -> None:
+        await self._queue.put(delivery)
 
     async def next(self, timeout: float = 3.0) -> Delivery | None:
         try:
-            msg = await asyncio.wait_for(self._inbox.get(), timeout)
+            return await asyncio.wait_for(self._queue.get(), timeout)
         except TimeoutError:
             return None
 
-        async def settle(how: Settle) -> None:
-            if how == "ack":
-                await msg.ack()
-            else:
-                await msg.nack(requeue=how == "requeue")
-
-        return Delivery(
-            msg.body,
-            msg.routing_key or "",
-            dict(msg.headers or {}),
-            msg.correlation_id,
-            msg.reply_to,
-            bool(msg.redelivered),
-            settle,
-        )
-
     async def cancel(self) -> None:
-        await self._channel.close()  # like the memory model: unacked deliveries go back
+        """Close the channel: its unacknowledged deliveries go back to the queue."""
+        await self.channel.close()
 
 
-class RabbitTransport:
-    name = "rabbitmq"
-
-    def __init__(self, connection: AbstractConnection, channel: AbstractChannel) -> None:
-        self._connection, self._channel = connection, channel
+@dataclass
+class Harness:
+    name: str
+    url: str
+    connection: Connection
+    users: Any = None
+    """Adds users to the broker under test (see ``conftest.Users``)."""
+    _channel: Channel | None = field(default=None, repr=False)
+    _others: list[Connection] = field(default_factory=list, repr=False)
 
     @classmethod
-    async def connect(cls, url: str) -> RabbitTransport:
-        connection = await aio_pika.connect(url)
-        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        return cls(connection, channel)
+    async def open(cls, name: str, url: str) -> Harness:
+        return cls(name, url, await connect(url, name=f"orbit-contract {name}"))
+
+    async def channel(self) -> Channel:
+        """The harness' confirming channel (a new one after a channel error closed it)."""
+        if self._channel is None or self._channel.is_closed:
+            self._channel = await self.connection.channel(confirms=True)
+        return self._channel
 
     async def declare(self, topology: Topology) -> None:
-        await declare(self._channel, topology)
+        await declare(await self.connection.channel(), topology)
 
     async def publish(
         self,
@@ -197,32 +78,30 @@ class RabbitTransport:
         routing_key: str,
         body: bytes,
         *,
-        expiration_ms: int | None = None,
-        correlation_id: str | None = None,
-        reply_to: str | None = None,
         mandatory: bool = False,
+        **props: object,
     ) -> bool:
-        message = aio_pika.Message(
-            body,
-            correlation_id=correlation_id,
-            reply_to=reply_to,
-            expiration=None if expiration_ms is None else expiration_ms / 1000,
-        )
-        ex = await self._channel.get_exchange(exchange, ensure=False)
+        """``False`` for a publisher nack; ``Unroutable`` etc. are raised."""
+        message = Message(body, Properties(**props))  # type: ignore[arg-type]
         try:
-            await ex.publish(message, routing_key, mandatory=mandatory)
-        except aiormq.exceptions.PublishError:  # basic.return (before DeliveryError: a subclass)
-            raise Unroutable(
-                f"NO_ROUTE - {exchange!r} has no binding for {routing_key!r}"
-            ) from None
-        except aio_pika.exceptions.DeliveryError:
+            await (await self.channel()).publish(
+                exchange, routing_key, message, mandatory=mandatory
+            )
+        except PublishNacked:
             return False
         return True
 
-    async def consume(self, queue: str, prefetch: int = 10) -> Consumer:
-        consumer = RabbitConsumer(await self._connection.channel())
-        await consumer.start(queue, prefetch)
-        return consumer
+    async def consume(self, queue: str, prefetch: int = 10, **kw: bool) -> Inbox:
+        return await Inbox(await self.connection.channel()).start(queue, prefetch, **kw)
+
+    async def connect_as(self, url: str) -> Connection:
+        conn = await connect(url, name=f"orbit-contract {self.name} other")
+        self._others.append(conn)
+        return conn
 
     async def close(self) -> None:
-        await self._connection.close()
+        for conn in [*self._others, self.connection]:
+            await conn.close()
+
+
+__all__ = ["Harness", "Inbox"]

@@ -15,7 +15,7 @@ from typing import Any
 import aio_pika
 import aiormq.exceptions
 
-from orbit_broker.topology import declare
+from orbit_amqp import connect, declare
 from orbit_protocol import naming
 from orbit_protocol import topology as topo
 
@@ -25,9 +25,11 @@ KIT = "tests.testkit.plugin:KitPlugin"
 
 async def declare_endpoint(url: str, name: str, **queue_options: int) -> None:
     """Declare ``orbit.ep.<name>`` (as ``orbit broker provision`` would)."""
-    connection = await aio_pika.connect(url)
-    async with connection:
+    connection = await connect(url, name="orbit-test declare")
+    try:
         await declare(await connection.channel(), topo.endpoint(name, **queue_options))
+    finally:
+        await connection.close()
 
 
 async def consumer_count(url: str, endpoint: str) -> int:
@@ -51,9 +53,11 @@ class EndpointProcess:
         state_dir: Path,
         *,
         plugins: list[str] | None = None,
+        pythonpath: list[Path] | None = None,
         **settings: Any,
     ) -> None:
         self.name, self.url, self.state_dir = name, url, state_dir
+        self.pythonpath = [ROOT, *(pythonpath or [])]
         self.plugins = plugins if plugins is not None else [KIT]
         self.settings = settings
         self.proc: subprocess.Popen[bytes] | None = None
@@ -67,7 +71,7 @@ class EndpointProcess:
             ORBIT_ENDPOINT_URL=self.url,
             ORBIT_ENDPOINT_PLUGINS=json.dumps(self.plugins),
             ORBIT_ENDPOINT_STATE_DIR=str(self.state_dir),
-            PYTHONPATH=str(ROOT),
+            PYTHONPATH=os.pathsep.join(map(str, self.pythonpath)),
         )
         for key, value in self.settings.items():
             env[f"ORBIT_ENDPOINT_{key.upper()}"] = (

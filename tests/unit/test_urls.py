@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
-from aio_pika.connection import make_url
 from pydantic import ValidationError
 
+from orbit_amqp import Connection, Link
+from orbit_amqp.memory import MemoryBroker
 from orbit_client import ClientSettings
-from orbit_client._connection import FailoverConnection
-from orbit_endpoint.link import Link
 from orbit_endpoint.settings import EndpointSettings
 from orbit_protocol.urls import mask_url, mask_urls, split_urls
+from tests.testkit.eventually import eventually
 
 LIST = (
     "amqps://ep1:s3cret@n1:5671/orbit?certfile=/c.pem, amqps://n2:5671 ,amqps://u:p@n3:5671/other"
@@ -53,18 +51,29 @@ def test_settings_accept_a_list() -> None:
         EndpointSettings(name="ep1", url=",")
 
 
-async def test_link_and_client_connection_move_to_the_next_url() -> None:
-    async def setup(_: object) -> None:
-        pass
+async def test_link_moves_to_the_next_url_and_back() -> None:
+    """A link whose node is down connects to the next URL; when that one dies too, it
+    goes round to the first again (password and vhost come from the first entry)."""
+    n1, n2 = MemoryBroker("urls-n1"), MemoryBroker("urls-n2")
+    n1.stop()
+    setups: list[str] = []
 
-    link = Link("amqp://a:b@127.0.0.1:1/v,amqp://127.0.0.1:2", name="t", setup=setup)
-    assert link.url == "amqp://a:***@127.0.0.1:1/v"
-    urls = [make_url(u) for u in split_urls("amqp://a:b@127.0.0.1:1/v,amqp://127.0.0.1:2")]
-    conn = FailoverConnection(urls)
-    failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    failed.set_exception(ConnectionRefusedError())
-    await conn._on_connection_close(failed)
-    assert conn.url.port == 2 and conn.url.password == "b"
-    await conn._on_connection_close(failed)
-    assert conn.url.port == 1
-    await conn.close()
+    async def setup(conn: Connection) -> None:
+        setups.append(conn.user)
+
+    link = Link(
+        "memory://a:b@urls-n1/v,memory://urls-n2", name="t", setup=setup, reconnect_min=0.01
+    )
+    assert link.url == "memory://a:***@urls-n1/v"
+    try:
+        await link.start()
+        assert link.url == "memory://a:***@urls-n2/v" and setups == ["a"]
+        assert {c.vhost.name for c in n2.connections} == {"v"}
+        n1.start()
+        n2.stop()
+        await eventually(lambda: link.ready.is_set() and link.url.endswith("@urls-n1/v"))
+        assert setups == ["a", "a"] and link.connects == 2
+    finally:
+        await link.close()
+        n1.close()
+        n2.close()

@@ -1,0 +1,312 @@
+"""The production transport: a real RabbitMQ through aio-pika (``amqp://``, ``amqps://``).
+
+A thin adapter: plain (not robust) aio-pika connections, because reconnecting is
+:class:`~orbit_amqp.link.Link`'s job; aiormq's exceptions become :mod:`orbit_amqp.errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+from collections.abc import Iterator
+from typing import Any
+
+import aio_pika
+import aiormq
+import aiormq.exceptions
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractConnection,
+    AbstractIncomingMessage,
+    AbstractQueue,
+)
+from pamqp.commands import Basic
+
+from orbit_protocol.errors import AuthenticationFailed, BrokerError
+from orbit_protocol.urls import mask_url
+
+from .base import (
+    Channel,
+    Connection,
+    Delivery,
+    ExchangeKind,
+    Message,
+    OnClose,
+    OnMessage,
+    Properties,
+    QueueState,
+)
+from .errors import (
+    AccessRefused,
+    ChannelError,
+    ConnectionLost,
+    EntityNotFound,
+    PreconditionFailed,
+    PublishNacked,
+    ResourceLocked,
+    Unroutable,
+)
+
+_LOST = (
+    aiormq.exceptions.AMQPConnectionError,
+    aiormq.exceptions.ChannelInvalidStateError,
+    ConnectionError,
+    OSError,
+)
+
+
+@contextlib.contextmanager
+def _translated() -> Iterator[None]:
+    """aiormq's exceptions as Orbit's transport errors (order matters: subclasses first)."""
+    try:
+        yield
+    except aiormq.exceptions.PublishError as exc:  # basic.return, a DeliveryError subclass
+        raise Unroutable(f"NO_ROUTE: {exc}") from None
+    except aiormq.exceptions.DeliveryError as exc:
+        raise PublishNacked(f"the broker refused the message: {exc}") from None
+    except aiormq.exceptions.ChannelAccessRefused as exc:
+        raise AccessRefused(str(exc)) from None
+    except aiormq.exceptions.ChannelNotFoundEntity as exc:
+        raise EntityNotFound(str(exc)) from None
+    except aiormq.exceptions.ChannelPreconditionFailed as exc:
+        raise PreconditionFailed(str(exc)) from None
+    except aiormq.exceptions.ChannelLockedResource as exc:
+        raise ResourceLocked(str(exc)) from None
+    except aiormq.exceptions.ChannelClosed as exc:
+        raise ChannelError(str(exc)) from None
+    except (BrokerError, TimeoutError):  # TimeoutError is an OSError: not a lost connection
+        raise
+    except _LOST as exc:
+        raise ConnectionLost(f"{type(exc).__name__}: {exc}") from None
+
+
+def _to_pamqp(props: Properties) -> Basic.Properties:
+    stamp = (
+        None
+        if props.timestamp is None
+        else datetime.datetime.fromtimestamp(props.timestamp, datetime.UTC)
+    )
+    return Basic.Properties(
+        content_type=props.content_type,
+        headers=props.headers or None,
+        delivery_mode=props.delivery_mode,
+        correlation_id=props.correlation_id,
+        reply_to=props.reply_to,
+        expiration=props.expiration,
+        message_id=props.message_id,
+        timestamp=stamp,
+        message_type=props.type,
+        user_id=props.user_id,
+    )
+
+
+def _from_pamqp(raw: Basic.Properties) -> Properties:
+    stamp = raw.timestamp
+    return Properties(
+        content_type=raw.content_type,
+        delivery_mode=raw.delivery_mode,
+        correlation_id=raw.correlation_id,
+        message_id=raw.message_id,
+        reply_to=raw.reply_to,
+        user_id=raw.user_id,
+        type=raw.message_type,
+        expiration=raw.expiration,
+        timestamp=None if stamp is None else int(stamp.timestamp()),
+        headers=dict(raw.headers or {}),
+    )
+
+
+class _Delivery(Delivery):
+    __slots__ = ("_message", "body", "exchange", "properties", "redelivered", "routing_key")
+
+    def __init__(self, message: AbstractIncomingMessage) -> None:
+        self._message = message
+        self.body = message.body
+        self.properties = _from_pamqp(message.properties)
+        self.exchange = message.exchange or ""
+        self.routing_key = message.routing_key or ""
+        self.redelivered = bool(message.redelivered)
+
+    async def ack(self) -> None:
+        with _translated():
+            await self._message.ack()
+
+    async def reject(self, *, requeue: bool = False) -> None:
+        with _translated():
+            await self._message.reject(requeue=requeue)
+
+
+class _Channel(Channel):
+    def __init__(self, channel: AbstractChannel) -> None:
+        self._channel = channel
+        self._queues: dict[str, AbstractQueue] = {}
+
+    @property
+    def is_closed(self) -> bool:
+        return self._channel.is_closed
+
+    def on_close(self, callback: OnClose) -> None:
+        self._channel.close_callbacks.add(lambda _ch, exc=None: callback(exc))
+
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        message: Message,
+        *,
+        mandatory: bool = False,
+        timeout: float | None = None,
+    ) -> None:
+        with _translated():
+            channel = await self._channel.get_underlay_channel()
+            await channel.basic_publish(
+                message.body,
+                exchange=exchange,
+                routing_key=routing_key,
+                properties=_to_pamqp(message.properties),
+                mandatory=mandatory,
+                timeout=timeout,
+            )
+
+    async def declare_exchange(
+        self, name: str, kind: ExchangeKind, *, durable: bool = True
+    ) -> None:
+        with _translated():
+            await self._channel.declare_exchange(name, aio_pika.ExchangeType(kind), durable=durable)
+
+    async def declare_queue(
+        self,
+        name: str,
+        *,
+        durable: bool = True,
+        auto_delete: bool = False,
+        exclusive: bool = False,
+        arguments: dict[str, Any] | None = None,
+        passive: bool = False,
+    ) -> QueueState:
+        with _translated():
+            queue = await self._channel.declare_queue(
+                name,
+                durable=durable,
+                auto_delete=auto_delete,
+                exclusive=exclusive,
+                arguments=arguments,
+                passive=passive,
+            )
+        result = queue.declaration_result
+        return QueueState(name, result.message_count or 0, result.consumer_count or 0)
+
+    async def delete_queue(self, name: str) -> int:
+        with _translated():
+            channel = await self._channel.get_underlay_channel()
+            result = await channel.queue_delete(name)
+        return int(result.message_count or 0)
+
+    async def bind(self, queue: str, exchange: str, routing_key: str) -> None:
+        with _translated():
+            channel = await self._channel.get_underlay_channel()
+            await channel.queue_bind(queue, exchange, routing_key=routing_key)
+
+    async def unbind(self, queue: str, exchange: str, routing_key: str) -> None:
+        with _translated():
+            channel = await self._channel.get_underlay_channel()
+            await channel.queue_unbind(queue, exchange, routing_key=routing_key)
+
+    async def set_prefetch(self, count: int) -> None:
+        with _translated():
+            await self._channel.set_qos(prefetch_count=count)
+
+    async def consume(
+        self, queue: str, callback: OnMessage, *, no_ack: bool = False, exclusive: bool = False
+    ) -> str:
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            await callback(_Delivery(message))
+
+        with _translated():
+            q = await self._channel.get_queue(queue, ensure=False)
+            tag = str(await q.consume(on_message, no_ack=no_ack, exclusive=exclusive))
+        self._queues[tag] = q
+        return tag
+
+    async def cancel(self, tag: str) -> None:
+        queue = self._queues.pop(tag, None)
+        if queue is not None:
+            with _translated():
+                await queue.cancel(tag)
+
+    async def close(self) -> None:
+        if not self._channel.is_closed:
+            with contextlib.suppress(Exception):  # a broken channel is gone anyway
+                await self._channel.close()
+
+
+class _Connection(Connection):
+    def __init__(self, connection: AbstractConnection, user: str) -> None:
+        self._connection = connection
+        self.user = user
+
+    @property
+    def is_closed(self) -> bool:
+        return self._connection.is_closed
+
+    @property
+    def blocked(self) -> bool:
+        transport = self._connection.transport
+        amqp = transport.connection if transport is not None else None
+        # aiormq keeps the state in a private event; without it there is no fast path
+        unblocked = getattr(amqp, "_Connection__connection_unblocked", None)
+        return isinstance(unblocked, asyncio.Event) and not unblocked.is_set()
+
+    def on_close(self, callback: OnClose) -> None:
+        self._connection.close_callbacks.add(lambda _c, exc=None: callback(exc))
+
+    async def channel(self, *, confirms: bool = False) -> Channel:
+        with _translated():
+            channel = self._connection.channel(
+                publisher_confirms=confirms, on_return_raises=confirms
+            )
+            await channel
+        return _Channel(channel)
+
+    async def close(self) -> None:
+        if not self._connection.is_closed:
+            with contextlib.suppress(Exception):  # closing a broken connection may fail
+                await asyncio.wait_for(self._connection.close(), 5)
+
+
+def _is_auth_failure(exc: BaseException) -> bool:
+    if isinstance(exc, aiormq.exceptions.ProbableAuthenticationError | AuthenticationFailed):
+        return True
+    text = str(exc)
+    return "ACCESS_REFUSED" in text or ("403" in text and "access" in text.lower())
+
+
+class AioPikaTransport:
+    """``amqp://`` and ``amqps://`` URLs (query parameters as aio-pika takes them)."""
+
+    async def connect(
+        self, url: str, *, name: str, heartbeat: int = 10, timeout: float = 10.0
+    ) -> Connection:
+        from urllib.parse import unquote, urlsplit
+
+        user = unquote(urlsplit(url).username or "guest")
+        try:
+            connection = await aio_pika.connect(
+                url,
+                heartbeat=heartbeat,
+                client_properties={"connection_name": name},
+                timeout=timeout,
+            )
+        except Exception as exc:
+            if _is_auth_failure(exc):
+                raise AuthenticationFailed(
+                    f"the broker at {mask_url(url)} refused the credentials of {user!r}"
+                ) from None
+            raise BrokerError(
+                f"cannot reach the broker at {mask_url(url)}: {type(exc).__name__}: {exc}"
+            ) from None
+        return _Connection(connection, user)
+
+
+__all__ = ["AioPikaTransport"]
