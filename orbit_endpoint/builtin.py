@@ -16,7 +16,7 @@ from orbit_protocol import NotFound
 from orbit_protocol.version import PROTOCOL_VERSION
 
 from .journal import Journal
-from .registry import LoadedPlugin
+from .registry import LoadedPlugin, describe_plugin
 
 
 def orbit_version() -> str:
@@ -90,20 +90,7 @@ class OrbitPlugin(Plugin):
             if slot.plugin is None:
                 plugins[name] = {"available": False, "error": slot.error}
                 continue
-            plugins[name] = {
-                "available": True,
-                "version": slot.plugin.version,
-                "description": slot.plugin.description,
-                "operations": {
-                    op: {
-                        "doc": spec.doc,
-                        "admin_only": spec.admin_only,
-                        "idempotent": spec.idempotent,
-                        **spec.json_schemas(),
-                    }
-                    for op, spec in sorted(slot.plugin.operations().items())
-                },
-            }
+            plugins[name] = {"available": True, **describe_plugin(slot.plugin)}
         return {
             "endpoint": self.services.name,
             "protocol": PROTOCOL_VERSION,

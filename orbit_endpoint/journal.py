@@ -1,7 +1,7 @@
 """The endpoint journal: accepted requests, their replies, and the idempotency ledger.
 
 SQLite in WAL mode. A request is written here *before* its delivery is acked, so after
-the ack the journal, not the queue, owns the work (DESIGN §3). States move forward only:
+the ack the journal, not the queue, owns the work (docs/reliability.md). States move forward only:
 
     accepted ──► done ──► replied
         │

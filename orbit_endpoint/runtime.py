@@ -1,7 +1,9 @@
-"""The endpoint process: two supervised links, plugins, journal, presence, shutdown.
+"""The endpoint process, wired: two supervised links, plugins, journal, presence, shutdown.
 
-Order of start: journal → plugins ``setup`` → publishing link → recovery of journaled
-work → plugins ``start`` → consuming link. Order of stop: stop consuming → wait for
+What happens to one request is :mod:`orbit_endpoint.lifecycle`; this module only connects
+it to the links and runs the start and stop sequences. Order of start: journal → plugins
+``setup`` → publishing link → recovery of journaled work → plugins ``start`` → consuming
+link. Order of stop: stop consuming → wait for
 in-flight work (grace period; what is left stays journaled and is recovered at the next
 start) → plugins ``stop`` → ``offline`` presence → close links.
 """
@@ -18,30 +20,17 @@ import time
 from collections.abc import Coroutine
 from typing import Any, Literal
 
-import aiormq.exceptions
-from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
-
-from orbit_plugins.base import Call
-from orbit_protocol import (
-    InternalError,
-    OrbitError,
-    PayloadTooLarge,
-    PoisonMessage,
-    Presence,
-    Reply,
-    Request,
-    naming,
-)
+from orbit_amqp import Connection, EntityNotFound, FatalLinkError, Link
+from orbit_protocol import Presence, naming
 
 from .allocation import batch_allocation
 from .builtin import OrbitPlugin, orbit_version
-from .consumer import Accepted, Intake, Policy
 from .context import EndpointContext, EventOutbox
-from .dispatcher import Dispatcher
-from .journal import Entry, Journal
-from .link import FatalLinkError, Link
+from .journal import Journal
+from .lifecycle import Lifecycle, Policy
 from .publisher import Publisher
-from .registry import LoadedPlugin, load
+from .recovery import Recovery
+from .registry import LoadedPlugin, Registry, load
 from .settings import EndpointSettings
 
 log = logging.getLogger(__name__)
@@ -60,10 +49,9 @@ class Endpoint:
         self.journal = Journal(settings.journal_path)
         self.plugins: dict[str, LoadedPlugin] = load(settings.plugins, settings.plugin_settings)
         self.plugins[naming.BUILTIN_PLUGIN] = LoadedPlugin(naming.BUILTIN_PLUGIN, OrbitPlugin(self))
-        self.dispatcher = Dispatcher(self.plugins, debug=settings.debug)
+        self.registry = Registry(self.plugins)
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._running: dict[str, tuple[asyncio.Task[Any], Call]] = {}
         url = settings.url.get_secret_value()
         link = functools.partial(
             Link,
@@ -74,16 +62,15 @@ class Endpoint:
         )
         self.publisher = Publisher(link, endpoint=self.name, user=settings.amqp_user)
         self.consumer_link = link(name=f"orbit-endpoint {self.name} consume", setup=self._consume)
-        self.intake = Intake(
-            self._policy(), self.journal, self.publisher.reply, self.spawn, self._journals_args
+        self.lifecycle = Lifecycle(
+            self._policy(),
+            self.journal,
+            self.registry,
+            self.publisher.reply,
+            self.spawn,
+            debug=settings.debug,
         )
         self.accepting = asyncio.Event()
-
-    def _journals_args(self, plugin: str, method: str) -> bool:
-        try:
-            return self.dispatcher.resolve(plugin, method)[1].journal
-        except OrbitError:
-            return True  # the error reply is small and deterministic
 
     def _policy(self) -> Policy:
         s = self.settings
@@ -99,8 +86,6 @@ class Endpoint:
             max_body=s.max_body,
         )
 
-    # -- task bookkeeping ---------------------------------------------------------------
-
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
@@ -108,185 +93,30 @@ class Endpoint:
         return task
 
     def cancel(self, request_id: str) -> bool:
-        running = self._running.get(request_id)
-        if running is None:
-            return False
-        task, call = running
-        call.cancel()
-        task.cancel()
-        return True
+        return self.lifecycle.cancel(request_id)
 
     def request_shutdown(self) -> None:
         self._stop.set()
 
-    # -- consuming ----------------------------------------------------------------------
-
-    async def _consume(self, conn: AbstractConnection) -> None:
+    async def _consume(self, conn: Connection) -> None:
         channel = await conn.channel()
-        await channel.set_qos(prefetch_count=self.settings.prefetch)
-        channel.close_callbacks.add(lambda *_: None if conn.is_closed else self.spawn(conn.close()))
+        await channel.set_prefetch(self.settings.prefetch)
+        # a channel the broker closed takes its consumers along: reconnect the whole link
+        channel.on_close(lambda _: None if conn.is_closed else self.spawn(conn.close()))
         queues = [naming.request_queue(self.name), *map(naming.pool_queue, self.settings.pools)]
         for name in queues:
             if name != queues[0]:  # per-consumer limit: a member takes what it can run
-                await channel.set_qos(prefetch_count=min(self.settings.prefetch, POOL_PREFETCH))
+                await channel.set_prefetch(min(self.settings.prefetch, POOL_PREFETCH))
             try:
-                queue = await channel.declare_queue(name, passive=True)
-            except aiormq.exceptions.ChannelNotFoundEntity:
+                await channel.declare_queue(name, passive=True)
+            except EntityNotFound:
                 raise RuntimeError(
                     f"queue {name} does not exist: provision it first"
                     f" (orbit broker provision --endpoint {self.name})"
                 ) from None
-            await queue.consume(self._on_message, no_ack=False)
+            await channel.consume(name, self.lifecycle.receive)
         self.accepting.set()
         log.info("endpoint %s consuming %s", self.name, ", ".join(queues))
-
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        # a closing channel cancels its consumer callbacks (aiormq): the journal write, the
-        # ack and the start of accepted work must not be cut apart, so they run shielded
-        await asyncio.shield(self._take(message))
-
-    async def _take(self, message: AbstractIncomingMessage) -> None:
-        try:
-            accepted = await self.intake.receive(message)
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise  # we are being cancelled (shutdown), not just the ack
-            log.warning("delivery %s: ack cancelled by a lost connection", message.correlation_id)
-            return
-        except Exception:
-            # journal or channel failure: leave the delivery unacked; it is redelivered
-            log.exception("could not take delivery %s", message.correlation_id)
-            return
-        if accepted is not None:
-            self._start(accepted)
-
-    def _start(self, job: Accepted) -> asyncio.Task[Any]:
-        task = self.spawn(self._execute(job))
-        self._running[job.correlation_id] = (task, job.call)
-        task.add_done_callback(lambda _: self._running.pop(job.correlation_id, None))
-        return task
-
-    async def _execute(self, job: Accepted) -> None:
-        reply = await self.dispatcher.run(job.request, job.call)
-        body = reply.to_bytes()
-        if len(body) > self.settings.max_body:
-            body = Reply.failure(
-                PayloadTooLarge(
-                    f"the result is {len(body)} bytes, over the {self.settings.max_body} byte cap",
-                    {"size": len(body), "limit": self.settings.max_body},
-                )
-            ).to_bytes()
-        await self._finish(
-            job.user, job.key, job.reply_to, job.correlation_id, body, keep=job.journal
-        )
-        if job.delivery is not None:  # a pool request: answered, now it may leave the queue
-            try:
-                await job.delivery.ack()
-            except Exception as exc:  # channel gone: the broker redelivers it to a member
-                log.warning("could not ack pool request %s: %s", job.correlation_id, exc)
-
-    async def _finish(
-        self, user: str, key: str, reply_to: str, corr: str, body: bytes, *, keep: bool = True
-    ) -> None:
-        self.journal.finish(user, key, body if keep else None)
-        await self.publisher.reply(reply_to, corr, body)
-        extra = self.intake.waiters.pop((user, key), set()) - {(reply_to, corr)}
-        if extra:  # duplicates that arrived while the request ran
-            await asyncio.gather(*(self.publisher.reply(rt, c, body) for rt, c in extra))
-        self.journal.mark_replied(user, key)
-
-    # -- recovery -----------------------------------------------------------------------
-
-    async def _recover(self) -> None:
-        """Answer or resume what the journal holds from a previous run."""
-        pruned = self.journal.prune(time.time() - self.settings.journal_retention)
-        if pruned:
-            log.info("journal: forgot %d answered request(s) older than the retention", pruned)
-        for entry in self.journal.pending("done"):
-            reply = entry.reply or self._interrupted(entry, "its reply was not kept")
-            self._answer(entry, reply)
-        suspects: list[Entry] = []
-        for entry in self.journal.pending("accepted"):
-            if entry.resumes > 0:  # already re-run once and cut short again: maybe a poison
-                suspects.append(entry)
-            else:
-                self._resume(entry)
-        if suspects:
-            self.spawn(self._resume_one_by_one(suspects))
-
-    async def _resume_one_by_one(self, suspects: list[Entry]) -> None:
-        """Re-run requests interrupted by two or more restarts one at a time, oldest first.
-
-        If one of them kills the process, the others are not running beside it, so only the
-        culprit's count grows until it reaches ``resume_limit`` and is answered
-        ``POISON_MESSAGE``; the rest run once it is out of the way.
-        """
-        for entry in suspects:
-            task = self._resume(entry)
-            if task is not None:
-                await asyncio.wait([task])
-
-    @staticmethod
-    def _interrupted(entry: Entry, why: str) -> bytes:
-        error = InternalError(
-            f"the endpoint restarted while {entry.plugin}.{entry.method} ran and {why};"
-            " send the request again",
-            {"interrupted": True, "request_id": entry.request_id},
-        )
-        return Reply.failure(error).to_bytes()
-
-    @staticmethod
-    def _poison(entry: Entry) -> bytes:
-        runs = entry.resumes + 1
-        error = PoisonMessage(
-            f"{entry.plugin}.{entry.method} was cut short by {runs} endpoint restarts (its"
-            " handler may crash the endpoint), so it is not run again",
-            {"reason": "resume_limit", "runs": runs, "request_id": entry.request_id},
-        )
-        return Reply.failure(error).to_bytes()
-
-    def _answer(self, entry: Entry, body: bytes) -> None:
-        self.spawn(self._finish(entry.user, entry.key, entry.reply_to, entry.request_id, body))
-
-    def _resume(self, entry: Entry) -> asyncio.Task[Any] | None:
-        """Run an accepted request again, or answer it; the task running it, if any."""
-        if entry.args is None:  # arguments were never journaled (bulk data, secrets)
-            self._answer(entry, self._interrupted(entry, "its arguments were not kept"))
-            return None
-        try:
-            _, spec = self.dispatcher.resolve(entry.plugin, entry.method)
-            idempotent = spec.idempotent
-        except OrbitError:
-            idempotent = True  # the dispatcher will answer with the same error again
-        if not idempotent:
-            self._answer(
-                entry, self._interrupted(entry, "it is not idempotent, so it was not run again")
-            )
-            return None
-        if entry.resumes >= self.settings.resume_limit:
-            log.error(
-                "request %s (%s.%s) was cut short by %d restarts: answering POISON_MESSAGE",
-                entry.request_id,
-                entry.plugin,
-                entry.method,
-                entry.resumes + 1,
-            )
-            self._answer(entry, self._poison(entry))
-            return None
-        self.journal.count_resume(entry.user, entry.key)  # durable before it runs again
-        call = Call(
-            entry.request_id,
-            entry.user,
-            self.name,
-            entry.user in self.settings.admins,
-            entry.deadline,
-        )
-        request = Request(plugin=entry.plugin, method=entry.method, args=entry.args)
-        log.info("resuming %s (%s.%s)", entry.request_id, entry.plugin, entry.method)
-        return self._start(
-            Accepted(entry.user, entry.key, entry.reply_to, entry.request_id, request, call)
-        )
 
     # -- presence -----------------------------------------------------------------------
 
@@ -335,7 +165,12 @@ class Endpoint:
             if links[0].done():
                 links[0].result()  # raises FatalLinkError
             if not self._stop.is_set():
-                await self._recover()
+                Recovery(
+                    self.lifecycle,
+                    self.journal,
+                    retention=self.settings.journal_retention,
+                    resume_limit=self.settings.resume_limit,
+                ).run()
                 for slot in self.plugins.values():
                     if slot.plugin is not None:
                         await slot.plugin.start()
@@ -365,7 +200,7 @@ class Endpoint:
         log.info("endpoint %s stopping", self.name)
         self.accepting.clear()
         await self.consumer_link.close()
-        in_flight = [task for task, _ in self._running.values()]
+        in_flight = [task for task, _ in self.lifecycle.running.values()]
         if in_flight:
             log.info(
                 "waiting up to %.0f s for %d running request(s)", SHUTDOWN_GRACE, len(in_flight)

@@ -1,4 +1,4 @@
-"""Dispatcher, journal and plugin contract, without a broker."""
+"""Request lifecycle, journal and plugin contract, without a broker."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from orbit_endpoint.dispatcher import Dispatcher
 from orbit_endpoint.journal import Journal, args_digest
-from orbit_endpoint.registry import LoadedPlugin, load
+from orbit_endpoint.lifecycle import Lifecycle, Policy
+from orbit_endpoint.registry import LoadedPlugin, Registry, load
 from orbit_plugins import Call, Plugin, Prepared, operation
 from orbit_protocol import ErrorCode, Request
 from tests.testkit.plugin import KitPlugin
@@ -21,16 +21,30 @@ def call(user: str = "alice", admin: bool = False) -> Call:
     return Call(request_id="r1", user=user, endpoint="ep", is_admin=admin)
 
 
-def dispatcher(debug: bool = False) -> Dispatcher:
+POLICY = Policy("ep", frozenset({"ep"}), frozenset({"alice"}), frozenset(), False, 1 << 20)
+
+
+async def _no_reply(reply_to: str, corr: str, body: bytes) -> None:
+    raise AssertionError("no reply expected")
+
+
+def _no_spawn(coro: object) -> asyncio.Task[object]:
+    raise AssertionError("nothing to spawn")
+
+
+def lifecycle(  # type: ignore[no-untyped-def]
+    debug: bool = False, journal: Journal | None = None, send_reply=_no_reply, spawn=_no_spawn
+) -> Lifecycle:
     plugins = {
         "testkit": LoadedPlugin("testkit", KitPlugin()),
         "broken": LoadedPlugin("broken", error="ImportError: no module named fake_slurm"),
     }
-    return Dispatcher(plugins, debug=debug)
+    journal = journal or Journal(":memory:")  # type: ignore[arg-type]
+    return Lifecycle(POLICY, journal, Registry(plugins), send_reply, spawn, debug=debug)
 
 
-async def run(d: Dispatcher, plugin: str, method: str, **args: object):  # type: ignore[no-untyped-def]
-    return await d.run(Request(plugin=plugin, method=method, args=args), call())
+async def run(d: Lifecycle, plugin: str, method: str, **args: object):  # type: ignore[no-untyped-def]
+    return await d.dispatch(Request(plugin=plugin, method=method, args=args), call())
 
 
 @pytest.mark.parametrize(
@@ -47,27 +61,27 @@ async def run(d: Dispatcher, plugin: str, method: str, **args: object):  # type:
     ],
 )
 async def test_errors_map_to_codes(plugin: str, method: str, args: dict, code: ErrorCode) -> None:
-    reply = await run(dispatcher(), plugin, method, **args)
+    reply = await run(lifecycle(), plugin, method, **args)
     assert not reply.ok and reply.error is not None
     assert reply.error.code is code
     assert reply.error.message
 
 
 async def test_invalid_args_details_list_pydantic_errors() -> None:
-    reply = await run(dispatcher(), "testkit", "sleep", seconds=-1)
+    reply = await run(lifecycle(), "testkit", "sleep", seconds=-1)
     assert reply.error is not None
     assert reply.error.details["errors"][0]["loc"] == ["seconds"]
 
 
 async def test_internal_hides_traceback_unless_debug() -> None:
-    quiet = await run(dispatcher(), "testkit", "fail")
-    loud = await run(dispatcher(debug=True), "testkit", "fail")
+    quiet = await run(lifecycle(), "testkit", "fail")
+    loud = await run(lifecycle(debug=True), "testkit", "fail")
     assert quiet.error is not None and "traceback" not in quiet.error.details
     assert loud.error is not None and "RuntimeError: boom" in loud.error.details["traceback"]
 
 
 async def test_success_and_thread_offload() -> None:
-    d = dispatcher()
+    d = lifecycle()
     reply = await run(d, "testkit", "echo", value=[1, "a"])
     assert reply.ok and reply.result == {"value": [1, "a"]}
     # a blocking operation runs in a thread: the loop keeps serving meanwhile
@@ -194,17 +208,13 @@ async def test_a_request_whose_ack_fails_is_forgotten(tmp_path: Path) -> None:
     """Journaled, but the ack never reached the broker: the redelivery must be fresh work."""
     from types import SimpleNamespace
 
-    from orbit_endpoint.consumer import Intake, Policy
-    from orbit_protocol import Request
-
     journal = Journal(tmp_path / "journal.db")
-    policy = Policy("ep", frozenset({"ep"}), frozenset({"alice"}), frozenset(), False, 1 << 20)
     replies: list[bytes] = []
 
     async def send_reply(reply_to: str, corr: str, body: bytes) -> None:
         replies.append(body)
 
-    intake = Intake(policy, journal, send_reply, spawn=lambda coro: coro.close())
+    intake = lifecycle(journal=journal, send_reply=send_reply)
 
     def delivery(ack_fails: bool, error: BaseException | None = None) -> SimpleNamespace:
         async def ack() -> None:
@@ -223,14 +233,14 @@ async def test_a_request_whose_ack_fails_is_forgotten(tmp_path: Path) -> None:
         )
 
     with pytest.raises(ConnectionError):
-        await intake.receive(delivery(ack_fails=True))  # type: ignore[arg-type]
+        await intake.intake(delivery(ack_fails=True))  # type: ignore[arg-type]
     assert journal.get("alice", "req-1") is None
     # aiormq cancels an ack caught in a dying connection: the row must go just the same
     cancelled = delivery(ack_fails=True, error=asyncio.CancelledError())
     with pytest.raises(asyncio.CancelledError):
-        await intake.receive(cancelled)  # type: ignore[arg-type]
+        await intake.intake(cancelled)  # type: ignore[arg-type]
     assert journal.get("alice", "req-1") is None
-    accepted = await intake.receive(delivery(ack_fails=False))  # type: ignore[arg-type]
+    accepted = await intake.intake(delivery(ack_fails=False))  # type: ignore[arg-type]
     assert accepted is not None and accepted.correlation_id == "req-1"
     assert journal.get("alice", "req-1") is not None and replies == []
 
@@ -273,7 +283,7 @@ def test_args_digest_tells_long_strings_apart_and_ignores_key_order() -> None:
 def test_backoff_stays_short_while_an_outage_is_young() -> None:
     """A broker restart (seconds) is followed by a reconnect within 5 s; a long outage backs
     off to the 30 s maximum (full jitter, never below the minimum)."""
-    from orbit_endpoint.link import backoff_delays
+    from orbit_amqp import backoff_delays
 
     delay = backoff_delays(0.5, 30.0)
     young = [delay(attempt, 15.0) for attempt in range(20) for _ in range(50)]
