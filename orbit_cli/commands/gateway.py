@@ -19,28 +19,16 @@ Users log in with their own broker user and password; the URL's credentials are 
 
 
 def plugin_schemas() -> dict[str, Any]:
-    """Installed plugins (entry points + the built-in ``orbit``) with their operation schemas."""
-    from importlib.metadata import entry_points
-
+    """Installed plugins (entry points + the built-in ``orbit``) with their operation schemas;
+    a plugin whose dependencies are missing is left out."""
     from orbit_endpoint.builtin import OrbitPlugin
-    from orbit_endpoint.registry import ENTRY_POINT_GROUP
+    from orbit_endpoint.registry import describe_plugin, installed
 
-    classes: dict[str, Any] = {"orbit": OrbitPlugin}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            classes[ep.name] = ep.load()
-        except Exception:  # a plugin whose dependencies are missing is left out
-            continue
+    classes = {"orbit": OrbitPlugin, **installed()}
     return {
-        name: {
-            "version": cls.version,
-            "description": cls.description,
-            "operations": {
-                op: {"doc": spec.doc, **spec.json_schemas()}
-                for op, spec in sorted(cls.operations().items())
-            },
-        }
+        name: describe_plugin(cls)
         for name, cls in sorted(classes.items())
+        if not isinstance(cls, Exception)
     }
 
 
@@ -78,8 +66,8 @@ def gateway(
     """Serve the Explorer UI, [bold]/events[/] (SSE), [bold]/api[/] and [bold]/asyncapi.json[/]."""
     import uvicorn
 
-    from orbit_broker.gateway import GatewaySettings, create_app
     from orbit_client import ClientSettings
+    from orbit_gateway import GatewaySettings, create_app
 
     broker_url = url or ClientSettings().url.get_secret_value()
     settings = GatewaySettings(
@@ -107,14 +95,14 @@ ASYNCAPI_EPILOG = """\
   [cyan]orbit broker asyncapi --url amqps://broker.example:5671/orbit | jq .operations[/]"""
 
 
-def asyncapi(url: UrlOpt = None, debug: DebugOpt = False) -> None:
+def asyncapi(url: UrlOpt = None) -> None:
     """Print the AsyncAPI 3.0 document: topology, request/reply pairs of every installed plugin,
     events and presence."""
     import json
     import sys
 
-    from orbit_broker.asyncapi import build
     from orbit_client import ClientSettings
+    from orbit_protocol.asyncapi import build
 
     broker_url = url or ClientSettings().url.get_secret_value()
     sys.stdout.write(json.dumps(build(plugin_schemas(), broker_url), indent=2) + "\n")

@@ -1,18 +1,15 @@
-"""A gateway subprocess (``orbit gateway``) and a small SSE reader for the gateway tests."""
+"""A gateway subprocess (``orbit gateway``) and the Chromium fixture for the gateway tests."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -49,8 +46,11 @@ async def browser_fixture() -> AsyncIterator[Browser]:
 class GatewayProcess:
     """``python -m orbit_cli gateway --url URL --port N`` with its log in ``log_path``."""
 
-    def __init__(self, url: str, log_path: Path, *extra: str) -> None:
+    def __init__(
+        self, url: str, log_path: Path, *extra: str, env: dict[str, str] | None = None
+    ) -> None:
         self.url, self.log_path, self.extra = url, log_path, extra
+        self.env = env
         self.port = free_port()
         scheme = "https" if {"--tls-cert", "--ssl-certfile"} & set(extra) else "http"
         self.base = f"{scheme}://127.0.0.1:{self.port}"
@@ -60,7 +60,11 @@ class GatewayProcess:
         args = ["gateway", "--url", self.url, "--port", str(self.port), *self.extra]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "orbit_cli", *args], cwd=ROOT, stdout=log, stderr=log
+                [sys.executable, "-m", "orbit_cli", *args],
+                cwd=ROOT,
+                stdout=log,
+                stderr=log,
+                env=self.env,
             )
         deadline = time.monotonic() + timeout
         async with httpx.AsyncClient(base_url=self.base, verify=False) as http:
@@ -85,48 +89,6 @@ class GatewayProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-
-
-@dataclass
-class SseFrame:
-    event: str
-    id: str | None
-    data: Any
-
-
-async def frames(response: httpx.Response) -> AsyncIterator[SseFrame]:
-    """Parse ``text/event-stream`` lines into frames (comments skipped)."""
-    event, ident, data = "message", None, list[str]()
-    async for line in response.aiter_lines():
-        if not line:
-            if data:
-                yield SseFrame(event, ident, json.loads("\n".join(data)))
-            event, ident, data = "message", None, []
-        elif line.startswith(":"):
-            continue
-        else:
-            name, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if name == "event":
-                event = value
-            elif name == "id":
-                ident = value
-            elif name == "data":
-                data.append(value)
-
-
-async def take(
-    stream: AsyncIterator[SseFrame], n: int, kind: str = "notification", timeout: float = 20
-) -> list[SseFrame]:
-    """The next ``n`` frames of ``kind`` (others skipped)."""
-    got: list[SseFrame] = []
-    async with asyncio.timeout(timeout):
-        async for frame in stream:
-            if frame.event == kind:
-                got.append(frame)
-                if len(got) == n:
-                    break
-    return got
 
 
 async def log_in(page: Page, base: str, user: str, password: str) -> None:

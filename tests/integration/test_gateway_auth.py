@@ -1,4 +1,4 @@
-"""Through the gateway a user acts with its own broker rights only (DESIGN §4)."""
+"""Through the gateway a user acts with its own broker rights only (docs/security.md)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from playwright.async_api import Browser, expect
 
 from orbit_broker.provision import ClientSpec, EndpointSpec, Provisioner, ProvisionSpec
 from orbit_protocol import Event, naming
+from tests.testkit.sse import frames, take
 
 from .endpoints import EndpointProcess
-from .gateway_kit import GatewayProcess, browser_fixture, frames, take  # noqa: F401 (fixture)
+from .gateway_kit import GatewayProcess, browser_fixture  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.rabbit
 

@@ -12,10 +12,10 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from typer.testing import CliRunner
 
-from orbit_broker.asyncapi import build
 from orbit_cli.app import app
 from orbit_cli.commands.gateway import plugin_schemas
 from orbit_protocol import ErrorCode, Event, Presence, Reply, Request
+from orbit_protocol.asyncapi import build
 from orbit_protocol.errors import NotFound
 
 DOC_URI = "urn:orbit:asyncapi"

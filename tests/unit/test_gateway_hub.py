@@ -6,9 +6,9 @@ from typing import Any, cast
 
 from sse_starlette import ServerSentEvent
 
-from orbit_broker.gateway.hub import EventHub, Filter
-from orbit_broker.gateway.settings import GatewaySettings
 from orbit_client import AsyncOrbitClient
+from orbit_gateway.hub import EventHub, Filter
+from orbit_gateway.settings import GatewaySettings
 from orbit_protocol import Event
 
 
@@ -82,7 +82,7 @@ def test_a_frame_is_encoded_once_as_sse() -> None:
 
 
 async def test_a_lagging_stream_gets_its_queued_frames_in_one_write() -> None:
-    from orbit_broker.gateway.sse import _stream
+    from orbit_gateway.sse import _stream
 
     h = hub(history=10, client_queue=10)
     listener, backlog = h.attach(Filter(), None)

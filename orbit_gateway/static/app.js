@@ -1,7 +1,6 @@
 // Orbit Explorer: login, live endpoint sidebar, plugin pages, event log, toasts.
 import { getJSON, login, logout, rpc } from "./api.js";
 import { el, operationForm } from "./forms.js";
-import { PAGES } from "./pages/index.js";
 
 const $ = (id) => document.getElementById(id);
 const state = { endpoints: {}, describe: {}, log: [], source: null, lastId: null, retry: 0, loggedIn: false,
@@ -52,13 +51,23 @@ async function endpointPage(endpoint) {
         ` ${p.available ? p.version : "unavailable: " + p.error}`)))];
 }
 
+let pageNames = null;  // plugins with a page of their own (GET /api/pages), fetched once
+const loadedPages = {};
+
+async function pageOf(plugin) {
+  if (pageNames === null) pageNames = new Set(await getJSON("api/pages").catch(() => []));
+  if (!pageNames.has(plugin)) return null;
+  loadedPages[plugin] ??= import(`./pages/${plugin}.js`).then((m) => m.default);
+  return loadedPages[plugin];
+}
+
 async function pluginPage(endpoint, plugin) {
   const d = await describe(endpoint);
   const info = d.plugins[plugin];
   if (!info) return [el("p", { className: "error", textContent: `no plugin ${plugin} on ${endpoint}` })];
   const parts = [el("h2", { textContent: `${endpoint} / ${plugin}` }),
     el("p", { className: "hint", textContent: `${info.description || ""} (version ${info.version})` })];
-  const page = PAGES[plugin];
+  const page = await pageOf(plugin);
   if (page) {
     const ctx = {
       endpoint, plugin, info, toast,

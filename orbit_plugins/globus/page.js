@@ -1,7 +1,7 @@
 // globus: register a token, submit a transfer, list transfers with live transfer_status updates.
-import { badge, button, bytes, el, field, input, section, show, table } from "./ui.js";
+import { badge, button, bytes, el, field, input, section, show, table } from "../ui.js";
 
-export function globusPage(ctx) {
+export default function globusPage(ctx) {
   const tasks = new Map();
   const listBox = el("div", { id: "globus-tasks" });
   const detail = el("pre", { id: "globus-task", className: "result", hidden: true });

@@ -10,8 +10,9 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from .. import asyncapi
-from . import api, files, sse
+from orbit_protocol import asyncapi
+
+from . import api, files, pages, sse
 from .auth import SessionStore
 from .settings import GatewaySettings
 
@@ -36,6 +37,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(files.router)
     app.include_router(sse.router)
+    app.include_router(pages.router)
 
     @app.get("/asyncapi.json")
     async def asyncapi_document() -> dict[str, Any]:

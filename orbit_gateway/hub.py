@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-import aiormq.exceptions
 from sse_starlette import ServerSentEvent
 
 from orbit_client import AsyncOrbitClient, Subscription
@@ -130,7 +129,7 @@ class EventHub:
             return
         try:
             sub = await self.client.subscribe(endpoint)
-        except aiormq.exceptions.ChannelAccessRefused:
+        except NotAuthorized:
             what = f"endpoint {endpoint!r}" if endpoint else "all endpoints"
             raise NotAuthorized(f"user {self.client.user!r} may not follow {what}") from None
         self._subs[pattern] = sub

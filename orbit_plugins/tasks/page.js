@@ -1,9 +1,9 @@
 // tasks: submit a command or a function, watch task_status events, inspect and cancel tasks.
-import { badge, button, el, field, input, section, show, table, when } from "./ui.js";
+import { badge, button, el, field, input, section, show, table, when } from "../ui.js";
 
 const FINAL = new Set(["DONE", "FAILED", "CANCELED"]);
 
-export function tasksPage(ctx) {
+export default function tasksPage(ctx) {
   const tasks = new Map();
   const listBox = el("div", { id: "tasks-list" });
   const detail = el("div", { id: "task-detail", className: "card", hidden: true });

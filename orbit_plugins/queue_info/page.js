@@ -1,7 +1,7 @@
 // queue_info: the batch system's queues, its jobs, my allocations (tables).
-import { button, dur, el, section, table } from "./ui.js";
+import { button, dur, el, section, table } from "../ui.js";
 
-export function queueInfoPage(ctx) {
+export default function queueInfoPage(ctx) {
   const backend = el("p", { id: "qi-backend", className: "hint", textContent: "…" });
   const queues = el("div", { id: "qi-queues" });
   const jobs = el("div", { id: "qi-jobs" });

@@ -32,7 +32,7 @@ export function sysinfoCards(m) {
   return el("div", { className: "cards" }, ...cards);
 }
 
-export function sysinfoPage(ctx) {
+export default function sysinfoPage(ctx) {
   const box = el("div", { id: "sysinfo-cards", textContent: "loading…" });
   const load = () => ctx.call("metrics").then((r) => box.replaceChildren(
     r.ok ? sysinfoCards(r.result) : el("p", { className: "error", textContent: r.error.message })));

@@ -1,11 +1,11 @@
 // staging: browse a directory, upload (PUT through the gateway), download, mkdir, remove.
-import { button, bytes, el, input, section, show, table, when } from "./ui.js";
+import { button, bytes, el, input, section, show, table, when } from "../ui.js";
 
 const join = (dir, name) => (dir.endsWith("/") ? dir + name : `${dir}/${name}`);
 const parent = (dir) => dir.replace(/\/[^/]+\/?$/, "") || "/";
 export const fileUrl = (endpoint, path) => `api/${endpoint}/files?path=${encodeURIComponent(path)}`;
 
-export function stagingPage(ctx) {
+export default function stagingPage(ctx) {
   let cwd = localStorage.getItem(`orbit.cwd.${ctx.endpoint}`) || "~";
   const where = input("path", { id: "staging-path", value: cwd });
   const listing = el("div", { id: "staging-list" });

@@ -1,9 +1,9 @@
 // psij: submit a job, list my jobs, monitor one with live output (job_output events) and cancel.
-import { badge, button, el, field, input, section, show, table, when } from "./ui.js";
+import { badge, button, el, field, input, section, show, table, when } from "../ui.js";
 
 const TERMINAL = new Set(["COMPLETED", "FAILED", "CANCELED"]);
 
-export function psijPage(ctx) {
+export default function psijPage(ctx) {
   const jobs = new Map();  // job_id -> JobInfo (updated by job_status events)
   const listBox = el("div", { id: "psij-jobs" });
   const monitor = el("div", { id: "job-monitor", className: "card", hidden: true });

@@ -1,5 +1,5 @@
 // Small building blocks shared by the plugin pages: tables, fields, result boxes, formatting.
-import { el } from "../forms.js";
+import { el } from "./forms.js";
 
 export { el };
 
