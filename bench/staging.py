@@ -13,11 +13,11 @@ temporary directory and stopped at the end. In one run, alternating per round:
              responder process echoes each 1 MiB binary body back; ``parallel`` in flight.
   raw_up     the same, 1 MiB up and a small reply (the shape of an upload chunk).
   raw_down   the same, a small request and a 1 MiB reply (the shape of a download chunk).
-  orbit_put  ``orbit_client.staging.upload`` of a 200 MiB file to an endpoint subprocess
+  orbit_put  ``orbit_plugins.staging.client.upload`` of a 200 MiB file to an endpoint subprocess
              (``python -m orbit_endpoint``, plugin ``staging``): hash, put_begin, chunks
              (1 MiB, base64 in JSON, ``parallel`` in flight), put_commit (SHA-256 check, fsync,
              atomic placement). Timed end to end.
-  orbit_get  ``orbit_client.staging.download`` of that file: stat with checksum, chunks,
+  orbit_get  ``orbit_plugins.staging.client.download`` of that file: stat with checksum, chunks,
              client-side SHA-256 check, rename. Timed end to end.
 
 How MiB/s is counted: payload MiB delivered in one direction per wall-clock second. An echo
@@ -213,7 +213,7 @@ class Phases:
 async def orbit_put(
     client: Any, ep: str, src: Path, remote: Path, chunk: int, parallel: int
 ) -> dict[str, Any]:
-    from orbit_client.staging import upload
+    from orbit_plugins.staging.client import upload
 
     phases = Phases()
     t0 = time.perf_counter()
@@ -236,7 +236,7 @@ async def orbit_put(
 async def orbit_get(
     client: Any, ep: str, remote: Path, local: Path, chunk: int, parallel: int
 ) -> dict[str, Any]:
-    from orbit_client.staging import download
+    from orbit_plugins.staging.client import download
 
     phases = Phases()
     t0 = time.perf_counter()
@@ -409,13 +409,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             print("starting a private RabbitMQ node ...", file=sys.stderr)
             node = rpc.start_private_node(workdir)
             url = node.amqp_url("/")
-        from orbit_broker.topology import declare
+        from orbit_broker.topology import declare_all
 
         conn = await aio_pika.connect(url)
         assert conn.transport is not None
         server = dict(conn.transport.connection.server_properties)
         channel = await conn.channel()
-        await declare(channel, topo.core() + topo.endpoint(raw_ep) + topo.endpoint(orbit_ep))
+        await declare_all(url, endpoints=[raw_ep, orbit_ep])
         declared += [naming.request_queue(raw_ep), naming.request_queue(orbit_ep)]
 
         env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -617,9 +617,9 @@ def render(doc: dict[str, Any]) -> None:
 
 
 def _client_b64_fast() -> bool:
-    from orbit_client import staging
+    from orbit_plugins.staging import codec
 
-    return staging._B64 is not None
+    return codec.FAST
 
 
 def main() -> int:
@@ -646,7 +646,7 @@ def main() -> int:
         asyncio.run(_responder(args.url, args.queue))
         return 0
     if args.parallel is None:
-        from orbit_client.staging import DEFAULT_PARALLEL
+        from orbit_plugins.staging.client import DEFAULT_PARALLEL
 
         args.parallel = DEFAULT_PARALLEL
     started = time.time()

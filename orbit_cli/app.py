@@ -17,16 +17,10 @@ from .commands import (
     endpoints,
     events,
     gateway,
-    jobs,
     plugins,
     pool,
-    queues,
-    stage,
-    sysinfo,
-    tasks,
-    transfer,
 )
-from .options import DebugOpt
+from .options import DebugOpt, add_debug_option
 
 EPILOG = """\
 [bold]Examples[/]
@@ -42,7 +36,12 @@ Settings: flags > ORBIT_* environment > profile file ([dim]~/.config/orbit/profi
 
 
 class OrbitGroup(TyperGroup):
-    """Root group: renders Orbit errors as ``[CODE] message`` instead of tracebacks."""
+    """Root group: renders Orbit errors as ``[CODE] message`` instead of tracebacks, and gives
+    every command the ``--debug`` flag (see :func:`.options.add_debug_option`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        add_debug_option(self)
 
     def invoke(self, ctx: Any) -> Any:
         from pydantic import ValidationError
@@ -110,17 +109,27 @@ app.add_typer(endpoint.app, name="endpoint")
 app.command("endpoints", epilog=endpoints.EPILOG)(endpoints.endpoints)
 app.command("call", epilog=call.EPILOG)(call.call)
 app.command("events", epilog=events.EPILOG)(events.events)
-app.command("sysinfo", epilog=sysinfo.EPILOG)(sysinfo.sysinfo)
 app.command("describe", epilog=describe.EPILOG)(describe.describe)
 app.add_typer(plugins.app, name="plugins")
 app.command("gateway", epilog=gateway.EPILOG)(gateway.gateway)
-app.add_typer(jobs.app, name="job")
-app.command("queues", epilog=queues.EPILOG)(queues.queues)
-app.add_typer(stage.app, name="stage")
-app.add_typer(transfer.app, name="transfer")
-app.add_typer(tasks.app, name="task")
-app.command("run", epilog=tasks.EPILOG)(tasks.run)
 app.add_typer(pool.app, name="pool")
+
+
+def add_feature_commands(target: typer.Typer) -> None:
+    """Commands of the feature packages and of installed plugin distributions (entry point
+    group ``orbit.cli``); one that fails to load is named on stderr and left out."""
+    from importlib.metadata import entry_points
+
+    from .kit import COMMAND_GROUP
+
+    for ep in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
+        try:
+            ep.load()(target)
+        except Exception as exc:
+            print(f"orbit: the commands of {ep.name!r} did not load: {exc}", file=sys.stderr)
+
+
+add_feature_commands(app)
 
 
 def main(argv: list[str] | None = None) -> None:

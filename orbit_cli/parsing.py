@@ -1,8 +1,10 @@
-"""``key=value`` call arguments: values are JSON when they parse as JSON, else strings."""
+"""Parsing of command-line values: ``KEY=VALUE`` items (call arguments, ``--env``; call
+argument values are JSON when they parse as JSON, else strings), ``--time`` durations."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from .errors import UsageError
@@ -16,19 +18,30 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def parse_pairs(pairs: list[str]) -> dict[str, Any]:
-    """``["a=1", "b=x"]`` → ``{"a": 1, "b": "x"}``; a pair without ``=`` is a usage error."""
-    args: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
+def key_values(
+    items: Iterable[str], problem: str = "{item!r} is not KEY=VALUE", hint: str | None = None
+) -> dict[str, str]:
+    """``["A=1", "B=x=y"]`` → ``{"A": "1", "B": "x=y"}`` (split at the first ``=``, the key
+    stripped, a later key wins). An item without ``=`` or key is a :class:`UsageError` with
+    the message ``problem`` (``{item}``: that item) and ``hint``."""
+    found: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise UsageError(
-                f"argument {pair!r} is not KEY=VALUE",
-                hint="example: orbit call demo sysinfo.metrics fresh=true sections='[\"cpu\"]'",
-            )
-        args[key] = parse_value(value)
-    return args
+            raise UsageError(problem.format(item=item), hint=hint)
+        found[key] = value
+    return found
+
+
+def parse_pairs(pairs: list[str]) -> dict[str, Any]:
+    """``["a=1", "b=x"]`` → ``{"a": 1, "b": "x"}``; a pair without ``=`` is a usage error."""
+    raw = key_values(
+        pairs,
+        "argument {item!r} is not KEY=VALUE",
+        hint="example: orbit call demo sysinfo.metrics fresh=true sections='[\"cpu\"]'",
+    )
+    return {key: parse_value(value) for key, value in raw.items()}
 
 
 def parse_args_json(text: str | None) -> dict[str, Any]:
@@ -55,6 +68,20 @@ def build_args(pairs: list[str], args_json: str | None) -> dict[str, Any]:
     return {**parse_args_json(args_json), **parse_pairs(pairs)}
 
 
+def parse_duration(text: str) -> int:
+    """Seconds of a ``--time`` value: ``S``, ``M:S`` or ``H:M:S``."""
+    try:
+        parts = [int(p) for p in text.split(":")]
+    except ValueError:
+        parts = []
+    if not 1 <= len(parts) <= 3 or any(p < 0 for p in parts):
+        raise UsageError(f"--time {text!r}: use seconds, M:S or H:M:S")
+    seconds = 0
+    for part in parts:
+        seconds = seconds * 60 + part
+    return seconds
+
+
 def split_operation(operation: str) -> tuple[str, str]:
     """``plugin.method`` → ``(plugin, method)``; anything else is a usage error."""
     plugin, sep, method = operation.partition(".")
@@ -66,4 +93,12 @@ def split_operation(operation: str) -> tuple[str, str]:
     return plugin, method
 
 
-__all__ = ["build_args", "parse_args_json", "parse_pairs", "parse_value", "split_operation"]
+__all__ = [
+    "build_args",
+    "key_values",
+    "parse_args_json",
+    "parse_duration",
+    "parse_pairs",
+    "parse_value",
+    "split_operation",
+]

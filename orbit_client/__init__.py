@@ -1,8 +1,13 @@
-"""Orbit clients: :class:`AsyncOrbitClient` (aio-pika) and :class:`OrbitClient` (blocking).
+"""Orbit clients: :class:`AsyncOrbitClient` and :class:`OrbitClient` (blocking).
 
-Layering: imports ``orbit_protocol`` only (and plugin ``schema`` modules, which are
-pydantic-only). The blocking client runs the async one on a private loop thread.
+Layering: imports ``orbit_protocol`` and the transport ``orbit_amqp`` only. The blocking
+client runs the async one on a private loop thread. The typed helpers of the features
+(``Jobs``, ``OrbitExecutor``, ...) live in their feature packages (``orbit_plugins.<f>.client``);
+the names below stay importable from here, loaded on first use.
 """
+
+import importlib
+from typing import Any
 
 from orbit_protocol.errors import (
     AuthenticationFailed,
@@ -29,10 +34,28 @@ from ._async import AsyncOrbitClient
 from ._presence import EndpointInfo
 from ._subscription import Subscription
 from ._sync import OrbitClient, SyncSubscription
-from .executor import AsyncOrbitExecutor, OrbitExecutor
-from .jobs import AsyncJobs, JobHandle, Jobs, SyncJobHandle, job_spec
 from .settings import ClientSettings
-from .tasks import RemoteTraceback, TaskFailed, VersionMismatch
+
+_MOVED = {
+    **dict.fromkeys(
+        ("AsyncJobs", "JobHandle", "Jobs", "SyncJobHandle", "job_spec"), "orbit_plugins.psij.client"
+    ),
+    **dict.fromkeys(
+        ("AsyncOrbitExecutor", "OrbitExecutor", "RemoteTraceback", "TaskFailed", "VersionMismatch"),
+        "orbit_plugins.tasks.client",
+    ),
+}
+"""Names of feature clients, by the module they moved to."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module 'orbit_client' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AsyncJobs",

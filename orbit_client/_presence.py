@@ -58,10 +58,6 @@ class PresenceTable:
         info = self.endpoints.get(endpoint)
         return info is not None and info.online
 
-    def offline_announced(self, endpoint: str) -> bool:
-        info = self.endpoints.get(endpoint)
-        return info is not None and info.presence.state == "offline"
-
     def expected_user(self, endpoint: str) -> str | None:
         info = self.endpoints.get(endpoint)
         return info.user if info else None

@@ -1,8 +1,8 @@
-"""Orbit plugins: the plugin contract (``orbit_plugins.base``) and first-party plugins.
+"""Orbit plugins: the SDK and the first-party features.
 
-Layering: imports ``orbit_protocol`` only. Each plugin lives in its own sub-package with
-``schema.py`` (pydantic models, importable by clients without heavy dependencies) and
-``plugin.py`` (the handlers, loaded by endpoints through the ``orbit.plugins`` entry points).
+The SDK is ``base`` (the plugin contract), ``periodic`` (background rounds), ``storage``
+(SQLite WAL) and ``testing``. Each feature is one sub-package holding its schema, endpoint
+side, client helpers, CLI commands, Explorer page and README (``docs/architecture.md``).
 """
 
 from .base import Call, NoArgs, OperationSpec, Plugin, PluginContext, Prepared, operation

@@ -81,7 +81,6 @@ class PluginContext(Protocol):
         ...
 
 
-R = TypeVar("R")
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
@@ -108,7 +107,6 @@ class OperationSpec:
     func: Callable[..., Any]
     args_model: type[BaseModel]
     result_adapter: TypeAdapter[Any]
-    result_schema_source: Any
     params: tuple[str, ...]
     """Kinds of the parameters after ``self``, in order: ``"args"`` or ``"call"``."""
     is_async: bool
@@ -191,7 +189,6 @@ def _build_spec(func: Callable[..., Any], options: dict[str, Any]) -> OperationS
         func=func,
         args_model=args_model,
         result_adapter=TypeAdapter(result),
-        result_schema_source=result,
         params=tuple(kinds),
         is_async=inspect.iscoroutinefunction(func),
         admin_only=options["admin_only"],

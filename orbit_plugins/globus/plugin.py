@@ -10,7 +10,6 @@ plugin is reported ``UNAVAILABLE`` and the endpoint runs on.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import os
 import threading
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from orbit_plugins.base import Call, Plugin, PluginContext, operation
+from orbit_plugins.periodic import Periodic
 from orbit_protocol import (
     Conflict,
     InvalidArgs,
@@ -109,7 +109,7 @@ class GlobusPlugin(Plugin):
         super().__init__(settings)
         self._sessions: dict[str, _Session] = {}
         self._lock = threading.Lock()
-        self._poller: asyncio.Task[None] | None = None
+        self._poller = Periodic("globus-poller", lambda: self.cfg.poll_interval, self._poll_once)
 
     @property
     def cfg(self) -> GlobusSettings:
@@ -128,15 +128,10 @@ class GlobusPlugin(Plugin):
         await super().setup(ctx)
 
     async def start(self) -> None:
-        if self._poller is None:
-            self._poller = asyncio.create_task(self._poll_loop(), name="globus-poller")
+        self._poller.start(self.ctx.logger)
 
     async def stop(self) -> None:
-        task, self._poller = self._poller, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._poller.stop()
         with self._lock:
             self._sessions.clear()  # forget every credential
 
@@ -385,14 +380,6 @@ class GlobusPlugin(Plugin):
                     self._observe(user, session, task_id)
                 except OrbitError as exc:
                     self.ctx.logger.warning("polling Globus task %s failed: %s", task_id, exc)
-
-    async def _poll_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.cfg.poll_interval)
-            try:
-                await asyncio.to_thread(self._poll_once)
-            except Exception:
-                self.ctx.logger.warning("Globus poller failed", exc_info=True)
 
 
 __all__ = ["GlobusPlugin", "translate"]

@@ -88,7 +88,7 @@ class FacilityApi:
         return text.replace(self._token, "***") if self._token else text
 
     def _error(self, method: str, path: str, response: httpx.Response) -> OrbitError:
-        """A facility's HTTP error as the DESIGN §3 error a caller can act on."""
+        """A facility's HTTP error as an Orbit error (docs/protocol.md) a caller can act on."""
         status = response.status_code
         detail = _detail(response)
         detail = self._scrub(detail)[:MAX_DETAIL]

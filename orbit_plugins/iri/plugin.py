@@ -4,20 +4,19 @@
 memory only (``connect`` is never journaled, the token never logged nor echoed in an
 error). ``iri`` makes the per-site calls; the site is an argument rather than a plugin
 named ``iri.<site>`` because plugin names are fixed when the endpoint starts and a dot
-would split the event routing key ``<endpoint>.<plugin>.<topic>`` (docs/plugins/iri.md).
-A background poller follows submitted jobs and emits ``iri.job_status`` events.
+would split the event routing key ``<endpoint>.<plugin>.<topic>`` (``README.md`` of this
+package). A background poller follows submitted jobs and emits ``iri.job_status`` events.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from typing import Any
 from urllib.parse import quote
 
 from pydantic import ValidationError
 
 from orbit_plugins.base import Call, Plugin, PluginContext, operation
+from orbit_plugins.periodic import Periodic
 from orbit_protocol import NotFound, OrbitError, Unavailable
 
 from .api import FacilityApi
@@ -160,7 +159,7 @@ class IriPlugin(Plugin):
 
     def __init__(self, settings: dict[str, object] | None = None) -> None:
         super().__init__(settings)
-        self._poller: asyncio.Task[None] | None = None
+        self._poller = Periodic("iri-poller", lambda: self.cfg.poll_interval, self._poll_once)
 
     @property
     def cfg(self) -> IriSettings:
@@ -173,15 +172,10 @@ class IriPlugin(Plugin):
         self.hub: Hub = hub_for(ctx)
 
     async def start(self) -> None:
-        if self._poller is None:
-            self._poller = asyncio.create_task(self._poll_loop(), name="iri-poller")
+        self._poller.start(self.ctx.logger)
 
     async def stop(self) -> None:
-        task, self._poller = self._poller, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._poller.stop()
 
     def _api(self, site: str, call: Call) -> FacilityApi:
         return self.hub.connection(call.user, site).api
@@ -344,14 +338,6 @@ class IriPlugin(Plugin):
                     if conn.last_error != exc.message:  # say it once, not every round
                         self.ctx.logger.warning("polling IRI job %s failed: %s", watch.job_id, exc)
                     conn.last_error = exc.message
-
-    async def _poll_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.cfg.poll_interval)
-            try:
-                await asyncio.to_thread(self._poll_once)
-            except Exception:
-                self.ctx.logger.warning("IRI poller failed", exc_info=True)
 
 
 def _items(found: object, site: str) -> Items:

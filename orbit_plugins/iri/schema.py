@@ -13,7 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from orbit_protocol.naming import NAME_PATTERN
 
-JobState = Literal["new", "queued", "held", "active", "completed", "failed", "canceled"]
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "canceled"})
 SiteName = Annotated[
     str, Field(pattern=NAME_PATTERN, description="Facility name from the IRI config (e.g. nersc).")

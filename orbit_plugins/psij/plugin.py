@@ -20,9 +20,9 @@ from typing import Any
 from orbit_plugins.base import Call, Plugin, PluginContext, operation
 from orbit_protocol import Conflict, NotAuthorized, NotFound, Unavailable
 
-from . import child, launch
+from . import children, launch
 from .child_schema import ChildInfo, SubmitEndpointArgs
-from .monitor import Observed, local_outcome
+from .monitor import Observed, decide, new_output, status_event
 from .schema import (
     TERMINAL,
     CancelResult,
@@ -31,10 +31,8 @@ from .schema import (
     JobList,
     JobStatus,
     ListArgs,
-    OutputChunk,
     PsijSettings,
     StatusArgs,
-    StatusEvent,
     SubmitArgs,
 )
 from .store import JobRecord, JobStore
@@ -63,7 +61,7 @@ class PsijPlugin(Plugin):
         self._submit_locks: dict[str, threading.Lock] = {}
         """One lock per job id: a duplicate submit waits for the first, others run in parallel."""
         self._monitor: asyncio.Task[None] | None = None
-        self._children: child.Children | None = None
+        self._children: children.Children | None = None
 
     @property
     def cfg(self) -> PsijSettings:
@@ -91,7 +89,7 @@ class PsijPlugin(Plugin):
 
         self._store = JobStore(Path(ctx.state_dir) / "jobs.sqlite")
         self._executors = launch.Executors(self.cfg.executors, self.cfg.slurm_polling_interval)
-        self._children = child.Children(self)
+        self._children = children.Children(self)
 
     async def start(self) -> None:
         """Prune old finished jobs, re-attach the jobs of a previous run, start the monitor."""
@@ -140,7 +138,7 @@ class PsijPlugin(Plugin):
     @operation(idempotent=True, journal=False)
     def submit_endpoint(self, args: SubmitEndpointArgs, call: Call) -> ChildInfo:
         """Start child endpoint ``name`` in a batch job (tunnel: none, forward, reverse)."""
-        return child.submit(self, args, call)
+        return children.submit(self, args, call)
 
     @operation(idempotent=True)
     def get_job_status(self, args: StatusArgs, call: Call) -> JobStatus:
@@ -369,7 +367,8 @@ class PsijPlugin(Plugin):
                 continue
             with self._lock:
                 seen = self._observed.get(rec.job_id)
-            state, exit_code, message = child.outcome(rec, *self._decide(rec, seen))
+            live = rec.job_id in self._jobs
+            state, exit_code, message = children.outcome(rec, *decide(rec, seen, live))
             final = state in TERMINAL
             self._emit_output(rec, final)
             if state != rec.state:
@@ -382,41 +381,14 @@ class PsijPlugin(Plugin):
                 rec.state, rec.exit_code, rec.message = state, exit_code, message
                 self._emit_status(rec)
 
-    def _decide(self, rec: JobRecord, seen: Observed | None) -> tuple[str, int | None, str | None]:
-        if rec.executor == "local":
-            live = rec.job_id in self._jobs
-            return local_outcome(rec, seen, live)
-        if seen is None:
-            return rec.state, rec.exit_code, rec.message
-        if seen.state == "CANCELED" or (rec.cancel_requested and seen.state in TERMINAL):
-            return "CANCELED", None, seen.message
-        return seen.state, seen.exit_code, seen.message
-
     def _emit_output(self, rec: JobRecord, final: bool) -> None:
         sent = {"stdout": rec.stdout_sent, "stderr": rec.stderr_sent}
-        for stream, path in (("stdout", rec.stdout_path), ("stderr", rec.stderr_path)):
-            while True:
-                text, end = launch.read_text(path, sent[stream], self.cfg.chunk_bytes, final)
-                if end == sent[stream]:
-                    break
-                chunk = OutputChunk(
-                    job_id=rec.job_id, stream=stream, offset=sent[stream], end=end, data=text
-                )
-                self.ctx.emit("job_output", chunk.model_dump())
-                sent[stream] = end
+        for chunk in new_output(rec, self.cfg.chunk_bytes, final):
+            self.ctx.emit("job_output", chunk.model_dump())
+            sent[chunk.stream] = chunk.end
         if (sent["stdout"], sent["stderr"]) != (rec.stdout_sent, rec.stderr_sent):
             self.store.update(rec.job_id, stdout_sent=sent["stdout"], stderr_sent=sent["stderr"])
             rec.stdout_sent, rec.stderr_sent = sent["stdout"], sent["stderr"]
 
     def _emit_status(self, rec: JobRecord) -> None:
-        event = StatusEvent(
-            job_id=rec.job_id,
-            native_id=rec.native_id,
-            state=rec.state,
-            exit_code=rec.exit_code,
-            message=rec.message,
-            user=rec.user,
-            stdout_size=rec.stdout_sent,
-            stderr_size=rec.stderr_sent,
-        )
-        self.ctx.emit("job_status", event.model_dump(), persistent=rec.terminal)
+        self.ctx.emit("job_status", status_event(rec).model_dump(), persistent=rec.terminal)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 Executor = Literal["local", "slurm", "pbs", "lsf"]
 State = Literal["NEW", "QUEUED", "ACTIVE", "COMPLETED", "FAILED", "CANCELED"]
 TERMINAL: frozenset[str] = frozenset({"COMPLETED", "FAILED", "CANCELED"})
+Stream = Literal["stdout", "stderr"]
 
 
 class _Model(BaseModel):
@@ -90,6 +91,11 @@ class JobInfo(_Model):
     submitted_at: float
     finished_at: float | None = None
 
+    @property
+    def done(self) -> bool:
+        """The job has ended (COMPLETED, FAILED or CANCELED)."""
+        return self.state in TERMINAL
+
 
 class JobStatus(JobInfo):
     """``get_job_status``: the job plus the output written since the given offsets."""
@@ -115,7 +121,7 @@ class OutputChunk(_Model):
     """``job_output`` event: ``data`` starts at ``offset`` of ``stream``."""
 
     job_id: str
-    stream: Literal["stdout", "stderr"]
+    stream: Stream
     offset: int
     end: int = Field(description="byte offset after this chunk")
     data: str

@@ -4,31 +4,29 @@ Upload: ``put_begin`` (declares size and SHA-256; resumes an open session of the
 content) → ``put_chunk`` × n (any order, several in flight) → ``put_commit`` (checks
 coverage and checksum, then places the file atomically). Download: ``stat`` with
 ``checksum`` → ``get_chunk`` × n. Every path goes through :class:`PathPolicy`.
+
+The operations are here; their work is beside: ``browse`` (stat, list, mkdir, remove),
+``uploads`` (sessions), ``commit`` (digest and atomic placing), ``progress`` (events),
+``ranges`` (byte ranges, shared with the client).
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import os
-import shutil
 import stat as stat_mod
-import threading
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from orbit_plugins.base import Call, Plugin, operation
 from orbit_protocol import Conflict, InvalidArgs, NotAuthorized, NotFound
 
-from . import codec
-from .digest import fd_sha256
+from . import browse, codec
+from .commit import FILE_MODE, check_target, expected_digest, place
 from .paths import PathPolicy
+from .progress import Downloads, upload_event
+from .ranges import missing_ranges
 from .schema import (
     Chunk,
     ChunkAck,
-    Entry,
-    EntryType,
     GetChunkArgs,
     Listing,
     MkdirArgs,
@@ -46,35 +44,7 @@ from .schema import (
     UploadList,
     UploadRef,
 )
-from .uploads import Session, UploadStore, missing_ranges
-
-MAX_DOWNLOADS = 1024
-"""Downloads whose progress is tracked at once (the least recently served are forgotten)."""
-
-
-@dataclass
-class Download:
-    """Bytes served so far to one download (for its ``progress`` events)."""
-
-    path: str
-    want: int
-    served: int = 0
-    last_event: float = 0.0
-
-
-def entry_type(mode: int) -> EntryType:
-    if stat_mod.S_ISLNK(mode):
-        return "link"
-    if stat_mod.S_ISDIR(mode):
-        return "dir"
-    return "file" if stat_mod.S_ISREG(mode) else "other"
-
-
-def _stat(path: Path) -> os.stat_result:
-    try:
-        return path.stat()
-    except FileNotFoundError:
-        raise NotFound(f"{path} does not exist", {"path": str(path)}) from None
+from .uploads import Session, UploadStore
 
 
 class StagingPlugin(Plugin):
@@ -89,8 +59,7 @@ class StagingPlugin(Plugin):
         super().__init__(settings)
         self.policy = PathPolicy(self.cfg.roots)
         self._store: UploadStore | None = None
-        self._downloads: dict[tuple[str, str], Download] = {}
-        self._downloads_lock = threading.Lock()
+        self._downloads = Downloads(self.cfg.progress_interval)
 
     @property
     def cfg(self) -> StagingSettings:
@@ -118,97 +87,22 @@ class StagingPlugin(Plugin):
     @operation(idempotent=True)
     def stat(self, args: StatArgs) -> StatResult:
         """Type, size and mtime of a path; with ``checksum`` also the file's SHA-256."""
-        path = self.policy.resolve(args.path)
-        st = _stat(path)
-        kind = entry_type(st.st_mode)
-        digest = None
-        if args.checksum and kind == "file":
-            fd = self.policy.open(path, os.O_RDONLY)
-            try:
-                digest = fd_sha256(fd)
-            finally:
-                os.close(fd)
-        return StatResult(
-            path=str(path), type=kind, size=st.st_size, mtime=st.st_mtime, sha256=digest
-        )
+        return browse.stat(self.policy, args)
 
     @operation(idempotent=True)
     def list(self, args: PathArgs) -> Listing:
         """Entries of a directory: name, type (file, dir, link, other), size, mtime."""
-        path = self.policy.resolve(args.path)
-        if not path.is_dir():
-            _stat(path)
-            raise InvalidArgs(f"{path} is not a directory", {"path": str(path)})
-        entries = []
-        fd = self.policy.open_dir(path)  # the directory that was checked, not a swapped link
-        try:
-            with os.scandir(fd) as it:
-                for item in it:
-                    try:
-                        st = item.stat(follow_symlinks=False)
-                    except OSError:
-                        continue
-                    kind = entry_type(st.st_mode)
-                    entries.append(
-                        Entry(name=item.name, type=kind, size=st.st_size, mtime=st.st_mtime)
-                    )
-        finally:
-            os.close(fd)
-        entries.sort(key=lambda e: e.name)
-        return Listing(path=str(path), entries=entries)
+        return browse.listing(self.policy, args)
 
     @operation(idempotent=True)
     def mkdir(self, args: MkdirArgs) -> PathResult:
         """Create a directory (and its parents unless ``parents`` is false)."""
-        path = self.policy.resolve(args.path)
-        if path.exists() and not path.is_dir():
-            raise Conflict(f"{path} exists and is not a directory", {"path": str(path)})
-        try:
-            if args.parents:
-                os.close(self.policy.open_dir(path, create=True))
-            else:
-                parent = self.policy.open_dir(path.parent)
-                try:
-                    with contextlib.suppress(FileExistsError):
-                        os.mkdir(path.name, 0o777, dir_fd=parent)
-                finally:
-                    os.close(parent)
-        except FileNotFoundError:
-            raise NotFound(f"the parent of {path} does not exist", {"path": str(path)}) from None
-        except NotADirectoryError:
-            raise Conflict(f"a part of {path} is not a directory", {"path": str(path)}) from None
-        return PathResult(path=str(path))
+        return browse.mkdir(self.policy, args)
 
     @operation
     def remove(self, args: RemoveArgs) -> PathResult:
         """Remove a file, a symlink (not its target) or a directory (non-empty: ``recursive``)."""
-        real = self.policy.resolve(args.path)
-        if self.policy.is_root(real):
-            raise NotAuthorized(f"refusing to remove the allowed root {real}", {"path": str(real)})
-        raw = Path(os.path.expanduser(args.path) if args.path.startswith("~") else args.path)
-        entry = self.policy.resolve(str(raw.parent)) / raw.name
-        parent = self.policy.open_dir(entry.parent)  # every removal relative to it: no link
-        try:  # swapped in after the checks is followed
-            try:
-                st = os.lstat(entry.name, dir_fd=parent)
-            except FileNotFoundError:
-                raise NotFound(f"{entry} does not exist", {"path": str(entry)}) from None
-            if stat_mod.S_ISDIR(st.st_mode) and args.recursive:
-                shutil.rmtree(entry.name, dir_fd=parent)
-            elif stat_mod.S_ISDIR(st.st_mode):
-                try:
-                    os.rmdir(entry.name, dir_fd=parent)
-                except OSError as exc:
-                    if exc.errno != errno.ENOTEMPTY:
-                        raise
-                    raise Conflict(
-                        f"{entry} is a non-empty directory (pass recursive)", {"path": str(entry)}
-                    ) from None
-            else:  # a file, or a symlink itself (never its target)
-                os.unlink(entry.name, dir_fd=parent)
-        finally:
-            os.close(parent)
-        return PathResult(path=str(entry))
+        return browse.remove(self.policy, args)
 
     # ------------------------------------------------------------------ upload
 
@@ -216,7 +110,7 @@ class StagingPlugin(Plugin):
     def put_begin(self, args: PutBeginArgs, call: Call) -> Upload:
         """Open (or, with ``resume``, re-open) an upload session; returns its confirmed ranges."""
         path = self.policy.resolve(args.path)
-        self._check_target(path, args.overwrite)
+        check_target(path, args.overwrite)
         self.store.expire()
         if args.resume:
             found = self.store.find(call.user, path, args.size, args.sha256, args.source)
@@ -284,7 +178,7 @@ class StagingPlugin(Plugin):
                 f"upload {info.upload_id} is incomplete: {len(gaps)} range(s) missing",
                 {"missing": gaps[:20], "received_bytes": info.received_bytes},
             )
-        expected = _expected_digest(info.sha256, args.sha256)
+        expected = expected_digest(info.sha256, args.sha256)
         try:
             fd = self.policy.open(temp, os.O_RDWR)
         except FileNotFoundError:
@@ -294,7 +188,7 @@ class StagingPlugin(Plugin):
             digest = session.prefix.finish(session.lock, fd, info.size)
             if digest == expected:
                 os.fsync(fd)
-                os.fchmod(fd, 0o666 & ~_UMASK)
+                os.fchmod(fd, FILE_MODE)
         finally:
             os.close(fd)
         if digest != expected:
@@ -306,7 +200,7 @@ class StagingPlugin(Plugin):
             )
         parent = self.policy.open_dir(target.parent)
         try:
-            _place(parent, temp.name, target, info.overwrite)
+            place(parent, temp.name, target, info.overwrite)
         finally:
             os.close(parent)
         self.store.forget(session)
@@ -371,111 +265,19 @@ class StagingPlugin(Plugin):
             )
         return session
 
-    @staticmethod
-    def _check_target(path: Path, overwrite: bool) -> None:
-        if path.is_dir():
-            raise Conflict(f"{path} is a directory", {"path": str(path)})
-        if path.exists() and not overwrite:
-            raise Conflict(f"{path} exists (pass overwrite to replace it)", {"path": str(path)})
-
     def _served(self, args: GetChunkArgs, call: Call, path: Path, size: int, total: int) -> None:
         """Count a served chunk of a download and emit its ``progress`` event when due."""
-        want = total if args.want is None else min(args.want, total)
-        key = (call.user, args.download_id or "")
-        with self._downloads_lock:
-            seen = self._downloads.pop(key, None) or Download(str(path), want)
-            self._downloads[key] = seen  # most recent last
-            while len(self._downloads) > MAX_DOWNLOADS:
-                self._downloads.pop(next(iter(self._downloads)))
-            seen.served += size
-            now = time.monotonic()
-            done = seen.served >= seen.want
-            if done:
-                del self._downloads[key]
-            elif now - seen.last_event < self.cfg.progress_interval:
-                return
-            seen.last_event = now
-        self.ctx.emit(
-            "progress",
-            {
-                "download_id": args.download_id,
-                "user": call.user,
-                "path": seen.path,
-                "direction": "get",
-                "bytes": min(seen.served, seen.want),
-                "total": seen.want,
-                "done": done,
-            },
+        event = self._downloads.served(
+            call.user, args.download_id or "", str(path), size, args.want, total
         )
+        if event is not None:
+            self.ctx.emit("progress", event)
 
     def _progress(self, session: Session, *, done: bool) -> None:
-        now = time.monotonic()
-        if not done and now - session.last_event < self.cfg.progress_interval:
-            return
-        session.last_event = now
-        info = session.info
-        self.ctx.emit(
-            "progress",
-            {
-                "upload_id": info.upload_id,
-                "user": info.user,
-                "path": info.path,
-                "direction": "put",
-                "bytes": info.size if done else info.received_bytes,
-                "total": info.size,
-                "done": done,
-            },
-        )
-
-
-def _expected_digest(begun: str | None, committed: str | None) -> str:
-    """The SHA-256 an upload must have: given at put_begin, at put_commit, or both alike."""
-    if begun is not None and committed is not None and begun != committed:
-        raise Conflict(
-            f"put_commit's sha256 {committed} differs from put_begin's {begun}",
-            {"begin": begun, "commit": committed},
-        )
-    expected = committed or begun
-    if expected is None:
-        raise InvalidArgs("no sha256: give it to put_begin or to put_commit")
-    return expected
-
-
-def _place(parent: int, temp: str, target: Path, overwrite: bool) -> None:
-    """Move ``temp`` to ``target`` (both in directory ``parent``) atomically, never through
-    a symlink; without ``overwrite`` an existing target is never clobbered."""
-    name = target.name
-    try:
-        st: os.stat_result | None = os.lstat(name, dir_fd=parent)
-    except FileNotFoundError:
-        st = None
-    if st is not None and stat_mod.S_ISDIR(st.st_mode):
-        raise Conflict(f"{target} is a directory", {"path": str(target)})
-    if overwrite:
-        os.replace(temp, name, src_dir_fd=parent, dst_dir_fd=parent)
-        return
-    try:
-        os.link(temp, name, src_dir_fd=parent, dst_dir_fd=parent, follow_symlinks=False)
-    except FileExistsError:
-        raise Conflict(
-            f"{target} appeared during the upload (pass overwrite to replace it)",
-            {"path": str(target)},
-        ) from None
-    except OSError:  # no hard links on this file system
-        if st is not None:
-            raise Conflict(f"{target} exists", {"path": str(target)}) from None
-        os.replace(temp, name, src_dir_fd=parent, dst_dir_fd=parent)
-        return
-    os.unlink(temp, dir_fd=parent)
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
-
-
-_UMASK = _umask()  # read once: os.umask() is process-wide, not safe to flip in a thread
+        """Emit an upload's ``progress`` event when due (call with ``session.lock`` held)."""
+        event = upload_event(session, done=done, interval=self.cfg.progress_interval)
+        if event is not None:
+            self.ctx.emit("progress", event)
 
 
 __all__ = ["StagingPlugin"]

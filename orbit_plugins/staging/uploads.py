@@ -18,32 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .digest import PrefixHash
+from .ranges import add_range, covered
 from .schema import Range, Upload
-
-
-def add_range(ranges: list[Range], start: int, end: int) -> list[Range]:
-    """``ranges`` plus ``[start, end)``, merged and sorted."""
-    merged: list[Range] = []
-    for lo, hi in sorted([*ranges, (start, end)]):
-        if merged and lo <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
-        else:
-            merged.append((lo, hi))
-    return merged
-
-
-def missing_ranges(ranges: list[Range], size: int) -> list[Range]:
-    """The parts of ``[0, size)`` not covered by the merged ``ranges``."""
-    gaps: list[Range] = []
-    pos = 0
-    for lo, hi in ranges:
-        if lo > pos:
-            gaps.append((pos, lo))
-        pos = max(pos, hi)
-    if pos < size:
-        gaps.append((pos, size))
-    return gaps
-
 
 Opener = Callable[[Path, int, int], int]
 """``opener(path, flags, mode) -> fd`` (the staging plugin passes its symlink-safe open)."""
@@ -115,7 +91,7 @@ class UploadStore:
             for start, end in ranges:
                 info.received = add_range(info.received, start, end)
             info.updated = max(info.updated, last)
-            info.received_bytes = sum(hi - lo for lo, hi in info.received)
+            info.received_bytes = covered(info.received)
             self._sessions[info.upload_id] = Session(info)
         self.expire()
 
@@ -195,7 +171,7 @@ class UploadStore:
         os.write(session.ranges_fd, f"{start} {end} {time.time():.3f}\n".encode())
         session.prefix.written(start)
         info.received = add_range(info.received, start, end)
-        info.received_bytes = sum(hi - lo for lo, hi in info.received)
+        info.received_bytes = covered(info.received)
         info.updated = time.time()
 
     def save(self, session: Session) -> None:
@@ -230,4 +206,4 @@ class UploadStore:
         return len(stale)
 
 
-__all__ = ["Session", "UploadStore", "add_range", "missing_ranges"]
+__all__ = ["Session", "UploadStore"]

@@ -5,15 +5,16 @@ It offers the same small interface as :class:`~.pool.WorkerPool` (``submit(job)`
 ``cancel(uid)``, ``close()``, callbacks ``started(uids) -> allowed`` and
 ``finished([(uid, outcome)])``), so the plugin's hot path does not change.
 
-DESIGN §3.6: user functions never run (nor are unpickled) in the endpoint process. rhapsody's
-``ConcurrentExecutionBackend`` runs functions in a ``ThreadPoolExecutor`` of the calling
-process unless it is given a ``ProcessPoolExecutor``; it is always given one here (``spawn``
-context), and the function it runs is :func:`run_in_worker`, which calls Orbit's own
-:func:`.worker.run_one` on the task message *inside the pool's worker process*: the endpoint
-passes the base64 payload down as a string, the worker loads and runs it and answers the same
-outcome dict as the local pool (``return_value``/``return_encoding``, ``error``/``exception``/
-``traceback``). Other rhapsody backends (``dask``, ``radical_pilot``, ``dragon``, ``noop``)
-are refused at setup: they are not wired or tested here.
+This package's ``README.md``: user functions never run (nor are unpickled) in the endpoint
+process. rhapsody's ``ConcurrentExecutionBackend`` runs functions in a ``ThreadPoolExecutor``
+of the calling process unless it is given a ``ProcessPoolExecutor``; it is always given one
+here (``spawn`` context), and the function it runs is :func:`run_in_worker`, which calls
+Orbit's own :func:`.worker.run_one` on the task message *inside the pool's worker process*:
+the endpoint passes the base64 payload down as a string, the worker loads and runs it and
+answers the same outcome dict as the local pool (``return_value``/``return_encoding``,
+``error``/``exception``/``traceback``). Other rhapsody backends (``dask``,
+``radical_pilot``, ``dragon``, ``noop``) are refused at setup: they are not wired or tested
+here.
 
 What rhapsody's process pool cannot do, and what this backend does instead:
 

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.testkit.cli import cli_env as base_env
+from tests.testkit.cli import orbit
+
 from ..fakes.globus_api import FakeTransfer
 from .conftest import StartEndpoint
-from .test_cli_e2e import base_env, orbit
 
 pytestmark = pytest.mark.rabbit
 LOCAL = "11111111-2222-3333-4444-555555555555"

@@ -1,5 +1,5 @@
-"""``orbit_client.jobs``: the async JobHandle and its blocking twin against real PSI/J local
-jobs through a real endpoint and broker."""
+"""``orbit_plugins.psij.client``: the async JobHandle and its blocking twin against real PSI/J
+local jobs through a real endpoint and broker."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from importlib.util import find_spec
 import pytest
 
 from orbit_client import AsyncJobs, AsyncOrbitClient, Jobs, NotFound, OrbitClient, job_spec
-from orbit_client.jobs import OutputChunk
+from orbit_plugins.psij.client import OutputChunk
 
 from .conftest import StartEndpoint
 

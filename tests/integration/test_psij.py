@@ -9,7 +9,7 @@ from importlib.util import find_spec
 import pytest
 
 from orbit_client import AsyncOrbitClient, InvalidArgs, NotFound, Unavailable
-from orbit_client.jobs import AsyncJobs, JobHandle
+from orbit_plugins.psij.client import AsyncJobs, JobHandle
 from orbit_plugins.psij.schema import JobSpec
 
 from .conftest import StartEndpoint

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from orbit_client import AsyncOrbitClient
-from orbit_client.jobs import AsyncJobs
+from orbit_plugins.psij.client import AsyncJobs
 from orbit_plugins.psij.schema import JobSpec
 
 from .conftest import StartEndpoint

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from orbit_client import AsyncOrbitClient
-from orbit_client.jobs import AsyncJobs, JobHandle
+from orbit_plugins.psij.client import AsyncJobs, JobHandle
 from orbit_plugins.psij.schema import JobSpec
 
 from .conftest import StartEndpoint

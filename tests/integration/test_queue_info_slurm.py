@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from orbit_client import AsyncOrbitClient, NotAuthorized, NotFound, Unavailable
-from orbit_client.jobs import AsyncJobs
+from orbit_plugins.psij.client import AsyncJobs
 from orbit_plugins.psij.schema import JobSpec
 
 from .conftest import StartEndpoint

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from orbit_client import AsyncOrbitClient
-from orbit_client.staging import download, sha256_of, upload
+from orbit_plugins.staging.client import download, sha256_of, upload
 from orbit_protocol import Conflict, InvalidArgs, NotAuthorized, NotFound
 
 from .conftest import StartEndpoint

@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 from orbit_client import AsyncOrbitClient
+from tests.testkit.cli import argv, orbit
+from tests.testkit.cli import cli_env as base_env
 
 from .conftest import StartEndpoint
-from .test_cli_e2e import base_env, orbit
 
 pytestmark = pytest.mark.rabbit
 
@@ -68,17 +68,8 @@ async def test_stage_put_resumes_after_the_client_is_killed(
     env = base_env(amqp_url, tmp_path)
     src = tmp_path / "big.bin"
     src.write_bytes(os.urandom(24 * 1024 * 1024))
-    script = Path(sys.executable).with_name("orbit")
-    argv = [str(script)] if script.exists() else [sys.executable, "-m", "orbit_cli"]
     proc = await asyncio.create_subprocess_exec(
-        *argv,
-        "stage",
-        "put",
-        "stage-kill",
-        str(src),
-        f"{root}/big.bin",
-        "--parallel",
-        "2",
+        *argv("stage", "put", "stage-kill", str(src), f"{root}/big.bin", "--parallel", "2"),
         env=env,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.testkit.cli import orbit as run_orbit
 
 from .conftest import StartEndpoint
 
@@ -27,18 +27,8 @@ def cli_env(amqp_url: str, tmp_path: Path) -> dict[str, str]:
 
 
 async def orbit(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "orbit_cli",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    ran = await run_orbit(env, *args)
+    return ran.rc, ran.stdout, ran.stderr
 
 
 async def test_run_submit_list_cancel(

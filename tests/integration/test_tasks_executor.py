@@ -120,7 +120,7 @@ async def test_async_executor_and_reattach_after_client_restart(
 async def test_endpoint_killed_mid_map_every_task_answered(
     start_endpoint: StartEndpoint, client: AsyncOrbitClient
 ) -> None:
-    from orbit_client.tasks import map_specs
+    from orbit_plugins.tasks.client_tasks import map_specs
 
     ep = await start(start_endpoint, allow_cloudpickle=True)
 

@@ -1,4 +1,4 @@
-"""Pools (DESIGN §1): three endpoints serve ``orbit.pool.<pool>`` as competing consumers
+"""Pools (docs/protocol.md): three endpoints serve ``orbit.pool.<pool>`` as competing consumers
 (the pool queue has no single-active-consumer); a member SIGKILLed mid-run leaves its
 un-acked batches to the others, so every task gets a result."""
 
@@ -7,13 +7,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from orbit_client import AsyncOrbitClient, AsyncOrbitExecutor
+from tests.testkit.cli import orbit
 
 from .conftest import StartEndpoint
 
@@ -21,12 +21,9 @@ pytestmark = pytest.mark.rabbit
 TASKS = ["orbit_plugins.tasks.plugin:TasksPlugin"]
 
 
-async def orbit_cli(*args: str) -> tuple[int, bytes]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "orbit_cli", *args, stdout=asyncio.subprocess.PIPE
-    )
-    out, _ = await proc.communicate()
-    return proc.returncode or 0, out
+async def orbit_cli(*args: str) -> tuple[int, str]:
+    ran = await orbit(None, *args)
+    return ran.rc, ran.stdout
 
 
 async def test_pool_members_compete_and_a_killed_member_loses_nothing(

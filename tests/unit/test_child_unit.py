@@ -1,4 +1,5 @@
-"""Pure parts of child endpoints: the secret env file, URL rewriting, ssh options, outcome."""
+"""Parts of child endpoints without a broker: the secret env file, URL rewriting, ssh options,
+outcome, the allocation a child announces."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from orbit_plugins.psij import child
+from orbit_plugins.psij import child, children, jobdir, tunnel
 from orbit_plugins.psij.child_schema import ChildSettings
 from orbit_plugins.psij.schema import JobSpec
 from orbit_plugins.psij.store import JobRecord
+from orbit_plugins.testing import FakeContext
 from orbit_protocol import InvalidArgs
+
+FAKES = Path(__file__).resolve().parents[1] / "fakes"
 
 
 def test_secret_file_is_owner_only_even_when_it_existed(tmp_path: Path) -> None:
@@ -20,7 +24,7 @@ def test_secret_file_is_owner_only_even_when_it_existed(tmp_path: Path) -> None:
     path.chmod(0o644)
     old = os.umask(0)
     try:
-        child._write_secret(path, '{"ORBIT_ENDPOINT_URL": "amqp://u:pw@h/v"}')
+        children._write_secret(path, '{"ORBIT_ENDPOINT_URL": "amqp://u:pw@h/v"}')
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o600
@@ -29,13 +33,13 @@ def test_secret_file_is_owner_only_even_when_it_existed(tmp_path: Path) -> None:
 
 def test_with_address_keeps_credentials_and_vhost() -> None:
     url = "amqps://job%2D1:p%40ss@broker.example:5671/orbit?heartbeat=10"
-    assert child.with_address(url, "127.0.0.1", 40001) == (
+    assert tunnel.with_address(url, "127.0.0.1", 40001) == (
         "amqps://job-1:p%40ss@127.0.0.1:40001/orbit?heartbeat=10"
     )
 
 
 def test_ssh_options_are_non_interactive_and_checked() -> None:
-    opts = child.ssh_options(ChildSettings(ssh_config="/c", known_hosts="/k"))
+    opts = tunnel.ssh_options(ChildSettings(ssh_config="/c", known_hosts="/k"))
     assert opts[:2] == ["-F", "/c"]
     for want in ("BatchMode=yes", "ExitOnForwardFailure=yes", "StrictHostKeyChecking=yes"):
         assert want in opts
@@ -44,32 +48,32 @@ def test_ssh_options_are_non_interactive_and_checked() -> None:
 
 def test_allocated_port_line() -> None:
     line = "Allocated port 41235 for remote forward to 127.0.0.1:5672\n"
-    found = child.ALLOCATED.search("debug\n" + line)
+    found = tunnel.ALLOCATED.search("debug\n" + line)
     assert found and found.group(1) == "41235"
 
 
 def test_credentials_file_checks(tmp_path: Path) -> None:
     cfg = ChildSettings(credentials_dir=str(tmp_path))
     with pytest.raises(InvalidArgs, match="no credentials"):
-        child.child_url(cfg, "job1")
+        children.child_url(cfg, "job1")
     path = tmp_path / "job1.url"
     path.write_text("amqp://job1:pw@broker:5672/orbit\n")
     path.chmod(0o640)
     with pytest.raises(InvalidArgs, match="readable by others"):
-        child.child_url(cfg, "job1")
+        children.child_url(cfg, "job1")
     path.chmod(0o600)
-    assert child.child_url(cfg, "job1") == "amqp://job1:pw@broker:5672/orbit"
+    assert children.child_url(cfg, "job1") == "amqp://job1:pw@broker:5672/orbit"
     path.write_text("http://broker/")
     with pytest.raises(InvalidArgs, match="no amqp"):
-        child.child_url(cfg, "job1")
+        children.child_url(cfg, "job1")
 
 
 def test_outcome_turns_a_tunnel_failure_into_failed(tmp_path: Path) -> None:
     rec = JobRecord("j1", "alice", "slurm", JobSpec(executable="x"), str(tmp_path), "o", "e")
-    assert child.outcome(rec, "CANCELED", None, None) == ("CANCELED", None, None)
-    (tmp_path / child.FAILURE).write_text("reverse tunnel to nid001 failed: denied\n")
-    assert child.outcome(rec, "ACTIVE", None, None) == ("ACTIVE", None, None)
-    assert child.outcome(rec, "CANCELED", None, None) == (
+    assert children.outcome(rec, "CANCELED", None, None) == ("CANCELED", None, None)
+    (tmp_path / jobdir.FAILURE).write_text("reverse tunnel to nid001 failed: denied\n")
+    assert children.outcome(rec, "ACTIVE", None, None) == ("ACTIVE", None, None)
+    assert children.outcome(rec, "CANCELED", None, None) == (
         "FAILED",
         None,
         "reverse tunnel to nid001 failed: denied",
@@ -77,6 +81,19 @@ def test_outcome_turns_a_tunnel_failure_into_failed(tmp_path: Path) -> None:
 
 
 def test_ended_names_the_signal_that_killed_ssh() -> None:
-    assert child.ended(255) == "exited with 255"
-    assert child.ended(-9) == "was killed by SIGKILL"
-    assert child.ended(-200) == "was killed by signal 200"
+    assert tunnel.ended(255) == "exited with 255"
+    assert tunnel.ended(-9) == "was killed by SIGKILL"
+    assert tunnel.ended(-200) == "was killed by signal 200"
+
+
+async def test_the_allocation_is_what_queue_info_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``child.info`` announces ``queue_info.job_allocation``, found by its entry point."""
+    monkeypatch.setenv("PATH", f"{FAKES / 'slurm'}:/usr/bin:/bin")
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    found = await child.job_allocation(FakeContext(tmp_path))
+    assert found is not None and found["job_id"] == "77"
+    assert found["nodelist"] == ["nid001", "nid002"]  # the fake scontrol's hostnames
+    monkeypatch.delenv("SLURM_JOB_ID")
+    assert await child.job_allocation(FakeContext(tmp_path)) is None

@@ -130,7 +130,8 @@ def test_final_reads_split_utf8_only_at_the_end_of_the_file(tmp_path: Path) -> N
 
 
 def test_duration_and_exit_code_mapping() -> None:
-    from orbit_cli.commands.jobs import exit_code_of, parse_duration
+    from orbit_cli.parsing import parse_duration
+    from orbit_plugins.psij.cli import exit_code_of
 
     assert parse_duration("90") == 90
     assert parse_duration("1:30") == 90
@@ -140,8 +141,8 @@ def test_duration_and_exit_code_mapping() -> None:
 
 
 def test_cli_spec_errors_name_the_flag() -> None:
-    from orbit_cli.commands.jobs import build_spec
     from orbit_cli.errors import UsageError
+    from orbit_plugins.psij.cli import build_spec
 
     kw: dict[str, Any] = {"directory": None, "env": [], "queue": None, "account": None}
     assert build_spec(["true"], nodes=2, duration="1:00", **kw).attributes.duration == 60

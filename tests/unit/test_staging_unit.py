@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from orbit_client.staging import chunks, gaps_of, merge
 from orbit_plugins.base import Call
 from orbit_plugins.staging.digest import PrefixHash
 from orbit_plugins.staging.paths import PathPolicy
 from orbit_plugins.staging.plugin import StagingPlugin
+from orbit_plugins.staging.ranges import add_range, chunks, covered, missing_ranges
 from orbit_plugins.staging.schema import (
     GetChunkArgs,
     MkdirArgs,
@@ -25,7 +25,6 @@ from orbit_plugins.staging.schema import (
     RemoveArgs,
     StatArgs,
 )
-from orbit_plugins.staging.uploads import add_range, missing_ranges
 from orbit_plugins.testing import FakeContext
 from orbit_protocol import Conflict, InvalidArgs, NotAuthorized, NotFound
 
@@ -39,9 +38,21 @@ def test_ranges() -> None:
     assert ranges == [(0, 20)]
     assert missing_ranges([(0, 4), (6, 8)], 10) == [(4, 6), (8, 10)]
     assert missing_ranges([], 0) == []
-    assert merge([(0, 4)], 4, 8) == [(0, 8)]
-    assert gaps_of([(2, 4)], 6) == [(0, 2), (4, 6)]
+    assert add_range([(0, 4)], 4, 8) == [(0, 8)]
+    assert missing_ranges([(2, 4)], 6) == [(0, 2), (4, 6)]
     assert list(chunks([(0, 5), (7, 9)], 2)) == [(0, 2), (2, 2), (4, 1), (7, 2)]
+    assert covered([(0, 4), (6, 9)]) == 7
+
+
+def test_the_old_client_import_path_is_an_alias() -> None:
+    """``orbit_client.staging`` re-exports the feature's client and its one copy of the range
+    maths and base64 (no second copy to drift)."""
+    import orbit_client.staging as old
+    from orbit_plugins.staging import client, codec
+
+    assert old.upload is client.upload and old.download is client.download
+    assert old.merge is add_range and old.gaps_of is missing_ranges and old.chunks is chunks
+    assert old.b64encode is codec.encode and old.b64decode is codec.decode
 
 
 def test_path_policy(tmp_path: Path) -> None:
@@ -150,7 +161,7 @@ def test_downloads_report_progress(tmp_path: Path) -> None:
     assert [(e["bytes"], e["total"], e["done"]) for e in events] == [(4, 8, False), (8, 8, True)]
     assert {e["direction"] for e in events} == {"get"} and events[0]["download_id"] == "dl1"
     assert events[0]["user"] == "alice" and events[0]["path"] == path
-    assert plugin._downloads == {}  # finished downloads are forgotten
+    assert plugin._downloads.active == {}  # finished downloads are forgotten
 
 
 def test_a_directory_swapped_for_a_symlink_after_the_check_is_not_followed(

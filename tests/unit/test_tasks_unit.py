@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from orbit_client.tasks import (
+from orbit_plugins.base import Call
+from orbit_plugins.tasks.client_tasks import (
     RemoteTraceback,
     TaskFailed,
     VersionMismatch,
@@ -14,7 +15,6 @@ from orbit_client.tasks import (
     local_versions,
     outcome,
 )
-from orbit_plugins.base import Call
 from orbit_plugins.tasks.plugin import TasksPlugin
 from orbit_plugins.tasks.schema import (
     ListArgs,
@@ -124,8 +124,8 @@ def test_pool_queue_is_an_endpoint_queue_without_single_active_consumer() -> Non
 
 
 def test_mapped_function_is_pickled_once_and_scalars_come_back_as_json() -> None:
-    from orbit_client.tasks import map_specs
     from orbit_plugins.tasks import worker
+    from orbit_plugins.tasks.client_tasks import map_specs
 
     specs = list(map_specs(lambda x, y: x * y, [(2, 3), (4, 5)]))
     assert specs[0]["pickled"] is specs[1]["pickled"]  # one blob for every task
@@ -148,7 +148,7 @@ def test_map_slots_keep_order_raise_and_time_out() -> None:
     import threading
     import time
 
-    from orbit_client.executor import _Slots
+    from orbit_plugins.tasks.client_sync import _Slots
 
     slots = _Slots()
     settle = [slots.add() for _ in range(50)]

@@ -10,8 +10,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from .. import render, session
-from ..options import DebugOpt, EndpointArg, JsonOpt, TimeoutOpt, UrlOpt
+from orbit_cli.kit import (
+    EndpointArg,
+    JsonOpt,
+    TimeoutOpt,
+    UrlOpt,
+    UsageError,
+    key_values,
+    render,
+    session,
+)
 
 if TYPE_CHECKING:
     from orbit_client import AsyncOrbitClient
@@ -28,7 +36,7 @@ EPILOG = """\
   [cyan]orbit task cancel demo --all[/]
   [cyan]orbit run demo -- python -c 'print(6*7)'[/]                one-shot, exit code mirrored"""
 
-app = typer.Typer(
+task_app = typer.Typer(
     help="Run tasks (executables, functions) through an endpoint's tasks plugin.",
     rich_markup_mode="rich",
     no_args_is_help=True,
@@ -54,9 +62,7 @@ def build_specs(
     task_timeout: float | None,
 ) -> list[dict[str, Any]]:
     """Task specs from ``--file``, ``--function`` or the command after ``--``."""
-    from orbit_client.tasks import new_uid
-
-    from ..errors import UsageError
+    from .client_tasks import new_uid
 
     if sum(map(bool, (command, file, function))) != 1:
         raise UsageError("give exactly one of: a command after --, --file, --function")
@@ -65,12 +71,7 @@ def build_specs(
         if not isinstance(specs, list) or not all(isinstance(s, dict) for s in specs):
             raise UsageError(f"{file}: expected a JSON list of task objects")
         return [{"uid": new_uid(), **s} for s in specs]
-    environment = {}
-    for item in env:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--env {item!r}: use KEY=VALUE")
-        environment[key] = value
+    environment = key_values(env, "--env {item!r}: use KEY=VALUE")
     base: dict[str, Any] = {"timeout": task_timeout} if task_timeout else {}
     if function is not None:
         base.update(function=function, args=[_json_or_str(a) for a in arg])
@@ -98,7 +99,7 @@ async def submit_and_follow(
     progress: bool,
 ) -> list[dict[str, Any]]:
     """Submit in batches of 1000; when ``wait``, follow events with a progress bar."""
-    from orbit_client.tasks import follow_tasks
+    from .client_tasks import follow_tasks
 
     uids = [s["uid"] for s in specs]
     sub = await client.subscribe(endpoint, "tasks") if wait else None  # before submitting
@@ -164,7 +165,7 @@ def _exit_for(records: list[dict[str, Any]]) -> int:
     return 0 if all(r["state"] == "DONE" for r in records) else 1
 
 
-@app.command("submit", epilog=EPILOG)
+@task_app.command("submit", epilog=EPILOG)
 def submit(
     endpoint: EndpointArg,
     command: Annotated[
@@ -190,7 +191,6 @@ def submit(
     json_out: JsonOpt = False,
     timeout: TimeoutOpt = None,
     url: UrlOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Submit tasks; by default wait for them (progress bar) and show the results."""
     specs = build_specs(
@@ -226,7 +226,7 @@ def submit(
         raise typer.Exit(_exit_for(records))
 
 
-@app.command("wait")
+@task_app.command("wait")
 def wait(
     endpoint: EndpointArg,
     uids: UidsArg,
@@ -234,12 +234,11 @@ def wait(
     json_out: JsonOpt = False,
     timeout: TimeoutOpt = None,
     url: UrlOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Wait for tasks to finish and show them (exit 1 unless all are DONE)."""
 
     async def work(client: AsyncOrbitClient) -> list[dict[str, Any]]:
-        from orbit_client.tasks import follow_tasks
+        from .client_tasks import follow_tasks
 
         return await follow_tasks(client, endpoint, uids, timeout=wait_timeout)
 
@@ -251,13 +250,12 @@ def wait(
     raise typer.Exit(_exit_for(records))
 
 
-@app.command("get")
+@task_app.command("get")
 def get(
     endpoint: EndpointArg,
     uid: Annotated[str, typer.Argument(help="Task uid.")],
     timeout: TimeoutOpt = None,
     url: UrlOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Show one task as JSON (stdout, stderr, return value, traceback)."""
 
@@ -267,7 +265,7 @@ def get(
     render.print_json(session.run(work, url=url, timeout=timeout), raw=False)
 
 
-@app.command("list")
+@task_app.command("list")
 def list_tasks(
     endpoint: EndpointArg,
     state: Annotated[
@@ -277,7 +275,6 @@ def list_tasks(
     json_out: JsonOpt = False,
     timeout: TimeoutOpt = None,
     url: UrlOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Your most recent tasks on an endpoint, newest first."""
 
@@ -292,18 +289,15 @@ def list_tasks(
         render.console.print(records_table(records, f"tasks on {endpoint}"))
 
 
-@app.command("cancel")
+@task_app.command("cancel")
 def cancel(
     endpoint: EndpointArg,
     uids: Annotated[list[str] | None, typer.Argument(help="Task uids.", show_default=False)] = None,
     all_tasks: Annotated[bool, typer.Option("--all", help="Cancel all your tasks.")] = False,
     timeout: TimeoutOpt = None,
     url: UrlOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Cancel queued or running tasks (running ones are killed)."""
-    from ..errors import UsageError
-
     if bool(uids) == all_tasks:
         raise UsageError("give task uids or --all")
 
@@ -326,7 +320,6 @@ def run(
     ] = None,
     timeout: TimeoutOpt = None,
     url: UrlOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Run one command on an endpoint, print its output and exit with its exit code."""
     specs = build_specs(
@@ -353,3 +346,9 @@ def run(
         render.error(record["state"], record.get("error") or "the task did not finish")
     code = record.get("exit_code")
     raise typer.Exit(code if isinstance(code, int) and code >= 0 else 1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``orbit task`` and ``orbit run`` (entry point group ``orbit.cli``)."""
+    app.add_typer(task_app, name="task")
+    app.command("run", epilog=EPILOG)(run)

@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from .. import render, session
-from ..options import DebugOpt, EndpointArg, JsonOpt, TimeoutOpt, UrlOpt
+from orbit_cli.kit import EndpointArg, JsonOpt, TimeoutOpt, UrlOpt, render, session
 
 if TYPE_CHECKING:
     from orbit_client import AsyncOrbitClient
@@ -32,7 +31,6 @@ def queues(
     json_out: JsonOpt = False,
     timeout: TimeoutOpt = None,
     url: UrlOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Show the batch queues (Slurm partitions or PBS queues) of an endpoint's host."""
 
@@ -49,7 +47,7 @@ def queues(
         return
     from rich.table import Table
 
-    from orbit_plugins.queue_info.schema import InfoResult, JobsResult
+    from .schema import InfoResult, JobsResult
 
     info = InfoResult.model_validate(raw["info"])
     table = Table(
@@ -91,3 +89,8 @@ def queues(
 
 def _n(value: int | None) -> str:
     return "–" if value is None else str(value)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``orbit queues`` (entry point group ``orbit.cli``)."""
+    app.command("queues", epilog=EPILOG)(queues)

@@ -6,8 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .. import render, session
-from ..options import DebugOpt, EndpointArg, JsonOpt, TimeoutOpt, UrlOpt
+from orbit_cli.kit import EndpointArg, JsonOpt, TimeoutOpt, UrlOpt, UsageError, render, session
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -49,11 +48,8 @@ def sysinfo(
     json_out: JsonOpt = False,
     timeout: TimeoutOpt = None,
     url: UrlOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Show the system, CPU, memory, disks, network and GPUs of an endpoint's host."""
-    from ..errors import UsageError
-
     unknown = sorted(set(section or []) - set(SECTIONS))
     if unknown:
         raise UsageError(
@@ -240,3 +236,8 @@ def _gpus(gpus: list[GpuInfo]) -> RenderableType:
             g.driver_version or "–",
         )
     return table
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``orbit sysinfo`` (entry point group ``orbit.cli``)."""
+    app.command("sysinfo", epilog=EPILOG)(sysinfo)

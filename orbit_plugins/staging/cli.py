@@ -10,14 +10,13 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from .. import render, session
-from ..options import DebugOpt, EndpointArg, JsonOpt, TimeoutOpt, UrlOpt
+from orbit_cli.kit import CliError, EndpointArg, JsonOpt, TimeoutOpt, UrlOpt, render, session
 
 if TYPE_CHECKING:
     from orbit_client import AsyncOrbitClient
 
 T = TypeVar("T")
-app = typer.Typer(
+stage_app = typer.Typer(
     help="Move files to and from an endpoint through the broker (chunked, resumable, checked).",
     rich_markup_mode="rich",
     no_args_is_help=True,
@@ -89,8 +88,6 @@ def run(
     """``session.run`` with a staging-specific hint for path-policy refusals."""
     from orbit_protocol import NotAuthorized
 
-    from ..errors import CliError
-
     try:
         return session.run(work, url=url, timeout=timeout)
     except NotAuthorized as exc:
@@ -114,7 +111,7 @@ def _report(verb: str, result: dict[str, Any], seconds: float, json_out: bool) -
     )
 
 
-@app.command("put")
+@stage_app.command("put")
 def put(
     endpoint: EndpointArg,
     local: Annotated[Path, typer.Argument(help="Local file.", exists=True, dir_okay=False)],
@@ -126,10 +123,9 @@ def put(
     json_out: JsonOpt = False,
     timeout: TimeoutOpt = None,
     url: UrlOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Upload a file; an interrupted upload of the same file continues where it stopped."""
-    from orbit_client.staging import upload
+    from orbit_plugins.staging.client import upload
 
     target = remote + local.name if remote.endswith("/") else remote
 
@@ -152,7 +148,7 @@ def put(
     _report(f"uploaded {local} →", result, time.perf_counter() - started, json_out)
 
 
-@app.command("get")
+@stage_app.command("get")
 def get(
     endpoint: EndpointArg,
     remote: Annotated[str, typer.Argument(help="Remote file (absolute or ~/…).")],
@@ -166,10 +162,9 @@ def get(
     json_out: JsonOpt = False,
     timeout: TimeoutOpt = None,
     url: UrlOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Download a file; an interrupted download of the same file continues where it stopped."""
-    from orbit_client.staging import download
+    from orbit_plugins.staging.client import download
 
     target = local / Path(remote).name if local.is_dir() else local
 
@@ -192,14 +187,13 @@ def get(
     _report(f"downloaded {remote} →", result, time.perf_counter() - started, json_out)
 
 
-@app.command("ls")
+@stage_app.command("ls")
 def ls(
     endpoint: EndpointArg,
     path: Annotated[str, typer.Argument(help="Remote directory.")] = "~",
     json_out: JsonOpt = False,
     timeout: TimeoutOpt = None,
     url: UrlOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """List a remote directory."""
     from rich.table import Table
@@ -224,13 +218,12 @@ def ls(
     render.console.print(table)
 
 
-@app.command("mkdir")
+@stage_app.command("mkdir")
 def mkdir(
     endpoint: EndpointArg,
     path: Annotated[str, typer.Argument(help="Remote directory to create (with parents).")],
     timeout: TimeoutOpt = None,
     url: UrlOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Create a remote directory."""
 
@@ -240,7 +233,7 @@ def mkdir(
     render.success(f"created {run(work, url, timeout)['path']}")
 
 
-@app.command("rm")
+@stage_app.command("rm")
 def rm(
     endpoint: EndpointArg,
     path: Annotated[str, typer.Argument(help="Remote file or directory.")],
@@ -249,7 +242,6 @@ def rm(
     ] = False,
     timeout: TimeoutOpt = None,
     url: UrlOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Remove a remote file, symlink or directory."""
 
@@ -259,4 +251,9 @@ def rm(
     render.success(f"removed {run(work, url, timeout)['path']}")
 
 
-__all__ = ["app"]
+def register(app: typer.Typer) -> None:
+    """Add ``orbit stage`` (entry point group ``orbit.cli``)."""
+    app.add_typer(stage_app, name="stage")
+
+
+__all__ = ["register", "stage_app"]

@@ -8,13 +8,23 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from .. import render, session
-from ..options import DebugOpt, EndpointArg, JsonOpt, TimeoutOpt, UrlOpt
+from orbit_cli.kit import (
+    EndpointArg,
+    JsonOpt,
+    TimeoutOpt,
+    UrlOpt,
+    UsageError,
+    key_values,
+    parse_duration,
+    render,
+    session,
+)
 
 if TYPE_CHECKING:
     from orbit_client import AsyncOrbitClient
-    from orbit_client.jobs import JobHandle, JobInfo
-    from orbit_plugins.psij.schema import JobSpec
+
+    from .client import JobHandle, JobInfo
+    from .schema import JobSpec
 
 EPILOG = """\
 [bold]Examples[/]
@@ -26,7 +36,7 @@ EPILOG = """\
   [cyan]orbit job logs demo JOB_ID --follow[/]
   [cyan]orbit job cancel demo JOB_ID[/]"""
 
-app = typer.Typer(
+job_app = typer.Typer(
     help="Run and manage jobs through an endpoint's psij plugin.",
     rich_markup_mode="rich",
     no_args_is_help=True,
@@ -34,22 +44,6 @@ app = typer.Typer(
 )
 
 JobIdArg = Annotated[str, typer.Argument(help="Job id (as printed by submit/list).")]
-
-
-def parse_duration(text: str) -> int:
-    """Seconds from ``S``, ``M:S`` or ``H:M:S``."""
-    from ..errors import UsageError
-
-    try:
-        parts = [int(p) for p in text.split(":")]
-    except ValueError:
-        parts = []
-    if not 1 <= len(parts) <= 3 or any(p < 0 for p in parts):
-        raise UsageError(f"--time {text!r}: use seconds, M:S or H:M:S")
-    seconds = 0
-    for part in parts:
-        seconds = seconds * 60 + part
-    return seconds
 
 
 def build_spec(
@@ -62,18 +56,11 @@ def build_spec(
     nodes: int | None,
     duration: str | None,
 ) -> JobSpec:
-    from orbit_plugins.psij.schema import Attributes, JobSpec, Resources
-
-    from ..errors import UsageError
+    from .schema import Attributes, JobSpec, Resources
 
     if not command:
         raise UsageError("no command given: orbit job submit EP -- COMMAND [ARGS...]")
-    environment: dict[str, str] = {}
-    for item in env:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--env {item!r}: use KEY=VALUE")
-        environment[key] = value
+    environment = key_values(env, "--env {item!r}: use KEY=VALUE")
     from pydantic import ValidationError
 
     try:
@@ -112,7 +99,7 @@ async def follow(job: JobHandle) -> None:
         out.flush()
 
 
-@app.command("submit", epilog=EPILOG)
+@job_app.command("submit", epilog=EPILOG)
 def submit(
     endpoint: EndpointArg,
     command: Annotated[
@@ -139,7 +126,6 @@ def submit(
     json_out: JsonOpt = False,
     timeout: TimeoutOpt = None,
     url: UrlOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Submit a job, stream its output live and exit with its exit code."""
     spec = build_spec(
@@ -153,7 +139,7 @@ def submit(
     )
 
     async def work(client: AsyncOrbitClient) -> tuple[str, str, int | None]:
-        from orbit_client.jobs import AsyncJobs
+        from .client import AsyncJobs
 
         job = await AsyncJobs(client, endpoint).submit(spec, executor)
         if detach:
@@ -175,19 +161,18 @@ def submit(
     raise typer.Exit(exit_code_of(state, code))
 
 
-@app.command("status")
+@job_app.command("status")
 def status(
     endpoint: EndpointArg,
     job_id: JobIdArg,
     json_out: JsonOpt = False,
     timeout: TimeoutOpt = None,
     url: UrlOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Show one job: state, exit code, native id, command, output sizes."""
 
     async def work(client: AsyncOrbitClient) -> Any:
-        from orbit_client.jobs import AsyncJobs
+        from .client import AsyncJobs
 
         return await AsyncJobs(client, endpoint).status(job_id)
 
@@ -216,7 +201,7 @@ def status(
     render.console.print(table)
 
 
-@app.command("list")
+@job_app.command("list")
 def list_jobs(
     endpoint: EndpointArg,
     all_users: Annotated[
@@ -225,12 +210,11 @@ def list_jobs(
     json_out: JsonOpt = False,
     timeout: TimeoutOpt = None,
     url: UrlOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """List your jobs on an endpoint."""
 
     async def work(client: AsyncOrbitClient) -> list[JobInfo]:
-        from orbit_client.jobs import AsyncJobs
+        from .client import AsyncJobs
 
         return await AsyncJobs(client, endpoint).list(all_users=all_users)
 
@@ -256,19 +240,18 @@ def list_jobs(
     render.console.print(table)
 
 
-@app.command("cancel")
+@job_app.command("cancel")
 def cancel(
     endpoint: EndpointArg,
     job_id: JobIdArg,
     json_out: JsonOpt = False,
     timeout: TimeoutOpt = None,
     url: UrlOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Cancel a job (a finished job is left as it is)."""
 
     async def work(client: AsyncOrbitClient) -> Any:
-        from orbit_client.jobs import AsyncJobs
+        from .client import AsyncJobs
 
         return await AsyncJobs(client, endpoint).cancel(job_id)
 
@@ -279,7 +262,7 @@ def cancel(
         render.console.print(f"job {result.job_id}: {_state(result.state)}")
 
 
-@app.command("logs")
+@job_app.command("logs")
 def logs(
     endpoint: EndpointArg,
     job_id: JobIdArg,
@@ -288,12 +271,11 @@ def logs(
     ] = False,
     timeout: TimeoutOpt = None,
     url: UrlOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Print a job's stdout (and stderr, to stderr); --follow streams until it ends."""
 
     async def work(client: AsyncOrbitClient) -> None:
-        from orbit_client.jobs import AsyncJobs
+        from .client import AsyncJobs
 
         jobs = AsyncJobs(client, endpoint)
         job = jobs.handle(job_id)
@@ -316,3 +298,8 @@ def logs(
 def _state(state: str) -> str:
     color = {"COMPLETED": "green", "FAILED": "red", "CANCELED": "yellow"}.get(state, "cyan")
     return f"[{color}]{state}[/]"
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``orbit job`` (entry point group ``orbit.cli``)."""
+    app.add_typer(job_app, name="job")

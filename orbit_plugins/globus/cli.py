@@ -6,14 +6,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .. import render, session
-from ..options import DebugOpt, EndpointArg, JsonOpt, TimeoutOpt, UrlOpt
+from orbit_cli.kit import CliError, EndpointArg, JsonOpt, TimeoutOpt, UrlOpt, render, session
 
 if TYPE_CHECKING:
     from orbit_client import AsyncOrbitClient
-    from orbit_client.transfer import GlobusTransfers
+    from orbit_plugins.globus.client import GlobusTransfers
 
-app = typer.Typer(
+transfer_app = typer.Typer(
     help="Globus transfers driven by an endpoint's globus plugin (no data through Orbit).",
     rich_markup_mode="rich",
     no_args_is_help=True,
@@ -49,7 +48,7 @@ def _run(
     timeout: float | None,
     work: Any,
 ) -> Any:
-    from orbit_client.transfer import GlobusTransfers
+    from orbit_plugins.globus.client import GlobusTransfers
 
     async def main(client: AsyncOrbitClient) -> Any:
         transfers = GlobusTransfers(client, endpoint)
@@ -74,8 +73,8 @@ def _show_task(task: dict[str, Any], json_out: bool) -> None:
     )
 
 
-@app.command("register")
-def register(
+@transfer_app.command("register")
+def register_cmd(
     endpoint: EndpointArg,
     token: TokenOpt = None,
     refresh_token: Annotated[
@@ -99,11 +98,8 @@ def register(
     json_out: JsonOpt = False,
     timeout: TimeoutOpt = None,
     url: UrlOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Hand the endpoint your Globus credentials once (memory only); later commands use them."""
-    from ..errors import CliError
-
     if bool(token) == bool(refresh_token) or (refresh_token and not client_id):
         raise CliError(
             "give --token, or --refresh-token with --client-id", code="INVALID_ARGS", exit_code=2
@@ -121,7 +117,7 @@ def register(
         render.success(f"registered {result['auth'].replace('_', ' ')} for {result['user']}")
 
 
-@app.command("submit")
+@transfer_app.command("submit")
 def submit(
     endpoint: EndpointArg,
     source: Annotated[str, typer.Argument(help="Source collection UUID or 'local'.")],
@@ -138,7 +134,6 @@ def submit(
     json_out: JsonOpt = False,
     timeout: TimeoutOpt = None,
     url: UrlOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Submit a Globus transfer (optionally wait for it)."""
 
@@ -158,7 +153,7 @@ def submit(
         render.success(f"submitted task {result['task_id']} ({result['status']})")
 
 
-@app.command("status")
+@transfer_app.command("status")
 def status(
     endpoint: EndpointArg,
     task_id: TaskArg,
@@ -166,7 +161,6 @@ def status(
     json_out: JsonOpt = False,
     timeout: TimeoutOpt = None,
     url: UrlOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Show a task's status."""
 
@@ -176,7 +170,7 @@ def status(
     _show_task(_run(endpoint, token, url, timeout, work), json_out)
 
 
-@app.command("wait")
+@transfer_app.command("wait")
 def wait_cmd(
     endpoint: EndpointArg,
     task_id: TaskArg,
@@ -187,7 +181,6 @@ def wait_cmd(
     json_out: JsonOpt = False,
     timeout: TimeoutOpt = None,
     url: UrlOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Wait until a task ends (exit 1 if it failed or is still running at --max-wait)."""
 
@@ -200,14 +193,13 @@ def wait_cmd(
         raise typer.Exit(1)
 
 
-@app.command("cancel")
+@transfer_app.command("cancel")
 def cancel(
     endpoint: EndpointArg,
     task_id: TaskArg,
     token: TokenOpt = None,
     timeout: TimeoutOpt = None,
     url: UrlOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Cancel a task."""
 
@@ -218,7 +210,7 @@ def cancel(
     render.success(f"{result['code']}: {result['message']}")
 
 
-@app.command("list")
+@transfer_app.command("list")
 def list_tasks(
     endpoint: EndpointArg,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000)] = 20,
@@ -226,7 +218,6 @@ def list_tasks(
     json_out: JsonOpt = False,
     timeout: TimeoutOpt = None,
     url: UrlOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Your recent Globus tasks."""
 
@@ -241,7 +232,7 @@ def list_tasks(
         _show_task(task, False)
 
 
-@app.command("ls")
+@transfer_app.command("ls")
 def ls(
     endpoint: EndpointArg,
     collection: Annotated[str, typer.Argument(help="Collection UUID or 'local'.")],
@@ -250,7 +241,6 @@ def ls(
     json_out: JsonOpt = False,
     timeout: TimeoutOpt = None,
     url: UrlOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """List a directory on a Globus collection."""
     from rich.table import Table
@@ -271,4 +261,9 @@ def ls(
     render.console.print(table)
 
 
-__all__ = ["app"]
+def register(app: typer.Typer) -> None:
+    """Add ``orbit transfer`` (entry point group ``orbit.cli``)."""
+    app.add_typer(transfer_app, name="transfer")
+
+
+__all__ = ["register", "transfer_app"]

@@ -1,0 +1,1 @@
+"""orbit-hello: the smallest complete Orbit feature (operation, CLI command, Explorer page)."""
