@@ -32,7 +32,8 @@ import httpx
 
 from orbit_protocol.errors import BrokerError
 
-from .local import LOCAL_PASSWORD, LOCAL_USER, LocalNode, free_port
+from .local import LocalNode, free_port
+from .nodefiles import LOCAL_PASSWORD, LOCAL_USER
 
 log = logging.getLogger(__name__)
 

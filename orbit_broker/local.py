@@ -1,4 +1,4 @@
-"""A private RabbitMQ node run from the Debian ``rabbitmq-server`` package (reliability §6.0).
+"""A private RabbitMQ node run from the Debian ``rabbitmq-server`` package.
 
 The node lives entirely in ``data_dir`` (config, Mnesia, logs, Erlang cookie), has its own
 node name, ports and epmd, and never touches a system node (5672/15672/25672/4369)::
@@ -11,9 +11,9 @@ node name, ports and epmd, and never touches a system node (5672/15672/25672/436
 
 With ``tls_port`` set the node also listens for AMQPS (TLS 1.2/1.3, ``verify_peer``, a client
 certificate required, x509/EXTERNAL login available); its CA and certificates live in
-``data_dir/tls`` (:mod:`orbit_broker.tls`). ``plaintext=False`` turns the plain listener off.
-
-The data directory is kept across stop/kill so that a restart recovers durable queues.
+``data_dir/tls`` (:mod:`orbit_broker.tls`, :mod:`orbit_broker.nodefiles`). ``plaintext=False``
+turns the plain listener off. The data directory is kept across stop/kill so that a restart
+recovers durable queues.
 """
 
 from __future__ import annotations
@@ -22,23 +22,20 @@ import contextlib
 import os
 import signal
 import socket
-import ssl
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Final
 from urllib.parse import quote
 
 import httpx
-import pamqp.exceptions
 import psutil
-from pamqp import commands, frame, header
 
+from orbit_amqp.probe import amqp_login_ok
 from orbit_protocol.errors import BrokerError
 
-if TYPE_CHECKING:  # cryptography is optional (the tls extra)
-    from .tls import CertificateAuthority
+from .nodefiles import LOCAL_PASSWORD, LOCAL_USER, NodeFiles
 
 RABBITMQ_HOME: Final = Path("/usr/lib/rabbitmq")
 DEFAULT_AMQP_PORT: Final = 35672
@@ -47,9 +44,6 @@ DEFAULT_DIST_PORT: Final = 35674
 DEFAULT_EPMD_PORT: Final = 14369
 DEFAULT_NODE_NAME: Final = "orbit-dev"
 DEFAULT_MAX_MESSAGE_SIZE: Final = 16 * 1024 * 1024
-_LOOPBACK_DIST: Final = "-kernel inet_dist_use_interface {127,0,0,1}"
-LOCAL_USER: Final = "guest"
-LOCAL_PASSWORD: Final = "guest"  # loopback-only dev user
 
 
 def default_data_dir() -> Path:
@@ -95,7 +89,7 @@ class NodeStatus:
 
 
 @dataclass
-class LocalNode:
+class LocalNode(NodeFiles):
     """Start, stop, kill and inspect one private RabbitMQ node."""
 
     data_dir: Path = field(default_factory=default_data_dir)
@@ -118,20 +112,10 @@ class LocalNode:
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().resolve()
 
-    # -- names and paths -------------------------------------------------------------------
-
     @property
     def nodename(self) -> str:
         """Erlang node name, ``<name>@localhost``."""
         return self.name if "@" in self.name else f"{self.name}@localhost"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.data_dir / "node.pid"
-
-    @property
-    def log_dir(self) -> Path:
-        return self.data_dir / "log"
 
     @property
     def console_log(self) -> Path:
@@ -158,128 +142,6 @@ class LocalNode:
         return (
             f"amqp://{LOCAL_USER}:{LOCAL_PASSWORD}@{self.host}:{self.amqp_port}/"
             f"{quote(vhost, safe='')}"
-        )
-
-    # -- TLS -------------------------------------------------------------------------------
-
-    @property
-    def tls_dir(self) -> Path:
-        return self.data_dir / "tls"
-
-    def certificate_authority(self) -> CertificateAuthority:
-        """The node's :class:`~orbit_broker.tls.CertificateAuthority` (created when missing)."""
-        try:
-            from .tls import CertificateAuthority
-        except ImportError:
-            raise BrokerError(
-                "TLS needs the 'cryptography' package: pip install 'orbit[tls]'"
-            ) from None
-        return CertificateAuthority.create(self.tls_dir, f"Orbit CA {self.nodename}")
-
-    def amqps_url(
-        self,
-        vhost: str = "/",
-        user: str = LOCAL_USER,
-        password: str | None = LOCAL_PASSWORD,
-        *,
-        external: bool = False,
-    ) -> str:
-        """``amqps://user:password@127.0.0.1:<tls_port>/<vhost>?cafile=…&certfile=…&keyfile=…``
-        with ``user``'s client certificate (issued on first use); ``external`` logs in by
-        certificate (``auth=external``, no password)."""
-        if self.tls_port is None:
-            raise BrokerError(f"RabbitMQ node {self.nodename} has no TLS listener")
-        ca = self.certificate_authority()
-        pair = ca.client(user)
-        secret = "" if external or password is None else ":" + quote(password, safe="")
-        return (
-            f"amqps://{quote(user, safe='')}{secret}@{self.host}:{self.tls_port}/"
-            f"{quote(vhost, safe='')}?{pair.query(ca.cert, external=external)}"
-        )
-
-    def client_ssl_context(self, user: str = LOCAL_USER) -> ssl.SSLContext:
-        """An SSL context that trusts the node's CA and presents ``user``'s certificate."""
-        ca = self.certificate_authority()
-        pair = ca.client(user)
-        context = ssl.create_default_context(cafile=str(ca.cert))
-        context.load_cert_chain(str(pair.cert), str(pair.key))
-        return context
-
-    # -- configuration ---------------------------------------------------------------------
-
-    def _write_config(self) -> None:
-        for sub in ("home", "mnesia", "log"):
-            (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
-        lines: dict[str, str] = {}
-        if self.plaintext or self.tls_port is None:
-            lines["listeners.tcp.default"] = f"{self.host}:{self.amqp_port}"
-        lines |= {
-            "management.tcp.port": str(self.management_port),
-            "management.tcp.ip": self.host,
-            "loopback_users": "none",
-            "heartbeat": str(self.heartbeat),
-            "max_message_size": str(self.max_message_size),
-            "collect_statistics_interval": str(self.stats_interval_ms),
-            "log.console": "false",
-            "log.file.level": "info",
-        }
-        plugins = ["rabbitmq_management"]
-        if self.tls_port is not None:
-            from .tls import node_config
-
-            ca = self.certificate_authority()
-            server = ca.issue_server("server", [self.host, "localhost"])
-            ca.client(LOCAL_USER)
-            lines |= node_config(
-                ca, server, host=self.host, port=self.tls_port, plaintext=self.plaintext
-            )
-            plugins.append("rabbitmq_auth_mechanism_ssl")
-        lines |= self.extra_config
-        (self.data_dir / "rabbitmq.conf").write_text(
-            "".join(f"{key} = {value}\n" for key, value in lines.items())
-        )
-        (self.data_dir / "advanced.config").write_text(self.advanced_config + "\n")
-        (self.data_dir / "enabled_plugins").write_text(f"[{','.join(plugins)}].\n")
-        (self.data_dir / "rabbitmq-env.conf").write_text("# private orbit node: no overrides\n")
-
-    def env(self) -> dict[str, str]:
-        """Environment for the server and for ``rabbitmqctl`` aimed at this node."""
-        base = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("RABBITMQ_", "ERL_")) and k not in {"NODENAME", "HOME"}
-        }
-        d = self.data_dir
-        # RABBITMQ_NODE_PORT would add a plain listener behind the config file's back
-        plain = (
-            {"RABBITMQ_NODE_IP_ADDRESS": self.host, "RABBITMQ_NODE_PORT": str(self.amqp_port)}
-            if self.plaintext or self.tls_port is None
-            else {}
-        )
-        return (
-            base
-            | plain
-            | {
-                "HOME": str(d / "home"),
-                "RABBITMQ_CONF_ENV_FILE": str(d / "rabbitmq-env.conf"),
-                "RABBITMQ_NODENAME": self.nodename,
-                "RABBITMQ_DIST_PORT": str(self.dist_port),
-                "ERL_EPMD_PORT": str(self.epmd_port),
-                "ERL_EPMD_ADDRESS": self.host,
-                "RABBITMQ_MNESIA_BASE": str(d / "mnesia"),
-                "RABBITMQ_LOG_BASE": str(self.log_dir),
-                "RABBITMQ_CONFIG_FILE": str(d / "rabbitmq.conf"),
-                "RABBITMQ_ADVANCED_CONFIG_FILE": str(d / "advanced.config"),
-                "RABBITMQ_ENABLED_PLUGINS_FILE": str(d / "enabled_plugins"),
-                "RABBITMQ_PID_FILE": str(self.pid_file),
-                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": _LOOPBACK_DIST,
-                # rabbitmqctl's own Erlang node: by default it binds 0.0.0.0:35672-35682 (our dev
-                # AMQP port); keep it on loopback, right after our dist port.
-                "RABBITMQ_CTL_ERL_ARGS": _LOOPBACK_DIST,
-                "RABBITMQ_CTL_DIST_PORT_MIN": str(min(self.dist_port + 1, 65525)),
-                "RABBITMQ_CTL_DIST_PORT_MAX": str(min(self.dist_port + 10, 65535)),
-                "ERL_CRASH_DUMP": str(self.log_dir / "erl_crash.dump"),
-            }
         )
 
     # -- process state ---------------------------------------------------------------------
@@ -507,91 +369,6 @@ class LocalNode:
         return "\n".join(chunks[-lines:])
 
 
-def amqp_login_ok(
-    host: str,
-    port: int,
-    user: str,
-    password: str,
-    timeout: float = 2.0,
-    vhost: str = "/",
-    *,
-    ssl_context: ssl.SSLContext | None = None,
-) -> bool:
-    """True when a full AMQP 0-9-1 handshake (login + ``connection.open``) succeeds."""
-    error = amqp_login_error(host, port, user, password, timeout, vhost, ssl_context=ssl_context)
-    return error is None
-
-
-def amqp_login_error(
-    host: str,
-    port: int,
-    user: str,
-    password: str,
-    timeout: float = 2.0,
-    vhost: str = "/",
-    *,
-    ssl_context: ssl.SSLContext | None = None,
-) -> str | None:
-    """None when login + ``connection.open`` succeed, else why not (the broker's own
-    ``connection.close`` text when it sent one, e.g. a user's connection limit).
-
-    A raw probe (pamqp frames over a socket, TLS with ``ssl_context``): quiet, no client
-    library logging.
-    """
-    try:
-        with contextlib.ExitStack() as stack:
-            raw = stack.enter_context(socket.create_connection((host, port), timeout=timeout))
-            sock = (
-                stack.enter_context(ssl_context.wrap_socket(raw, server_hostname=host))
-                if ssl_context is not None
-                else raw
-            )
-            sock.settimeout(timeout)
-            sock.sendall(frame.marshal(header.ProtocolHeader(), 0))
-            buf = b""
-
-            def expect(kind: type[Any]) -> Any:
-                nonlocal buf
-                while True:
-                    try:
-                        used, _channel, value = frame.unmarshal(buf)
-                    except pamqp.exceptions.UnmarshalingException:
-                        chunk = sock.recv(4096)
-                        if not chunk:
-                            raise ConnectionError("closed by broker") from None
-                        buf += chunk
-                        continue
-                    buf = buf[used:]
-                    if isinstance(value, commands.Connection.Close):
-                        raise ConnectionError(f"{value.reply_code} {value.reply_text}")
-                    if not isinstance(value, kind):
-                        raise ConnectionError(f"unexpected {value!r}")
-                    return value
-
-            expect(commands.Connection.Start)
-            sock.sendall(
-                frame.marshal(
-                    commands.Connection.StartOk(
-                        client_properties={"product": "orbit-probe"},
-                        mechanism="PLAIN",
-                        response=f"\0{user}\0{password}",
-                    ),
-                    0,
-                )
-            )
-            tune = expect(commands.Connection.Tune)
-            sock.sendall(
-                frame.marshal(commands.Connection.TuneOk(tune.channel_max, tune.frame_max, 0), 0)
-            )
-            sock.sendall(frame.marshal(commands.Connection.Open(virtual_host=vhost), 0))
-            expect(commands.Connection.OpenOk)
-            sock.sendall(frame.marshal(commands.Connection.Close(200, "probe done", 0, 0), 0))
-            expect(commands.Connection.CloseOk)
-    except (OSError, ValueError, pamqp.exceptions.PAMQPException) as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None
-
-
 def _alive(pid: int) -> bool:
     try:
         return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
@@ -616,8 +393,6 @@ __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
     "LocalNode",
     "NodeStatus",
-    "amqp_login_error",
-    "amqp_login_ok",
     "default_data_dir",
     "free_port",
     "port_in_use",

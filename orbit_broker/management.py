@@ -49,8 +49,6 @@ class QueueInfo:
     arguments: dict[str, Any]
     consumers: int
     messages: int
-    messages_ready: int
-    messages_unacknowledged: int
 
 
 @dataclass(frozen=True)
@@ -67,7 +65,6 @@ class ConnectionInfo:
     name: str
     user: str
     vhost: str
-    client_properties: dict[str, Any] = field(default_factory=dict)
     tls: bool = False
     auth_mechanism: str = ""
 
@@ -150,13 +147,7 @@ class ManagementClient:
         result: dict[str, Any] = self._request("GET", "/definitions")
         return result
 
-    def whoami(self) -> str:
-        return str(self._request("GET", "/whoami")["name"])
-
     # -- vhosts ----------------------------------------------------------------------------
-
-    def list_vhosts(self) -> list[str]:
-        return [v["name"] for v in self._request("GET", "/vhosts")]
 
     def vhost_exists(self, vhost: str) -> bool:
         return self._request("GET", f"/vhosts/{_q(vhost)}", ok_missing=True) is not None
@@ -202,9 +193,6 @@ class ManagementClient:
         """Set ``max-connections`` or ``max-channels`` for ``user`` (all vhosts; -1 = none)."""
         self._request("PUT", f"/user-limits/{_q(user)}/{_q(name)}", json={"value": value})
 
-    def clear_user_limit(self, user: str, name: str) -> None:
-        self._request("DELETE", f"/user-limits/{_q(user)}/{_q(name)}", ok_missing=True)
-
     # -- permissions -----------------------------------------------------------------------
 
     def get_permissions(self, user: str, vhost: str) -> Permissions | None:
@@ -220,9 +208,6 @@ class ManagementClient:
             "read": permissions.read,
         }
         self._request("PUT", f"/permissions/{_q(vhost)}/{_q(user)}", json=body)
-
-    def clear_permissions(self, user: str, vhost: str) -> None:
-        self._request("DELETE", f"/permissions/{_q(vhost)}/{_q(user)}", ok_missing=True)
 
     def get_topic_permissions(self, user: str, vhost: str) -> dict[str, TopicPermission]:
         """The user's topic-permission rows in ``vhost``, by exchange name."""
@@ -258,9 +243,6 @@ class ManagementClient:
     def list_queues(self, vhost: str) -> list[QueueInfo]:
         return [_queue_info(r) for r in self._request("GET", f"/queues/{_q(vhost)}")]
 
-    def delete_queue(self, vhost: str, name: str) -> None:
-        self._request("DELETE", f"/queues/{_q(vhost)}/{_q(name)}", ok_missing=True)
-
     def get_exchange(self, vhost: str, name: str) -> ExchangeInfo | None:
         row = self._request("GET", f"/exchanges/{_q(vhost)}/{_q(name)}", ok_missing=True)
         if row is None:
@@ -268,11 +250,6 @@ class ManagementClient:
         return ExchangeInfo(
             row["name"], row["vhost"], row["type"], row["durable"], row.get("arguments") or {}
         )
-
-    def list_bindings(self, vhost: str, queue: str) -> list[tuple[str, str]]:
-        """(exchange, routing key) pairs bound to ``queue`` (default-exchange binding omitted)."""
-        rows = self._request("GET", f"/queues/{_q(vhost)}/{_q(queue)}/bindings")
-        return [(r["source"], r["routing_key"]) for r in rows if r["source"]]
 
     def list_all_bindings(self, vhost: str) -> set[tuple[str, str, str]]:
         """(exchange, queue, routing key) of every queue binding in ``vhost``."""
@@ -293,7 +270,6 @@ class ManagementClient:
                 r["name"],
                 r.get("user", ""),
                 r.get("vhost", ""),
-                r.get("client_properties") or {},
                 tls=bool(r.get("ssl")),
                 auth_mechanism=str(r.get("auth_mechanism") or ""),
             )
@@ -354,8 +330,6 @@ def _queue_info(row: dict[str, Any]) -> QueueInfo:
         arguments=dict(row.get("arguments") or {}),
         consumers=int(row.get("consumers") or 0),
         messages=int(row.get("messages") or 0),
-        messages_ready=int(row.get("messages_ready") or 0),
-        messages_unacknowledged=int(row.get("messages_unacknowledged") or 0),
     )
 
 

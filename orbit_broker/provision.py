@@ -1,4 +1,4 @@
-"""Idempotent provisioning of an Orbit vhost: topology, users and permissions (DESIGN §4).
+"""Idempotent provisioning of an Orbit vhost: topology, users and permissions.
 
 ::
 
@@ -8,13 +8,9 @@
     result = prov.provision_sync(spec)      # result.credentials: new passwords, shown once
     prov.grant("alice", "hpc2").hint        # 'allowed_users: [alice]' for hpc2's config
 
-Permission rows are literal per-user regexes: RabbitMQ 3.10 does not expand ``{username}``
-in configure/write/read. Every user gets a row on every topic exchange, because a user
-without one may publish with any routing key. Which endpoints a client may call is kept in
-the broker itself (its ``orbit.requests`` topic-write regex), so grant/revoke are idempotent.
+The rows each role gets are in :mod:`orbit_broker.permissions` (``docs/security.md``);
+the requests and answers in :mod:`orbit_broker.plans`. Grant and revoke are idempotent.
 Passwords are generated here, returned to the caller once and never logged or stored.
-Every user also gets connection and channel limits (:class:`UserLimits`, reliability S7), so
-one tenant opening connections in a loop cannot starve the others.
 """
 
 from __future__ import annotations
@@ -23,262 +19,46 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import secrets
 import tempfile
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
-import aio_pika
-
+from orbit_amqp import connect, declare
 from orbit_protocol import naming
 from orbit_protocol.errors import BrokerError
 from orbit_protocol.topology import Topology
 
 from .management import ManagementClient, Permissions, TopicPermission
-from .topology import declare, full_topology, queue_differences
-
-RESPONDER_USER: Final = "orbit-responder"
-TOPIC_EXCHANGES: Final = (naming.REQUEST_EXCHANGE, naming.EVENT_EXCHANGE, naming.REPLY_EXCHANGE)
-NOTHING: Final = "^$"
-
-Role = Literal["endpoint", "client", "responder"]
-
-
-@dataclass(frozen=True)
-class UserLimits:
-    """Per-user broker limits (``max-connections``, ``max-channels``; -1 = unlimited)."""
-
-    max_connections: int
-    max_channels: int = 200
-
-    def as_dict(self) -> dict[str, int]:
-        return {"max-connections": self.max_connections, "max-channels": self.max_channels}
-
-
-# An endpoint needs 2 connections (consume + publish) and a hot standby 2 more.
-CLIENT_LIMITS: Final = UserLimits(max_connections=50, max_channels=200)
-ENDPOINT_LIMITS: Final = UserLimits(max_connections=5, max_channels=200)
-RESPONDER_LIMITS: Final = UserLimits(max_connections=5, max_channels=50)
-
-# -- permission rows (pure) -------------------------------------------------------------------
-
-
-def endpoint_permissions(endpoint: str, pools: Iterable[str] = ()) -> Permissions:
-    """configure ``^$``, write replies/events, read its own queue (and its pools' queues)."""
-    naming.validate_name(endpoint)
-    names = [f"ep\\.{endpoint}"] + [
-        f"pool\\.{naming.validate_name(p, 'pool')}" for p in sorted(set(pools))
-    ]
-    read = f"^orbit\\.{names[0]}$" if len(names) == 1 else f"^orbit\\.({'|'.join(names)})$"
-    return Permissions(NOTHING, r"^orbit\.(replies|events)$", read)
-
-
-def endpoint_topic_permissions(endpoint: str) -> dict[str, TopicPermission]:
-    naming.validate_name(endpoint)
-    return _rows(
-        requests=(NOTHING, NOTHING),
-        events=(f"^{endpoint}\\.", NOTHING),
-        replies=(r"^orbit\.reply\.", NOTHING),
-    )
-
-
-def client_permissions(client: str) -> Permissions:
-    """Own reply/subscription queues; publish to ``orbit.requests``; read replies/events."""
-    u = naming.validate_name(client, "user")
-    own = f"orbit\\.(reply|sub)\\.{u}\\..+"
-    return Permissions(
-        configure=f"^{own}$",
-        write=f"^(orbit\\.requests|{own})$",
-        read=f"^(orbit\\.replies|orbit\\.events|{own})$",
-    )
-
-
-def client_topic_permissions(
-    client: str, endpoints: Iterable[str] = (), pools: Iterable[str] = ()
-) -> dict[str, TopicPermission]:
-    """Requests only to the allowed endpoints/pools, events only from allowed endpoints."""
-    u = naming.validate_name(client, "user")
-    eps = sorted({naming.validate_name(e) for e in endpoints})
-    keys = eps + [f"pool\\.{naming.validate_name(p, 'pool')}" for p in sorted(set(pools))]
-    return _rows(
-        requests=(f"^({'|'.join(keys)})$" if keys else NOTHING, NOTHING),
-        events=(NOTHING, f"^({'|'.join(eps)})\\." if eps else NOTHING),
-        replies=(NOTHING, f"^orbit\\.reply\\.{u}\\."),
-    )
-
-
-def responder_permissions() -> Permissions:
-    """The dead-letter responder reads ``orbit.dead`` and writes ``orbit.replies``."""
-    return Permissions(NOTHING, r"^orbit\.replies$", r"^orbit\.dead$")
-
-
-def responder_topic_permissions() -> dict[str, TopicPermission]:
-    return _rows(
-        requests=(NOTHING, NOTHING),
-        events=(NOTHING, NOTHING),
-        replies=(r"^orbit\.reply\.", NOTHING),
-    )
-
-
-def _rows(
-    *, requests: tuple[str, str], events: tuple[str, str], replies: tuple[str, str]
-) -> dict[str, TopicPermission]:
-    return {
-        naming.REQUEST_EXCHANGE: TopicPermission(naming.REQUEST_EXCHANGE, *requests),
-        naming.EVENT_EXCHANGE: TopicPermission(naming.EVENT_EXCHANGE, *events),
-        naming.REPLY_EXCHANGE: TopicPermission(naming.REPLY_EXCHANGE, *replies),
-    }
-
-
-_GRANTS_RE: Final = re.compile(r"^\^\((?P<keys>[a-z0-9_\-|.\\]*)\)\$$")
-
-
-def parse_grants(request_write: str) -> tuple[set[str], set[str]]:
-    """(endpoints, pools) from a client's ``orbit.requests`` topic-write regex."""
-    if request_write in ("", NOTHING):
-        return set(), set()
-    match = _GRANTS_RE.match(request_write)
-    if not match:
-        raise BrokerError(
-            f"topic permission {request_write!r} on {naming.REQUEST_EXCHANGE} was not written "
-            "by Orbit; fix or clear it before granting"
-        )
-    endpoints: set[str] = set()
-    pools: set[str] = set()
-    for key in match["keys"].split("|"):
-        if key.startswith("pool\\."):
-            pools.add(naming.validate_name(key.removeprefix("pool\\."), "pool"))
-        else:
-            endpoints.add(naming.validate_name(key))
-    return endpoints, pools
-
-
-# -- specs, plans, results --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EndpointSpec:
-    name: str
-    pools: Sequence[str] = ()
-
-
-@dataclass(frozen=True)
-class ClientSpec:
-    name: str
-    endpoints: Sequence[str] = ()
-    pools: Sequence[str] = ()
-
-
-@dataclass(frozen=True)
-class ProvisionSpec:
-    """What should exist. Provisioning adds; it never revokes grants or deletes users."""
-
-    endpoints: Sequence[EndpointSpec] = ()
-    clients: Sequence[ClientSpec] = ()
-    pools: Sequence[str] = ()
-    responder: bool = True
-    responder_user: str = RESPONDER_USER
-    rotate_passwords: bool = False
-    queue_options: dict[str, int] = field(default_factory=dict)
-    client_limits: UserLimits | None = CLIENT_LIMITS
-    endpoint_limits: UserLimits | None = ENDPOINT_LIMITS
-    responder_limits: UserLimits | None = RESPONDER_LIMITS
-
-    def limits(self, role: Role) -> UserLimits | None:
-        return {
-            "client": self.client_limits,
-            "endpoint": self.endpoint_limits,
-            "responder": self.responder_limits,
-        }[role]
-
-    def all_pools(self) -> list[str]:
-        names = set(self.pools)
-        for ep in self.endpoints:
-            names.update(ep.pools)
-        for cl in self.clients:
-            names.update(cl.pools)
-        return sorted(names)
-
-
-@dataclass(frozen=True)
-class Action:
-    """One change; ``payload`` carries what :meth:`Provisioner.apply` needs (never secrets)."""
-
-    kind: str
-    target: str
-    detail: str = ""
-    payload: Any = field(default=None, repr=False, compare=False)
-
-    def __str__(self) -> str:
-        return f"{self.kind:<20} {self.target}" + (f"  {self.detail}" if self.detail else "")
-
-
-@dataclass
-class Plan:
-    vhost: str
-    actions: list[Action] = field(default_factory=list)
-    conflicts: list[str] = field(default_factory=list)
-    topology: Topology = field(default_factory=Topology)
-
-    @property
-    def empty(self) -> bool:
-        return not self.actions and not self.conflicts
-
-    def kinds(self) -> list[str]:
-        return [a.kind for a in self.actions]
-
-    def __str__(self) -> str:
-        if self.empty:
-            return f"vhost {self.vhost!r}: nothing to do"
-        lines = [f"vhost {self.vhost!r}: {len(self.actions)} change(s)"]
-        lines += [f"  {a}" for a in self.actions]
-        lines += [f"  CONFLICT {c}" for c in self.conflicts]
-        return "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class Credentials:
-    user: str
-    password: str = field(repr=False)
-
-    def url(self, base_url: str, vhost: str) -> str:
-        """``base_url`` with this user, password and ``vhost``."""
-        return make_url(base_url, self.user, self.password, vhost)
-
-
-@dataclass
-class ProvisionResult:
-    plan: Plan
-    applied: bool
-    credentials: dict[str, Credentials] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class GrantResult:
-    client: str
-    target: str
-    changed: bool
-    endpoints: tuple[str, ...]
-    pools: tuple[str, ...]
-    allowed_users: tuple[str, ...]
-
-    @property
-    def hint(self) -> str:
-        """The endpoint-side allow-list line (endpoint config) matching the broker state."""
-        return f"allowed_users: [{', '.join(self.allowed_users)}]"
-
-
-def make_url(base_url: str, user: str, password: str, vhost: str) -> str:
-    """Replace credentials and vhost of an AMQP URL."""
-    parts = urlsplit(base_url)
-    port = f":{parts.port}" if parts.port else ""
-    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{parts.hostname}{port}"
-    return urlunsplit((parts.scheme, netloc, "/" + quote(vhost, safe=""), parts.query, ""))
-
+from .permissions import (
+    CLIENT_LIMITS,
+    ENDPOINT_LIMITS,
+    RESPONDER_LIMITS,
+    RESPONDER_USER,
+    TOPIC_EXCHANGES,
+    Role,
+    UserLimits,
+    client_permissions,
+    client_topic_permissions,
+    endpoint_permissions,
+    endpoint_topic_permissions,
+    parse_grants,
+    responder_permissions,
+    responder_topic_permissions,
+)
+from .plans import (
+    Action,
+    ClientSpec,
+    Credentials,
+    EndpointSpec,
+    GrantResult,
+    Plan,
+    ProvisionResult,
+    ProvisionSpec,
+    make_url,
+)
+from .topology import full_topology, queue_differences
 
 # -- the provisioner --------------------------------------------------------------------------
 
@@ -546,9 +326,11 @@ class Provisioner:
 
 
 async def _declare(admin_url: str, topology: Topology) -> None:
-    async with await aio_pika.connect(admin_url) as connection:
-        channel = await connection.channel()
-        await declare(channel, topology)
+    connection = await connect(admin_url, name="orbit-provision")
+    try:
+        await declare(await connection.channel(), topology)
+    finally:
+        await connection.close()
 
 
 # -- profile file -----------------------------------------------------------------------------

@@ -81,8 +81,8 @@ def default_client_name() -> str:
 
 def management(url: str | None = None) -> ManagementClient:
     """A management API client: ``url`` (with credentials) or the profile's local node."""
-    from orbit_broker.local import LOCAL_PASSWORD, LOCAL_USER
     from orbit_broker.management import ManagementClient
+    from orbit_broker.nodefiles import LOCAL_PASSWORD, LOCAL_USER
 
     base = url or profile.load().get("broker", {}).get("management_url") or node().management_url
     return ManagementClient(base, LOCAL_USER, LOCAL_PASSWORD)

@@ -3,6 +3,11 @@
 ``--url`` (env ``ORBIT_URL``), ``--json``, ``--timeout`` and ``--debug``. Connection
 settings resolve as: flags > ``ORBIT_*`` environment > profile file > defaults; the flags
 are handed to :class:`orbit_client.ClientSettings` as overrides.
+
+``--debug`` is accepted by the root (``orbit --debug call …``) and by every command
+(``orbit call … --debug``); it only sets :data:`STATE`. A command reads ``STATE.debug`` and
+does not declare the flag: :func:`add_debug_option` gives it the option (a command that must
+see its own flag's value declares ``debug: DebugOpt`` and keeps it).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup, TyperOption
 
 from orbit_protocol import naming
 
@@ -74,6 +80,33 @@ DebugOpt = Annotated[
         help="Show tracebacks and debug logs.",
     ),
 ]
+
+
+def _takes_debug(debug: DebugOpt = False) -> None:
+    """Never called: the command :func:`debug_option` takes its ``--debug`` option from."""
+
+
+def debug_option() -> TyperOption:
+    """A new ``--debug`` option, built from :data:`DebugOpt` (same flag, env, help), that
+    passes no argument to the command: it only sets ``STATE.debug``."""
+    probe = typer.Typer(add_completion=False)
+    probe.command()(_takes_debug)
+    (option,) = typer.main.get_command(probe).params
+    assert isinstance(option, TyperOption)
+    option.expose_value = False
+    return option
+
+
+def add_debug_option(group: TyperGroup) -> None:
+    """Append ``--debug`` to every command under ``group`` that has no ``debug`` parameter
+    (sub-groups themselves get none, as before)."""
+    for command in group.commands.values():
+        if isinstance(command, TyperGroup):
+            add_debug_option(command)
+        elif not any(param.name == "debug" for param in command.params):
+            command.params.append(debug_option())
+
+
 EndpointArg = Annotated[
     str,
     typer.Argument(
@@ -83,13 +116,24 @@ EndpointArg = Annotated[
     ),
 ]
 
+NameOpt = Annotated[
+    str,
+    typer.Option(
+        "--name", "-n", help="Endpoint name (its queue is orbit.ep.NAME).", show_default=False
+    ),
+]
+"""An endpoint's own name (``orbit endpoint start|stop|status|submit``)."""
+
 
 __all__ = [
     "STATE",
     "DebugOpt",
     "EndpointArg",
     "JsonOpt",
+    "NameOpt",
     "State",
     "TimeoutOpt",
     "UrlOpt",
+    "add_debug_option",
+    "debug_option",
 ]

@@ -29,9 +29,10 @@ def print_json(data: Any, *, raw: bool) -> None:
 
 def error(code: str, message: str, hint: str | None = None) -> None:
     """``[CODE] message`` in red on stderr, then an optional dim hint."""
-    err_console.print(f"[bold red]\\[{escape(code)}][/] [red]{escape(message)}[/]", soft_wrap=True)
+    line = f"[bold red]\\[{escape(code)}][/] [red]{escape(message)}[/]"
+    err_console.print(line, soft_wrap=True, emoji=False)  # "H:M:S" is no emoji code
     if hint:
-        err_console.print(f"[dim]{escape(hint)}[/]", soft_wrap=True)
+        err_console.print(f"[dim]{escape(hint)}[/]", soft_wrap=True, emoji=False)
 
 
 def success(message: str) -> None:

@@ -9,7 +9,6 @@ import typer
 from rich.markup import escape
 
 from .. import localbroker, profile, render
-from ..options import DebugOpt
 
 if TYPE_CHECKING:
     from orbit_broker.provision import GrantResult, Plan, ProvisionResult
@@ -106,7 +105,6 @@ def provision(
     management_url: ManagementOpt = None,
     admin_url: AdminOpt = None,
     vhost: VhostOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Create vhost, topology, users, permissions and per-user limits idempotently; print
     the plan as a table."""
@@ -204,7 +202,6 @@ def grant(
     management_url: ManagementOpt = None,
     admin_url: AdminOpt = None,
     vhost: VhostOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Let CLIENT call ENDPOINT at the broker; print the endpoint-side allow-list."""
     prov = localbroker.provisioner(management_url, admin_url, vhost)
@@ -223,7 +220,6 @@ def revoke(
     management_url: ManagementOpt = None,
     admin_url: AdminOpt = None,
     vhost: VhostOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Stop CLIENT calling ENDPOINT at the broker and print the endpoint-side allow-list;
     with no ENDPOINT, delete the user and close its connections at once."""

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from .. import render, session
-from ..options import DebugOpt, EndpointArg, JsonOpt, TimeoutOpt, UrlOpt
+from ..options import EndpointArg, JsonOpt, TimeoutOpt, UrlOpt
 from ..parsing import build_args, split_operation
 
 if TYPE_CHECKING:
@@ -53,7 +53,6 @@ def call(
     json_out: JsonOpt = False,
     timeout: TimeoutOpt = None,
     url: UrlOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Call an operation on an endpoint and print its result.
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 
 from .. import render, session
-from ..options import DebugOpt, EndpointArg, JsonOpt, TimeoutOpt, UrlOpt
+from ..options import EndpointArg, JsonOpt, TimeoutOpt, UrlOpt
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -27,7 +27,6 @@ def describe(
     json_out: JsonOpt = False,
     timeout: TimeoutOpt = None,
     url: UrlOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """List an endpoint's plugins and operations with their argument fields (orbit.describe)."""
 

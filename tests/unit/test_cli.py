@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
+from typer.core import TyperGroup
 from typer.testing import CliRunner
 
 from orbit_cli import parsing, profile, session
@@ -236,6 +239,46 @@ def test_debug_shows_the_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
     assert result.exit_code == 1
     assert "[ENDPOINT_OFFLINE] gone" in result.stderr
     assert "Traceback" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (["--debug", "call", "demo", "orbit.ping"], {}),
+        (["call", "--debug", "demo", "orbit.ping"], {}),
+        (["call", "demo", "orbit.ping"], {"ORBIT_DEBUG": "1"}),
+    ],
+    ids=["root", "command", "env"],
+)
+def test_debug_anywhere_shows_the_traceback(
+    monkeypatch: pytest.MonkeyPatch, args: list[str], env: dict[str, str]
+) -> None:
+    fake_session(monkeypatch, EndpointOffline("gone"))
+    result = runner.invoke(app, args, env=env)
+    assert result.exit_code == 1
+    assert "Traceback" in result.stderr
+
+
+def test_the_root_and_every_command_take_debug() -> None:
+    """``--debug`` is accepted before the command and after every command (not after a
+    sub-group's name), whether or not the command declares it."""
+
+    def commands(group: TyperGroup, words: list[str]) -> Iterator[tuple[str, Any]]:
+        for name, command in group.commands.items():
+            if isinstance(command, TyperGroup):
+                assert "--debug" not in options(command), " ".join([*words, name])
+                yield from commands(command, [*words, name])
+            else:
+                yield " ".join([*words, name]), command
+
+    def options(command: Any) -> list[str]:
+        return [opt for param in command.params for opt in getattr(param, "opts", [])]
+
+    root = typer.main.get_command(app)
+    assert isinstance(root, TyperGroup) and "--debug" in options(root)
+    found = dict(commands(root, []))
+    assert {"call", "broker serve", "gateway", "pool create", "task submit"} <= set(found)
+    assert [path for path, command in found.items() if "--debug" not in options(command)] == []
 
 
 def test_usage_errors_exit_2(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -96,3 +96,14 @@ def test_definitions_pass_the_broker_lint() -> None:
             perm["write"] = ".*"
     rules = {(f.rule, f.user) for f in lint_definitions(broken, "orbit")}
     assert ("default-exchange", "alice") in rules
+
+
+def test_the_image_copies_every_package_it_installs() -> None:
+    """A package missing from the Dockerfile's COPY lines would install as a broken wheel."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = set(project["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"])
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
+    copied = set(re.findall(r"^COPY (orbit_\w+) \1$", dockerfile, re.M))
+    assert copied == packages
