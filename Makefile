@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.orbit-installed
 EXTRAS  := dev,gateway,tasks
 PY      ?= $(shell command -v python3.11 || command -v python3)
 
-.PHONY: venv test lint broker-up broker-down demo bench trust
+.PHONY: venv test test-fast lint broker-up broker-down demo bench trust
 
 ## venv: create .venv (python3.11, else python3) and install the project; idempotent
 venv: $(STAMP)
@@ -20,15 +20,24 @@ $(STAMP): pyproject.toml | $(PYTHON)
 	$(PYTHON) -m pip install -q -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
-## test: the whole suite (unit + integration against a private RabbitMQ node the suite starts)
+## test: the whole suite: unit, in-memory transport (tests/local), the transport conformance
+## suite on both transports, and integration against private RabbitMQ nodes the suite starts
 test: | $(PYTHON)
 	$(PYTHON) -m pytest -q tests
 
-## lint: ruff (lint + format check) and mypy --strict (packages listed in pyproject.toml)
+## test-fast: the inner loop, no broker node: unit tests, tests/local and the memory half of
+## the conformance suite (about a minute)
+test-fast: | $(PYTHON)
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/unit tests/local tests/contract -k "not rabbitmq"
+
+## lint: ruff (lint + format check), mypy --strict (packages listed in pyproject.toml) and
+## vulture (dead code; false positives are listed in vulture_whitelist.py)
 lint: | $(PYTHON)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/vulture orbit_protocol orbit_amqp orbit_client orbit_broker orbit_endpoint \
+	    orbit_plugins orbit_gateway orbit_cli vulture_whitelist.py --min-confidence 60
 
 ## broker-up / broker-down: the private dev RabbitMQ node (127.0.0.1:35672, management :35673)
 broker-up: | $(PYTHON)

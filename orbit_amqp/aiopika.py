@@ -79,6 +79,10 @@ def _translated() -> Iterator[None]:
         raise
     except _LOST as exc:
         raise ConnectionLost(f"{type(exc).__name__}: {exc}") from None
+    except RuntimeError as exc:  # aiormq/aio-pika: "<Connection ...> closed", "... not ready"
+        if not any(word in str(exc) for word in ("closed", "not ready", "not opened")):
+            raise
+        raise ConnectionLost(f"{type(exc).__name__}: {exc}") from None
 
 
 def _to_pamqp(props: Properties) -> Basic.Properties:

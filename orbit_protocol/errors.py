@@ -1,4 +1,4 @@
-"""The one error tree of Orbit (DESIGN §2).
+"""The one error tree of Orbit (error codes: docs/protocol.md).
 
 Every error code that crosses the wire has exactly one exception class; clients raise
 the class that matches an error reply, endpoints raise them inside plugins and the

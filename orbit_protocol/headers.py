@@ -1,4 +1,4 @@
-"""AMQP header names and fixed property values of protocol v1 (DESIGN §2)."""
+"""AMQP header names and fixed property values of protocol v1 (docs/protocol.md)."""
 
 from typing import Final
 

@@ -1,4 +1,4 @@
-"""Pydantic models of the JSON bodies of protocol v1 (DESIGN §2)."""
+"""Pydantic models of the JSON bodies of protocol v1 (docs/protocol.md)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ _WORD = r"^[A-Za-z0-9_-]{1,64}$"
 _JSON: TypeAdapter[Any] = TypeAdapter(Any)  # pydantic's Rust JSON: ~5x the stdlib on big bodies
 
 
-try:  # optional accelerator: the protocol works with pydantic alone (DESIGN §5)
+try:  # optional accelerator: the protocol works with pydantic alone (docs/architecture.md)
     import orjson as _orjson
 except ImportError:  # pragma: no cover - orjson is a dependency of the distribution
     _orjson = None  # type: ignore[assignment]

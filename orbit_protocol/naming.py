@@ -1,4 +1,4 @@
-"""Every exchange, queue, routing key and user name of the topology (DESIGN §1).
+"""Every exchange, queue, routing key and user name of the topology (docs/protocol.md).
 
 All names are derived here; no other module spells them out.
 """

@@ -1,4 +1,4 @@
-"""The broker objects of DESIGN §1 as plain, hashable values (no I/O).
+"""The broker objects of docs/protocol.md (names) as plain, hashable values (no I/O).
 
 ``orbit_broker.topology`` declares these through AMQP; provisioning, tests and the
 AsyncAPI export read them from here so that every name and argument has one source.
@@ -65,7 +65,7 @@ def work_queue_arguments(
     message_ttl_ms: int = DEFAULT_MESSAGE_TTL_MS,
     delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
 ) -> tuple[tuple[str, Any], ...]:
-    """Arguments of an endpoint or pool request queue, exactly as DESIGN §1 lists them."""
+    """Arguments of an endpoint or pool request queue, exactly as docs/protocol.md lists them."""
     return (
         ("x-queue-type", "quorum"),
         ("x-single-active-consumer", True),
@@ -110,7 +110,7 @@ def endpoint(name: str, **queue_options: int) -> Topology:
 
 def pool_queue_arguments(**queue_options: int) -> tuple[tuple[str, Any], ...]:
     """A pool queue's arguments: an endpoint queue's minus ``x-single-active-consumer``, so
-    its members are competing consumers (DESIGN §1), not one active plus standbys."""
+    its members are competing consumers (docs/protocol.md), not one active plus standbys."""
     return tuple(
         (k, v) for k, v in work_queue_arguments(**queue_options) if k != "x-single-active-consumer"
     )

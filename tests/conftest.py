@@ -1,4 +1,5 @@
-"""Shared fixtures: one real RabbitMQ per test session, a fresh vhost per test (DESIGN §6).
+"""Shared fixtures: one real RabbitMQ per test session, a fresh vhost per test
+(docs/architecture.md).
 
 Where the broker comes from, in order:
 
@@ -39,6 +40,8 @@ import pytest_asyncio
 from orbit_broker.local import LocalNode, free_port
 from orbit_broker.management import ManagementClient, Permissions
 from orbit_broker.topology import declare_all
+
+pytest_plugins = ["tests.testkit.local"]  # memory-broker fixtures (tests/local)
 
 ENV_AMQP = "ORBIT_TEST_AMQP_URL"
 ENV_MANAGEMENT = "ORBIT_TEST_MANAGEMENT_URL"

@@ -352,3 +352,12 @@ async def test_auto_delete_subscription_queue_goes_with_its_consumer(transport: 
             return
         await asyncio.sleep(0.05)
     raise AssertionError("the auto-delete queue outlived its only consumer")
+
+
+async def test_a_closed_connection_refuses_new_channels_as_lost(transport: Harness) -> None:
+    """Client and endpoint retry on ``ConnectionLost``: a channel asked of a connection that
+    is gone must say so, not raise a library's own error."""
+    conn = await transport.connect_as(transport.users.add("leaver"))
+    await conn.close()
+    with pytest.raises(ConnectionLost):
+        await conn.channel(confirms=True)

@@ -1,4 +1,4 @@
-"""A third-party client written with plain pika and no orbit code: DESIGN §1–§2 only."""
+"""A third-party client written with plain pika and no orbit code: docs/protocol.md only."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""orbit_broker against a real RabbitMQ: topology, provisioning, permissions (DESIGN §1, §4)."""
+"""orbit_broker against a real RabbitMQ: topology, provisioning, permissions.
+
+Names and arguments: docs/protocol.md; permission rows: docs/security.md.
+"""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 A private node runs with a short ``consumer_timeout`` (suite: 5 s, checked every second;
 ``make soak``: 60 s with a 5-minute operation). The endpoint journals and acks a request
-before running it (DESIGN §3.1), so an operation far longer than the timeout completes once,
+before running it (docs/reliability.md), so an operation far longer than the timeout completes once,
 on the same consumer connection. A positive control, a plain consumer that holds a delivery
 unacked, is closed by the broker with PRECONDITION_FAILED: the timeout is really active.
 """

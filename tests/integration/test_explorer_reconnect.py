@@ -1,6 +1,6 @@
 """The Explorer's connection status and auto-reconnect across a gateway restart (real Chromium).
 
-Sessions live in gateway memory (``orbit_broker/gateway/auth.py``): a restarted gateway no longer
+Sessions live in gateway memory (``orbit_gateway/auth.py``): a restarted gateway no longer
 knows the browser's ``orbit_session`` cookie. The designed behaviour is therefore:
 
 * while the gateway is down the status says ``reconnecting…`` (``EventSource`` retries by itself);

@@ -21,7 +21,7 @@ import aiormq.exceptions
 import pytest
 import pytest_asyncio
 
-from orbit_broker.local import amqp_login_error
+from orbit_amqp.probe import amqp_login_error
 from orbit_broker.provision import (
     ClientSpec,
     EndpointSpec,

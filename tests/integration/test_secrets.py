@@ -1,4 +1,4 @@
-"""No secret in any log line or exception text (issue 8, security 6; DESIGN §4).
+"""No secret in any log line or exception text (issue 8, security 6; docs/security.md).
 
 Provisioned users, a real endpoint, a gateway with a Basic-auth login and a token login,
 the dead-letter responder and failing CLI commands all run with debug logging; every log
@@ -26,6 +26,7 @@ from orbit_broker.local import free_port
 from orbit_broker.provision import ClientSpec, EndpointSpec, Provisioner, ProvisionSpec
 from orbit_client import AsyncOrbitClient
 from orbit_protocol import OrbitError
+from tests.testkit.cli import cli_env, orbit
 
 from .endpoints import ROOT, EndpointProcess
 from .gateway_kit import GatewayProcess
@@ -51,21 +52,10 @@ def exception_text(exc: BaseException) -> str:
 
 async def cli(tmp_path: Path, *args: str) -> tuple[int, str]:
     """``orbit ARGS --debug`` with an empty home (no profile); exit code and output."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORBIT_")}
-    env.update(HOME=str(tmp_path / "home"), PYTHONPATH=str(ROOT), COLUMNS="200")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "orbit_cli",
-        *args,
-        "--debug",
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 120)
-    return proc.returncode or 0, out.decode(errors="replace") + err.decode(errors="replace")
+    env = cli_env(None, tmp_path, HOME=str(tmp_path / "home"))
+    env.pop("ORBIT_PROFILE")
+    ran = await orbit(env, *args, "--debug", timeout=120)
+    return ran.rc, ran.output
 
 
 async def test_no_secret_in_logs_or_exception_texts(

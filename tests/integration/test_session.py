@@ -51,10 +51,10 @@ async def test_replies_received_but_not_collected_go_back_to_the_session(
     async with AsyncOrbitClient(url=amqp_url, session="stay") as first:
         ids = [await first.send("ep1", "testkit.echo", {"value": i}) for i in range(5)]
         for _ in range(200):  # until all five replies have arrived in this client
-            if all(i in first._unclaimed for i in ids):
+            if all(i in first._inbox._unclaimed for i in ids):
                 break
             await asyncio.sleep(0.05)
-        assert all(i in first._unclaimed for i in ids)
+        assert all(i in first._inbox._unclaimed for i in ids)
     async with AsyncOrbitClient(url=amqp_url, session="stay") as second:
         replies = [await second.collect(i, timeout=30) for i in ids]
     assert [r.unwrap() for r in replies] == [{"value": i} for i in range(5)]

@@ -12,8 +12,6 @@ import json
 import os
 import secrets
 import ssl
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +20,14 @@ from urllib.parse import urlsplit
 import aio_pika
 import pytest
 
-from orbit_broker.local import LocalNode, amqp_login_ok, free_port, port_in_use
+from orbit_amqp.probe import amqp_login_ok
+from orbit_broker.local import LocalNode, free_port, port_in_use
 from orbit_broker.management import ConnectionInfo, ManagementClient
 from orbit_broker.provision import ClientSpec, EndpointSpec, Provisioner, ProvisionSpec
 from orbit_broker.tls import CertificateAuthority, CertPair
 from orbit_client import AsyncOrbitClient
 from orbit_endpoint.settings import EndpointSettings
+from tests.testkit.cli import Ran, orbit_sync
 
 from .endpoints import EndpointProcess
 
@@ -193,15 +193,8 @@ def _free_block(width: int = 5) -> int:
     raise RuntimeError("no free port block")
 
 
-def _orbit(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "orbit_cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+def _orbit(env: dict[str, str], *args: str) -> Ran:
+    return orbit_sync(env, *args, timeout=180)
 
 
 async def test_cli_broker_up_tls_no_plaintext(tmp_path: Path) -> None:
@@ -216,7 +209,7 @@ async def test_cli_broker_up_tls_no_plaintext(tmp_path: Path) -> None:
     flags = ["--port", str(port), "--data-dir", str(data)]
     up = _orbit(env, "broker", "up", *flags, "--tls", "--no-plaintext", "-e", "demo")
     try:
-        assert up.returncode == 0, up.stdout + up.stderr
+        assert up.rc == 0, up.stdout + up.stderr
         print("\n" + up.stdout)
         prof = json.loads((tmp_path / "profile.json").read_text())
         client_url, ep_url = prof["client"]["url"], prof["endpoints"]["demo"]["url"]
@@ -228,7 +221,7 @@ async def test_cli_broker_up_tls_no_plaintext(tmp_path: Path) -> None:
         assert password and password not in up.stdout + up.stderr
         assert not port_in_use(port), "plain AMQP listener must be off"
         status = _orbit(env, "broker", "status", *flags, "--json")
-        assert status.returncode == 0 and json.loads(status.stdout)["ready"], status.stdout
+        assert status.rc == 0 and json.loads(status.stdout)["ready"], status.stdout
         owner = prof["endpoints"]["demo"]["owner"]
         proc = await EndpointProcess("demo", ep_url, tmp_path / "ep", owner=owner).start()
         try:
@@ -238,4 +231,4 @@ async def test_cli_broker_up_tls_no_plaintext(tmp_path: Path) -> None:
             await proc.stop()
     finally:
         down = _orbit(env, "broker", "down", *flags)
-        assert down.returncode == 0, down.stdout + down.stderr
+        assert down.rc == 0, down.stdout + down.stderr

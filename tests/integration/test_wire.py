@@ -1,4 +1,4 @@
-"""What a third-party AMQP client sees: raw pika, DESIGN §2 properties, every error code."""
+"""What a third-party AMQP client sees: raw pika, docs/protocol.md properties, every error code."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Wire format of protocol v1 (DESIGN §1–§2), without a broker."""
+"""Wire format of protocol v1 (docs/protocol.md), without a broker."""
 
 import json
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from pathlib import Path
+
+import pytest
 
 from orbit_plugins.storage import WalDatabase
 
@@ -30,6 +33,21 @@ def test_checkpoints_run_in_the_background_and_close_folds_the_log(tmp_path: Pat
 
 
 def test_a_memory_database_has_no_checkpoint_thread() -> None:
+    before = set(threading.enumerate())
     db = WalDatabase(":memory:")
+    assert [t.name for t in threading.enumerate() if t not in before] == []
     db.conn.execute("CREATE TABLE t (x)")
+    db.conn.execute("INSERT INTO t VALUES (1)")
+    assert db.conn.execute("SELECT x FROM t").fetchall() == [(1,)]
     db.close()
+    with pytest.raises(sqlite3.ProgrammingError):  # close() closed the connection
+        db.conn.execute("SELECT 1")
+
+
+def test_a_file_database_has_one_checkpoint_thread_until_closed(tmp_path: Path) -> None:
+    """The positive control of the test above: the thread it looks for does exist."""
+    db = WalDatabase(tmp_path / "state.sqlite")
+    name = "wal-checkpoint:state.sqlite"
+    assert [t.name for t in threading.enumerate()].count(name) == 1
+    db.close()
+    assert name not in [t.name for t in threading.enumerate()]

@@ -1,4 +1,4 @@
-"""The IRI plugins in a real endpoint process, through a real broker, against a fake facility."""
+"""The IRI plugins in an endpoint on the memory broker, against a fake facility (real HTTP)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,10 @@ import pytest
 
 from orbit_client import AsyncOrbitClient
 from orbit_protocol import InvalidArgs, NotAuthorized, NotFound, Unavailable
+from tests.fakes.iri_api import FakeIri
+from tests.local.conftest import StartEndpoint
+from tests.testkit.local import LocalEndpoint
 
-from ..fakes.iri_api import FakeIri
-from .conftest import StartEndpoint
-from .endpoints import EndpointProcess
-
-pytestmark = pytest.mark.rabbit
 EP = "iri-ep"
 CPU = "perlmutter-cpu"
 
@@ -37,7 +35,7 @@ def fake(token: str) -> Iterator[FakeIri]:
 
 
 @pytest.fixture
-async def ep(start_endpoint: StartEndpoint, fake: FakeIri, tmp_path: Path) -> EndpointProcess:
+async def ep(start_endpoint: StartEndpoint, fake: FakeIri, tmp_path: Path) -> LocalEndpoint:
     with socket.socket() as s:  # a port nobody listens on: an unreachable facility
         s.bind(("127.0.0.1", 0))
         down = f"http://127.0.0.1:{s.getsockname()[1]}/api/v1"
@@ -59,7 +57,7 @@ async def con(client: AsyncOrbitClient, method: str, **args: Any) -> Any:
 
 
 async def test_facilities_connect_and_site_calls(
-    ep: EndpointProcess, client: AsyncOrbitClient, token: str, fake: FakeIri
+    ep: LocalEndpoint, client: AsyncOrbitClient, token: str, fake: FakeIri
 ) -> None:
     described = await client.call(EP, "orbit.describe")
     assert (
@@ -99,7 +97,7 @@ async def test_facilities_connect_and_site_calls(
 
 
 async def test_jobs_run_to_completion_with_events_and_cancel(
-    ep: EndpointProcess, client: AsyncOrbitClient, token: str, fake: FakeIri
+    ep: LocalEndpoint, client: AsyncOrbitClient, token: str, fake: FakeIri
 ) -> None:
     await con(client, "connect", site="nersc", token=token)
     events = await client.subscribe(EP, "iri", "job_status")
@@ -145,7 +143,7 @@ async def test_jobs_run_to_completion_with_events_and_cancel(
 
 
 async def test_errors_map_to_orbit_codes(
-    ep: EndpointProcess, client: AsyncOrbitClient, token: str, fake: FakeIri
+    ep: LocalEndpoint, client: AsyncOrbitClient, token: str, fake: FakeIri
 ) -> None:
     with pytest.raises(NotFound, match="configured: nersc, olcf"):
         await con(client, "connect", site="alcf", token=token)
@@ -189,7 +187,7 @@ def files_containing(root: Path, needle: bytes) -> list[Path]:
 
 
 async def test_the_token_is_in_no_file_and_no_log(
-    ep: EndpointProcess, client: AsyncOrbitClient, token: str, fake: FakeIri
+    ep: LocalEndpoint, client: AsyncOrbitClient, token: str, fake: FakeIri
 ) -> None:
     fake.active_for = math.inf  # the job stays watched by the poller
     await con(client, "connect", site="nersc", token=token)

@@ -1,4 +1,5 @@
-"""The globus plugin in a real endpoint, with the real globus-sdk talking to a local fake."""
+"""The globus plugin in an endpoint on the memory broker, with the real globus-sdk talking to a
+local fake Globus (Auth and Transfer)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,10 @@ import pytest
 
 from orbit_client import AsyncOrbitClient
 from orbit_protocol import InvalidArgs, NotAuthorized
+from tests.fakes.globus_api import CONSENT_SCOPE, NEEDS_CONSENT, FakeTransfer
+from tests.local.conftest import StartEndpoint
+from tests.testkit.local import LocalEndpoint
 
-from ..fakes.globus_api import CONSENT_SCOPE, NEEDS_CONSENT, FakeTransfer
-from .conftest import StartEndpoint
-from .endpoints import EndpointProcess
-
-pytestmark = pytest.mark.rabbit
 LOCAL = "11111111-2222-3333-4444-555555555555"
 REMOTE = "99999999-8888-7777-6666-555555555555"
 EP = "globus-ep"
@@ -37,7 +36,7 @@ def fake(token: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTransfer]:
 
 
 @pytest.fixture
-async def ep(start_endpoint: StartEndpoint, fake: FakeTransfer) -> EndpointProcess:
+async def ep(start_endpoint: StartEndpoint, fake: FakeTransfer) -> LocalEndpoint:
     settings = {
         "transfer_base_url": fake.url,
         "max_retries": 0,
@@ -52,7 +51,7 @@ async def g(client: AsyncOrbitClient, method: str, **args: Any) -> Any:
 
 
 async def test_transfer_lifecycle_and_events(
-    ep: EndpointProcess, client: AsyncOrbitClient, fake: FakeTransfer, token: str
+    ep: LocalEndpoint, client: AsyncOrbitClient, fake: FakeTransfer, token: str
 ) -> None:
     with pytest.raises(NotAuthorized, match=r"globus\.register"):
         await g(client, "list_tasks")
@@ -100,7 +99,7 @@ async def test_transfer_lifecycle_and_events(
 
 
 async def test_collection_operations(
-    ep: EndpointProcess, client: AsyncOrbitClient, fake: FakeTransfer, token: str
+    ep: LocalEndpoint, client: AsyncOrbitClient, fake: FakeTransfer, token: str
 ) -> None:
     await g(client, "register", access_token=token)
     listing = await g(client, "ls", collection="local", path="/~/")
@@ -122,7 +121,7 @@ async def test_collection_operations(
 
 
 async def test_consent_required_and_bad_token(
-    ep: EndpointProcess, client: AsyncOrbitClient, fake: FakeTransfer, token: str
+    ep: LocalEndpoint, client: AsyncOrbitClient, fake: FakeTransfer, token: str
 ) -> None:
     await g(client, "register", access_token=token)
     with pytest.raises(NotAuthorized, match="consent") as info:
@@ -145,7 +144,7 @@ def files_containing(root: Path, needle: bytes, skip: set[str]) -> list[Path]:
 
 
 async def test_token_stays_in_memory(
-    ep: EndpointProcess, client: AsyncOrbitClient, token: str, tmp_path: Path
+    ep: LocalEndpoint, client: AsyncOrbitClient, token: str, tmp_path: Path
 ) -> None:
     await g(client, "register", access_token=token)
     await g(client, "ls", collection="local")
@@ -158,7 +157,7 @@ async def test_token_stays_in_memory(
 
 
 async def test_token_is_not_in_the_journal(
-    ep: EndpointProcess, client: AsyncOrbitClient, token: str
+    ep: LocalEndpoint, client: AsyncOrbitClient, token: str
 ) -> None:
     await g(client, "register", access_token=token)
     await ep.stop()

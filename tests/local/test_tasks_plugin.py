@@ -1,0 +1,149 @@
+"""The tasks plugin in an endpoint on the memory broker: executables, functions, worker
+processes, events, cloudpickle opt-in, timeouts, dying workers, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import pytest
+
+from orbit_client import AsyncOrbitClient, NotAuthorized, NotFound
+from orbit_protocol import Event
+from tests.local.conftest import StartEndpoint
+
+TASKS = "orbit_plugins.tasks.plugin:TasksPlugin"
+
+
+def pickled(func: Any, *args: Any, **kwargs: Any) -> str:
+    return base64.b64encode(cloudpickle.dumps((func, args, kwargs))).decode()
+
+
+def unpickle(data: str) -> Any:
+    return cloudpickle.loads(base64.b64decode(data))
+
+
+async def wait(client: AsyncOrbitClient, ep: str, uids: list[str], timeout: float) -> Any:
+    """``wait_tasks`` (args as a dict: ``timeout`` is also a keyword of ``call``)."""
+    reply = await client.request(ep, "tasks.wait_tasks", {"uids": uids, "timeout": timeout})
+    return reply.unwrap()
+
+
+async def start(start_endpoint: StartEndpoint, name: str = "ep1", **tasks: Any) -> Any:
+    return await start_endpoint(
+        name, plugins=[TASKS], plugin_settings={"tasks": {"workers": 2, **tasks}}
+    )
+
+
+async def test_batch_of_every_kind_with_events(
+    start_endpoint: StartEndpoint, client: AsyncOrbitClient
+) -> None:
+    await start(start_endpoint, allow_cloudpickle=True, notify_window=0.05)
+    sub = await client.subscribe("ep1", "tasks")
+    host_pid = os.getpid()
+
+    def where(x: int) -> tuple[int, int]:
+        return x * 2, os.getpid()
+
+    def boom() -> None:
+        raise KeyError("nope")
+
+    tasks = [
+        {"uid": "t-echo", "executable": "/bin/sh", "arguments": ["-c", "echo hi $FOO; exit 3"],
+         "environment": {"FOO": "bar"}},
+        {"uid": "t-fact", "function": "math:factorial", "args": [10]},
+        {"uid": "t-pick", "pickled": pickled(where, 21)},
+        {"uid": "t-boom", "pickled": pickled(boom)},
+        {"uid": "t-missing", "function": "no_such_module:f"},
+    ]  # fmt: skip
+    accepted = await client.call("ep1", "tasks.submit_tasks", tasks=tasks)
+    assert [a["uid"] for a in accepted] == [t["uid"] for t in tasks]
+    uids = [t["uid"] for t in tasks]
+    records = await wait(client, "ep1", uids, 20)
+    by = {r["uid"]: r for r in records}
+    assert by["t-echo"]["state"] == "FAILED" and by["t-echo"]["exit_code"] == 3
+    assert by["t-echo"]["stdout"] == "hi bar\n"
+    assert by["t-fact"] == by["t-fact"] | {"state": "DONE", "return_value": 3628800}
+    value, pid = unpickle(by["t-pick"]["return_value"])
+    assert value == 42 and pid != host_pid
+    assert by["t-boom"]["exception"] == "KeyError" and "in boom" in by["t-boom"]["traceback"]
+    assert isinstance(unpickle(by["t-boom"]["exception_pickled"]), KeyError)
+    assert by["t-missing"]["state"] == "FAILED" and "no_such_module" in by["t-missing"]["error"]
+    # events: RUNNING and a final state for every task, without results
+    seen: dict[str, list[str]] = {}
+    while sum(s[-1:] != ["RUNNING"] and len(s) >= 2 for s in seen.values()) < len(uids):
+        event: Event = await sub.get(timeout=10)
+        changes = event.data["tasks"] if event.topic == "task_status_batch" else [event.data]
+        for change in changes:
+            assert "return_value" not in change and change["owner"] == client.user
+            seen.setdefault(change["uid"], []).append(change["state"])
+    assert seen["t-fact"] == ["RUNNING", "DONE"] and seen["t-echo"] == ["RUNNING", "FAILED"]
+    # resubmitting a known uid runs nothing and reports its state
+    again = await client.call("ep1", "tasks.submit_tasks", tasks=tasks[1:2])
+    assert again == [{"uid": "t-fact", "state": "DONE"}]
+    listed = await client.call("ep1", "tasks.list_tasks", state="DONE")
+    assert {r["uid"] for r in listed} == {"t-fact", "t-pick"}
+    with pytest.raises(NotFound):
+        await client.call("ep1", "tasks.get_task", uid="nope")
+
+
+async def test_cloudpickle_refused_unless_enabled(
+    start_endpoint: StartEndpoint, client: AsyncOrbitClient, tmp_path: Path
+) -> None:
+    """A malicious pickle is refused unread; where enabled it runs in a worker, not the endpoint."""
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (os.system, (f"echo $PPID $$ > {marker}",))
+
+    payload = base64.b64encode(cloudpickle.dumps(Evil())).decode()
+    ep = await start(start_endpoint)
+    with pytest.raises(NotAuthorized, match="allow_cloudpickle"):
+        await client.call("ep1", "tasks.submit_tasks", tasks=[{"pickled": payload}])
+    assert not marker.exists()
+    assert await client.call("ep1", "tasks.list_tasks") == []
+    await ep.stop()
+    ep = await start(start_endpoint, "ep2", allow_cloudpickle=True)
+    await client.call("ep2", "tasks.submit_tasks", tasks=[{"uid": "evil", "pickled": payload}])
+    [record] = await wait(client, "ep2", ["evil"], 20)
+    assert record["state"] == "FAILED" and "unpickle" in record["error"]
+    parent = int(marker.read_text().split()[0])
+    assert parent != os.getpid()  # the shell's parent is a worker process, not the endpoint
+
+
+async def test_timeout_dead_worker_and_cancel(
+    start_endpoint: StartEndpoint, client: AsyncOrbitClient
+) -> None:
+    await start(start_endpoint, allow_cloudpickle=True, workers=1)
+
+    def suicide() -> None:
+        os.kill(os.getpid(), 9)
+
+    tasks = [
+        {"uid": "slow", "function": "time:sleep", "args": [30], "timeout": 0.5},
+        {"uid": "dies", "pickled": pickled(suicide)},
+        {"uid": "after", "function": "operator:add", "args": [2, 3]},
+        {"uid": "sleeper", "executable": "sleep", "arguments": ["30"]},
+        {"uid": "fsleeper", "function": "time:sleep", "args": [30]},
+        {"uid": "queued", "function": "operator:add", "args": [1, 1]},
+    ]
+    await client.call("ep1", "tasks.submit_tasks", tasks=tasks)
+    done = await wait(client, "ep1", ["slow", "dies", "after"], 30)
+    by = {r["uid"]: r for r in done}
+    assert by["slow"]["state"] == "FAILED" and "timed out after 0.5 s" in by["slow"]["error"]
+    assert by["dies"]["exception"] == "WorkerDied" and "signal 9" in by["dies"]["error"]
+    assert by["after"]["return_value"] == 5  # the replacement worker runs the next task
+    cancelled = await client.call("ep1", "tasks.cancel_task", uid="sleeper")
+    assert cancelled == {"uid": "sleeper", "state": "CANCELED", "cancelled": True}
+    for _ in range(50):  # the function worker picks up fsleeper
+        if (await client.call("ep1", "tasks.get_task", uid="fsleeper"))["state"] == "RUNNING":
+            break
+        await asyncio.sleep(0.1)
+    assert await client.call("ep1", "tasks.cancel_all_tasks") == {"cancelled": 2}
+    final = await wait(client, "ep1", ["fsleeper", "queued"], 10)
+    assert [r["state"] for r in final] == ["CANCELED", "CANCELED"]
