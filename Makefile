@@ -7,6 +7,7 @@ PYTHON  := $(VENV)/bin/python
 STAMP   := $(VENV)/.orbit-installed
 EXTRAS  := dev,gateway,tasks
 PY      ?= $(shell command -v python3.11 || command -v python3)
+TEST_WORKERS ?= 3  # pytest-xdist workers for `make test`; each starts its own private node
 
 .PHONY: venv test test-fast lint broker-up broker-down demo bench trust
 
@@ -23,12 +24,12 @@ $(STAMP): pyproject.toml | $(PYTHON)
 ## test: the whole suite: unit, in-memory transport (tests/local), the transport conformance
 ## suite on both transports, and integration against private RabbitMQ nodes the suite starts
 test: | $(PYTHON)
-	$(PYTHON) -m pytest -q tests
+	$(PYTHON) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 ## test-fast: the inner loop, no broker node: unit tests, tests/local and the memory half of
 ## the conformance suite (about a minute)
 test-fast: | $(PYTHON)
-	$(PYTHON) -m pytest -q -p no:cacheprovider tests/unit tests/local tests/contract -k "not rabbitmq"
+	$(PYTHON) -m pytest -q -p no:cacheprovider -n 2 tests/unit tests/local tests/contract -k "not rabbitmq"
 
 ## lint: ruff (lint + format check), mypy --strict (packages listed in pyproject.toml) and
 ## vulture (dead code; false positives are listed in vulture_whitelist.py)

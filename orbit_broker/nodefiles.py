@@ -22,6 +22,9 @@ if TYPE_CHECKING:  # cryptography is optional (the tls extra)
 LOCAL_USER: Final = "guest"
 LOCAL_PASSWORD: Final = "guest"  # loopback-only dev user
 _LOOPBACK_DIST: Final = "-kernel inet_dist_use_interface {127,0,0,1}"
+_NO_BUSY_WAIT: Final = "+sbwt none +sbwtdcpu none +sbwtdio none"
+"""Schedulers sleep instead of spinning when idle (RabbitMQ's advice for shared hosts): a few
+private nodes beside a test suite leave it the CPU."""
 
 
 class NodeFiles:
@@ -165,7 +168,7 @@ class NodeFiles:
                 "RABBITMQ_ADVANCED_CONFIG_FILE": str(d / "advanced.config"),
                 "RABBITMQ_ENABLED_PLUGINS_FILE": str(d / "enabled_plugins"),
                 "RABBITMQ_PID_FILE": str(self.pid_file),
-                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": _LOOPBACK_DIST,
+                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": f"{_LOOPBACK_DIST} {_NO_BUSY_WAIT}",
                 # rabbitmqctl's own Erlang node: by default it binds 0.0.0.0:35672-35682 (our dev
                 # AMQP port); keep it on loopback, right after our dist port.
                 "RABBITMQ_CTL_ERL_ARGS": _LOOPBACK_DIST,

@@ -43,7 +43,7 @@ from ._presence import EndpointInfo, PresenceTable, TopologyCallback
 from ._proxy import AsyncPluginProxy
 from ._replies import REPLY_PREFETCH, ReplyInbox
 from ._requests import RequestSender
-from ._subscription import Subscription
+from ._subscription import Subscription, reattach
 from .settings import ClientSettings
 
 log = logging.getLogger(__name__)
@@ -113,9 +113,7 @@ class AsyncOrbitClient:
         await replies.set_prefetch(REPLY_PREFETCH)
         self._inbox.reconnected()
         await replies.consume(self.reply_queue, self._inbox.take)
-        for sub in list(self._subscriptions):
-            if not sub.closed:
-                await sub.attach(conn)
+        await reattach(self._subscriptions, conn)
 
     def _connection(self) -> Connection:
         conn = self._link.connection

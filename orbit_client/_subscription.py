@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from orbit_amqp import Channel, Connection, Delivery
+from orbit_amqp import AccessRefused, Channel, Connection, Delivery
 from orbit_protocol import Event, naming
 from orbit_protocol.topology import client_queue_arguments
 
@@ -115,4 +115,17 @@ class Subscription:
         await self.close()
 
 
-__all__ = ["Subscription"]
+async def reattach(subscriptions: list[Subscription], connection: Connection) -> None:
+    """After a reconnect: attach every open subscription again on the new connection; one
+    the broker now refuses (rights changed meanwhile) ends, the others go on."""
+    for sub in list(subscriptions):
+        if sub.closed:
+            continue
+        try:
+            await sub.attach(connection)
+        except AccessRefused as exc:
+            log.warning("subscription %s ended: %s", sub.patterns, exc)
+            await sub.close()
+
+
+__all__ = ["Subscription", "reattach"]

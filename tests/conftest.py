@@ -175,6 +175,12 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
         found.close()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` (node kills, clusters, browsers) first: with ``pytest -n`` they
+    start at once on their workers instead of trailing at the end (``make test``)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def management(broker: Broker) -> ManagementClient:
     return broker.management

@@ -12,10 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aio_pika
-import aiormq.exceptions
-
-from orbit_amqp import connect, declare
+from orbit_amqp import EntityNotFound, connect, declare
 from orbit_protocol import naming
 from orbit_protocol import topology as topo
 
@@ -33,14 +30,17 @@ async def declare_endpoint(url: str, name: str, **queue_options: int) -> None:
 
 
 async def consumer_count(url: str, endpoint: str) -> int:
-    connection = await aio_pika.connect(url)
-    async with connection:
-        channel = await connection.channel()
-        try:
-            queue = await channel.declare_queue(naming.request_queue(endpoint), passive=True)
-        except aiormq.exceptions.ChannelNotFoundEntity:
-            return -1
-        return queue.declaration_result.consumer_count or 0
+    """Consumers on the endpoint's queue (-1: no such queue), by a passive declare."""
+    connection = await connect(url, name="orbit-test probe")
+    try:
+        state = await (await connection.channel()).declare_queue(
+            naming.request_queue(endpoint), passive=True
+        )
+    except EntityNotFound:
+        return -1
+    finally:
+        await connection.close()
+    return state.consumers
 
 
 class EndpointProcess:

@@ -28,7 +28,7 @@ from orbit_protocol import naming
 from .conftest import StartEndpoint
 from .endpoints import declare_endpoint
 
-pytestmark = pytest.mark.rabbit
+pytestmark = [pytest.mark.rabbit, pytest.mark.slow]
 
 ALARM_S = float(os.environ.get("ORBIT_ALARM_S", "5"))
 BEFORE, AFTER = 40, 20

@@ -38,7 +38,7 @@ from orbit_protocol.errors import BrokerError
 
 from .endpoints import EndpointProcess, consumer_count
 
-pytestmark = pytest.mark.rabbit
+pytestmark = [pytest.mark.rabbit, pytest.mark.slow]
 
 REFUSED = (aiormq.exceptions.ChannelAccessRefused,)
 

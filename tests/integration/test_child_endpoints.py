@@ -36,6 +36,7 @@ from .endpoints import consumer_count
 
 pytestmark = [
     pytest.mark.rabbit,
+    pytest.mark.slow,
     # find_spec, not importorskip: importing psij installs a SIGCHLD handler in pytest
     pytest.mark.skipif(find_spec("psij") is None, reason="psij-python is not installed"),
 ]

@@ -27,7 +27,7 @@ from orbit_protocol import Reply, naming
 
 from .endpoints import EndpointProcess, declare_endpoint
 
-pytestmark = [pytest.mark.rabbit, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.rabbit, pytest.mark.slow, pytest.mark.timeout(420)]
 N = int(os.environ.get("ORBIT_CLUSTER_N", "1000"))
 IN_FLIGHT = 32
 VHOST = "orbit"

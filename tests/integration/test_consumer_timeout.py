@@ -28,7 +28,7 @@ from orbit_client import AsyncOrbitClient
 
 from .endpoints import EndpointProcess, declare_endpoint
 
-pytestmark = pytest.mark.rabbit
+pytestmark = [pytest.mark.rabbit, pytest.mark.slow]
 
 TIMEOUT_MS = int(os.environ.get("ORBIT_CT_TIMEOUT_MS", "5000"))
 OPERATION_S = float(os.environ.get("ORBIT_CT_OPERATION_S", "15"))

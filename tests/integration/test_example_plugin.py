@@ -25,7 +25,7 @@ from tests.testkit.cli import Ran, orbit_sync
 from .conftest import StartEndpoint
 from .gateway_kit import ROOT, GatewayProcess, browser_fixture, log_in  # noqa: F401 (fixture)
 
-pytestmark = pytest.mark.rabbit
+pytestmark = [pytest.mark.rabbit, pytest.mark.slow]
 EXAMPLE = ROOT / "examples" / "orbit-hello"
 
 

@@ -15,7 +15,7 @@ from playwright.async_api import Browser, FilePayload, Page, expect
 from .conftest import StartEndpoint
 from .gateway_kit import ROOT, GatewayProcess, browser_fixture, log_in  # noqa: F401 (fixture)
 
-pytestmark = pytest.mark.rabbit
+pytestmark = [pytest.mark.rabbit, pytest.mark.slow]
 
 SHOTS = Path(os.environ.get("ORBIT_SCREENSHOT_DIR") or ROOT / "docs" / "img")
 PLUGINS = ["tests.testkit.plugin:KitPlugin", "sysinfo", "psij", "staging", "queue_info", "tasks"]

@@ -30,7 +30,7 @@ from orbit_broker.local import free_port
 from .conftest import StartEndpoint
 from .gateway_kit import GatewayProcess, browser_fixture, log_in  # noqa: F401 (fixture)
 
-pytestmark = pytest.mark.rabbit
+pytestmark = [pytest.mark.rabbit, pytest.mark.slow]
 
 
 class TcpProxy:

@@ -23,7 +23,7 @@ from orbit_protocol import naming
 from .conftest import StartEndpoint
 
 pytestmark = pytest.mark.rabbit
-N = int(os.environ.get("ORBIT_FUZZ_N", "2000"))
+N = int(os.environ.get("ORBIT_FUZZ_N", "1000"))
 SEED = int(os.environ.get("ORBIT_FUZZ_SEED", "20261129"))
 MAX_BODY = 65536
 

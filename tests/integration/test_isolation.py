@@ -31,7 +31,7 @@ from orbit_protocol import naming
 from .endpoints import EndpointProcess
 from .rawpika import request
 
-pytestmark = pytest.mark.rabbit
+pytestmark = [pytest.mark.rabbit, pytest.mark.slow]
 
 BROKER_REFUSALS = (
     aiormq.exceptions.ChannelAccessRefused,  # raw aio-pika attempts

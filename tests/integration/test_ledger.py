@@ -25,9 +25,9 @@ from orbit_protocol import ErrorCode, Reply
 from .conftest import StartEndpoint
 from .endpoints import consumer_count
 
-pytestmark = pytest.mark.rabbit
-N = int(os.environ.get("ORBIT_LEDGER_N", "2000"))
-KILLS = int(os.environ.get("ORBIT_LEDGER_KILLS", "3"))
+pytestmark = [pytest.mark.rabbit, pytest.mark.slow]
+N = int(os.environ.get("ORBIT_LEDGER_N", "1000"))
+KILLS = int(os.environ.get("ORBIT_LEDGER_KILLS", "2"))
 IN_FLIGHT = 64
 
 

@@ -25,9 +25,9 @@ from orbit_client import AsyncOrbitClient
 
 from .conftest import StartEndpoint
 
-pytestmark = pytest.mark.rabbit
+pytestmark = [pytest.mark.rabbit, pytest.mark.slow]
 
-N = int(os.environ.get("ORBIT_CLIENTS_N", "100"))
+N = int(os.environ.get("ORBIT_CLIENTS_N", "50"))
 CALLS = 10
 RATE = 200.0  # steady phase: pings per second, all clients together
 

@@ -18,6 +18,7 @@ from .conftest import StartEndpoint
 
 pytestmark = [
     pytest.mark.rabbit,
+    pytest.mark.slow,
     # find_spec, not importorskip: importing psij installs a SIGCHLD handler in pytest
     pytest.mark.skipif(find_spec("psij") is None, reason="psij-python is not installed"),
 ]

@@ -30,7 +30,7 @@ from .conftest import StartEndpoint
 from .endpoints import declare_endpoint
 from .rawpika import RawCaller, request
 
-pytestmark = pytest.mark.rabbit
+pytestmark = [pytest.mark.rabbit, pytest.mark.slow]
 
 
 def url_as(amqp_url: str, user: str, password: str) -> str:

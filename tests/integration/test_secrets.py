@@ -31,7 +31,7 @@ from tests.testkit.cli import cli_env, orbit
 from .endpoints import ROOT, EndpointProcess
 from .gateway_kit import GatewayProcess
 
-pytestmark = pytest.mark.rabbit
+pytestmark = [pytest.mark.rabbit, pytest.mark.slow]
 
 
 def with_password(url: str, password: str, port: int | None = None) -> str:

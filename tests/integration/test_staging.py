@@ -4,39 +4,17 @@ on the memory broker in tests/local/test_staging.py)."""
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
 import pytest
 
 from orbit_client import AsyncOrbitClient
 from orbit_plugins.staging.client import sha256_of, upload
+from tests.local.test_staging import MiB, make_file
 
 from .conftest import StartEndpoint
 
 pytestmark = pytest.mark.rabbit
-MiB = 1024 * 1024
-
-
-class Stop(Exception):
-    """Raised from a progress callback to interrupt a transfer."""
-
-
-def make_file(path: Path, size: int) -> Path:
-    path.write_bytes(os.urandom(size))
-    return path
-
-
-def leftovers(directory: Path) -> list[Path]:
-    return list(directory.glob("*.orbit-part*"))
-
-
-def stop_after(limit: int) -> object:
-    def progress(done: int, total: int) -> None:
-        if done >= limit:
-            raise Stop(done)
-
-    return progress
 
 
 @pytest.fixture

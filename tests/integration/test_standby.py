@@ -31,7 +31,7 @@ from orbit_protocol import naming
 from .conftest import StartEndpoint
 from .endpoints import EndpointProcess
 
-pytestmark = pytest.mark.rabbit
+pytestmark = [pytest.mark.rabbit, pytest.mark.slow]
 
 HEARTBEAT = int(os.environ.get("ORBIT_STANDBY_HB", "4"))
 EARLY, LATE, AFTER = 6, 20, 10

@@ -14,17 +14,11 @@ from orbit_client import (
     AsyncOrbitExecutor,
     TaskFailed,
 )
+from tests.local.test_tasks_executor import start
 
 from .conftest import StartEndpoint
 
 pytestmark = pytest.mark.rabbit
-TASKS = "orbit_plugins.tasks.plugin:TasksPlugin"
-
-
-async def start(start_endpoint: StartEndpoint, name: str = "ep1", **tasks: object) -> object:
-    return await start_endpoint(
-        name, plugins=[TASKS], plugin_settings={"tasks": {"workers": 2, **tasks}}
-    )
 
 
 async def test_endpoint_killed_mid_map_every_task_answered(

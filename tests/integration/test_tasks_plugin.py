@@ -4,38 +4,15 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-from typing import Any
 
-import cloudpickle
 import pytest
 
 from orbit_client import AsyncOrbitClient
+from tests.local.test_tasks_plugin import start, wait
 
 from .conftest import StartEndpoint
 
 pytestmark = pytest.mark.rabbit
-TASKS = "orbit_plugins.tasks.plugin:TasksPlugin"
-
-
-def pickled(func: Any, *args: Any, **kwargs: Any) -> str:
-    return base64.b64encode(cloudpickle.dumps((func, args, kwargs))).decode()
-
-
-def unpickle(data: str) -> Any:
-    return cloudpickle.loads(base64.b64decode(data))
-
-
-async def wait(client: AsyncOrbitClient, ep: str, uids: list[str], timeout: float) -> Any:
-    """``wait_tasks`` (args as a dict: ``timeout`` is also a keyword of ``call``)."""
-    reply = await client.request(ep, "tasks.wait_tasks", {"uids": uids, "timeout": timeout})
-    return reply.unwrap()
-
-
-async def start(start_endpoint: StartEndpoint, name: str = "ep1", **tasks: Any) -> Any:
-    return await start_endpoint(
-        name, plugins=[TASKS], plugin_settings={"tasks": {"workers": 2, **tasks}}
-    )
 
 
 async def test_restart_keeps_results_and_runs_queued_tasks(

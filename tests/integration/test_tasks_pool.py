@@ -17,7 +17,7 @@ from tests.testkit.cli import orbit
 
 from .conftest import StartEndpoint
 
-pytestmark = pytest.mark.rabbit
+pytestmark = [pytest.mark.rabbit, pytest.mark.slow]
 TASKS = ["orbit_plugins.tasks.plugin:TasksPlugin"]
 
 

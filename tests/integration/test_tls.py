@@ -31,7 +31,7 @@ from tests.testkit.cli import Ran, orbit_sync
 
 from .endpoints import EndpointProcess
 
-pytestmark = pytest.mark.rabbit
+pytestmark = [pytest.mark.rabbit, pytest.mark.slow]
 
 VHOST = "orbit-tls"
 

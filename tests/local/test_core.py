@@ -144,3 +144,28 @@ async def test_a_blocked_broker_fails_calls_fast_and_sends_nothing(
     finally:
         local.broker.set_alarm(False)
     assert await local_client.call("ep1", "testkit.echo", value=2) == {"value": 2}
+
+
+async def test_after_a_reconnect_subscriptions_come_back_and_a_refused_one_ends(
+    local: Local,
+) -> None:
+    """The client re-attaches its subscriptions on the new connection; one whose binding the
+    broker now refuses (the user's rights changed meanwhile) ends, and the client goes on."""
+    from orbit_amqp.memory import Permissions, TopicPermissions
+
+    broker = local.broker
+    for user, password in (("guest", "guest"), ("alice", "pw")):
+        broker.add_user(user, password)
+        broker.set_permissions(user, "orbit", Permissions())
+    await local.endpoint("ep1", allowed_users=["alice"])
+    async with AsyncOrbitClient(url=broker.url("alice", "pw"), reconnect_interval=0.1) as alice:
+        kept = await alice.subscribe("ep1", "testkit", "kept")
+        gone = await alice.subscribe("ep1", "testkit", "gone")
+        rows = TopicPermissions(write=".*", read=r"^ep1\.(orbit|testkit)\.(presence|kept)$")
+        broker.set_topic_permissions("alice", "orbit", "orbit.events", rows)
+        broker.drop_connections("alice")
+        await eventually(lambda: gone.closed, what="the refused subscription ended")
+        with pytest.raises(StopAsyncIteration):
+            await gone.get(timeout=1)
+        await alice.call("ep1", "testkit.emit", topic="kept", count=1, timeout=10)
+        assert (await kept.get(timeout=5)).topic == "kept"

@@ -240,22 +240,48 @@ class CliResult:
     stdout: str
     stderr: str
 
+    @property
+    def rc(self) -> int:
+        return self.exit_code
 
-@pytest_asyncio.fixture
-async def cli(local: Local, monkeypatch: Any) -> Callable[..., Awaitable[CliResult]]:
-    """Run ``orbit ARGS`` in a worker thread, with ``ORBIT_URL`` pointing at the memory broker."""
+
+def local_env(url: str, tmp_path: Path) -> dict[str, str | None]:
+    """The environment a user's shell would give ``orbit`` here (as ``testkit.cli.cli_env``)."""
+    return {
+        "ORBIT_URL": url,
+        "ORBIT_PROFILE": str(tmp_path / "no-profile.json"),
+        "COLUMNS": "200",
+        "NO_COLOR": "1",
+    }
+
+
+async def orbit_inprocess(env: dict[str, str | None] | None, *args: str) -> CliResult:
+    """``orbit ARGS`` on a worker thread with its own event loop, as the console script runs;
+    ``env`` is set for the run (``None`` values unset a variable)."""
     from orbit_cli.app import app
 
-    monkeypatch.setenv("ORBIT_URL", local.url())
-    monkeypatch.setenv("ORBIT_PROFILE", str(local.tmp / "profile.json"))
-    monkeypatch.setenv("COLUMNS", "200")
-    runner = CliRunner()
+    result = await asyncio.to_thread(CliRunner().invoke, app, list(args), env=env)
+    return CliResult(result.exit_code, result.stdout, result.stderr)
 
-    async def run(*args: str, input: str | None = None) -> CliResult:
-        result = await asyncio.to_thread(runner.invoke, app, list(args), input=input)
-        return CliResult(result.exit_code, result.stdout, result.stderr)
+
+@pytest_asyncio.fixture
+async def cli(local: Local) -> Callable[..., Awaitable[CliResult]]:
+    """Run ``orbit ARGS`` in-process against the memory broker (``ORBIT_URL`` set)."""
+    env = local_env(local.url(), local.tmp)
+
+    async def run(*args: str) -> CliResult:
+        return await orbit_inprocess(env, *args)
 
     return run
 
 
-__all__ = ["KIT", "CliResult", "Local", "LocalEndpoint", "LocalGateway", "declare_queue"]
+__all__ = [
+    "KIT",
+    "CliResult",
+    "Local",
+    "LocalEndpoint",
+    "LocalGateway",
+    "declare_queue",
+    "local_env",
+    "orbit_inprocess",
+]

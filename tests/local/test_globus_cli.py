@@ -1,4 +1,5 @@
-"""``orbit transfer`` as a user runs it: real endpoint, real globus-sdk, fake Transfer API."""
+"""``orbit transfer`` in-process against an endpoint on the memory broker: real globus-sdk,
+fake Transfer API."""
 
 from __future__ import annotations
 
@@ -7,13 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.testkit.cli import cli_env as base_env
-from tests.testkit.cli import orbit
+from tests.fakes.globus_api import FakeTransfer
+from tests.local.conftest import StartEndpoint
+from tests.testkit.local import local_env as base_env
+from tests.testkit.local import orbit_inprocess as orbit
 
-from ..fakes.globus_api import FakeTransfer
-from .conftest import StartEndpoint
-
-pytestmark = pytest.mark.rabbit
 LOCAL = "11111111-2222-3333-4444-555555555555"
 REMOTE = "99999999-8888-7777-6666-555555555555"
 

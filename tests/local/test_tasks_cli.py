@@ -1,29 +1,19 @@
-"""``orbit run`` and ``orbit task …`` as a user runs them, against a real endpoint."""
+"""``orbit run`` and ``orbit task …`` in-process against an endpoint on the memory broker."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-import pytest
+from tests.local.conftest import StartEndpoint
+from tests.testkit.local import local_env
+from tests.testkit.local import orbit_inprocess as run_orbit
 
-from tests.testkit.cli import orbit as run_orbit
-
-from .conftest import StartEndpoint
-
-pytestmark = pytest.mark.rabbit
 TASKS = ["orbit_plugins.tasks.plugin:TasksPlugin"]
 
 
-def cli_env(amqp_url: str, tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORBIT_")}
-    return env | {
-        "ORBIT_URL": amqp_url,
-        "ORBIT_PROFILE": str(tmp_path / "no-profile.json"),
-        "COLUMNS": "200",
-        "NO_COLOR": "1",
-    }
+def cli_env(amqp_url: str, tmp_path: Path) -> dict[str, str | None]:
+    return local_env(amqp_url, tmp_path)
 
 
 async def orbit(env: dict[str, str], *args: str) -> tuple[int, str, str]:
@@ -62,4 +52,7 @@ async def test_run_submit_list_cancel(
     assert code == 0 and len(json.loads(out)) == 6
 
     code, out, _ = await orbit(env, "task", "submit", "ep1", "--", "/no/such/program")
-    assert code == 1 and "FAILED" in out and "cannot start" in out
+    assert code == 1 and "FAILED" in out  # the table (its width is the console's)
+    code, out, _ = await orbit(env, "task", "submit", "ep1", "--json", "--", "/no/such/program")
+    [failed] = json.loads(out)
+    assert code == 1 and failed["state"] == "FAILED" and "cannot start" in failed["error"]
