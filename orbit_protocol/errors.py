@@ -2,7 +2,7 @@
 
 Every error code that crosses the wire has exactly one exception class; clients raise
 the class that matches an error reply, endpoints raise them inside plugins and the
-dispatcher turns them back into error replies.
+request lifecycle turns them back into error replies.
 
     OrbitError
     ├── BadRequest              BAD_REQUEST         (also ValueError)

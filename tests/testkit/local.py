@@ -3,7 +3,7 @@
 For logic above the wire (plugins, client, CLI, gateway): no RabbitMQ node, no
 subprocess, the same code paths as production from ``orbit_amqp`` up. Fixtures:
 
-* ``memory_broker``: a fresh :class:`~orbit_amqp.memory.MemoryBroker` with the core topology;
+* ``local``: a fresh :class:`~orbit_amqp.memory.MemoryBroker` with the core topology;
 * ``local_endpoint``: ``await local_endpoint("ep1", plugins=[...], **settings)`` runs an
   :class:`~orbit_endpoint.runtime.Endpoint` as a task (``.stop()``, ``.crash()``,
   ``.restart()``); its queue is declared first, as provisioning would;
