@@ -27,9 +27,9 @@ test: | $(PYTHON)
 	$(PYTHON) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 ## test-fast: the inner loop, no broker node: unit tests, tests/local and the memory half of
-## the conformance suite (about a minute)
+## the conformance suite (under a minute on 2 cores)
 test-fast: | $(PYTHON)
-	$(PYTHON) -m pytest -q -p no:cacheprovider -n 2 tests/unit tests/local tests/contract -k "not rabbitmq"
+	$(PYTHON) -m pytest -q -p no:cacheprovider -n 3 tests/unit tests/local tests/contract -k "not rabbitmq"
 
 ## lint: ruff (lint + format check), mypy --strict (packages listed in pyproject.toml) and
 ## vulture (dead code; false positives are listed in vulture_whitelist.py)
