@@ -85,9 +85,12 @@ class GlobusTransfers:
         while True:
             left = until - time.monotonic()
             piece = max(0.5, min(left, call_timeout - 5))
-            waited = await self._call(
-                "task_wait", task_id=task_id, timeout=piece, polling_interval=polling_interval
+            # the arguments as a dict: ``timeout`` is the operation's, not the call's deadline
+            args = {"task_id": task_id, "timeout": piece, "polling_interval": polling_interval}
+            reply = await self.client.request(
+                self.endpoint, "globus.task_wait", args, timeout=piece + 5
             )
+            waited = reply.unwrap()
             task: dict[str, Any] = waited["task"]
             if waited["done"] or time.monotonic() >= until:
                 return task
