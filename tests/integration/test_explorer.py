@@ -106,7 +106,8 @@ async def test_explorer_end_to_end(
         await form.locator("[name=executable]").fill("/bin/sleep")
         await form.locator("[name=arguments]").fill("60")
         await form.locator("button[type=submit]").click()
-        await expect(monitor.locator(".state .badge")).to_have_text("ACTIVE", timeout=20_000)
+        # 60 s: once, under make test's load, the job was still QUEUED after 20 s (open)
+        await expect(monitor.locator(".state .badge")).to_have_text("ACTIVE", timeout=60_000)
         await monitor.locator("#job-cancel").click()
         await expect(monitor.locator(".state .badge")).to_have_text("CANCELED", timeout=20_000)
 
