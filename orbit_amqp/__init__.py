@@ -35,7 +35,7 @@ from .errors import (
 from .link import Link, backoff_delays
 from .messages import event_message, reply_message, request_message
 from .registry import transport_for
-from .topology import connect, declare
+from .topology import connect, declare, declare_at
 
 __all__ = [
     "PERSISTENT",
@@ -60,6 +60,7 @@ __all__ = [
     "backoff_delays",
     "connect",
     "declare",
+    "declare_at",
     "event_message",
     "reply_message",
     "request_message",

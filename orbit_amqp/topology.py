@@ -70,4 +70,13 @@ async def connect(url: str | Sequence[str], *, name: str, timeout: float = 10.0)
     raise error
 
 
-__all__ = ["connect", "declare"]
+async def declare_at(url: str | Sequence[str], topology: Topology, *, name: str) -> None:
+    """Connect to ``url`` (a URL list tries each node), declare ``topology``, disconnect."""
+    connection = await connect(url, name=name)
+    try:
+        await declare(await connection.channel(), topology)
+    finally:
+        await connection.close()
+
+
+__all__ = ["connect", "declare", "declare_at"]

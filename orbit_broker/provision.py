@@ -25,10 +25,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from orbit_amqp import connect, declare
+from orbit_amqp import declare_at
 from orbit_protocol import naming
 from orbit_protocol.errors import BrokerError
-from orbit_protocol.topology import Topology
 
 from .management import ManagementClient, Permissions, TopicPermission
 from .permissions import (
@@ -227,7 +226,7 @@ class Provisioner:
             elif action.kind == "set-user-limit":
                 m.set_user_limit(action.target, *action.payload)
             elif action.kind in ("declare-exchange", "declare-queue", "bind") and not declared:
-                await _declare(self._admin_url(), plan.topology)
+                await declare_at(self._admin_url(), plan.topology, name="orbit-provision")
                 declared = True
         return ProvisionResult(plan, applied=True, credentials=credentials)
 
@@ -323,14 +322,6 @@ class Provisioner:
         for conn in conns:
             self.management.close_connection(conn.name, "orbit: user revoked")
         return len(conns)
-
-
-async def _declare(admin_url: str, topology: Topology) -> None:
-    connection = await connect(admin_url, name="orbit-provision")
-    try:
-        await declare(await connection.channel(), topology)
-    finally:
-        await connection.close()
 
 
 # -- profile file -----------------------------------------------------------------------------

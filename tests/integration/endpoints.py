@@ -12,21 +12,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from orbit_amqp import EntityNotFound, connect, declare
+from orbit_amqp import EntityNotFound, connect
 from orbit_protocol import naming
-from orbit_protocol import topology as topo
+from tests.testkit.local import KIT
+from tests.testkit.local import declare_queue as declare_endpoint
 
 ROOT = Path(__file__).resolve().parents[2]
-KIT = "tests.testkit.plugin:KitPlugin"
-
-
-async def declare_endpoint(url: str, name: str, **queue_options: int) -> None:
-    """Declare ``orbit.ep.<name>`` (as ``orbit broker provision`` would)."""
-    connection = await connect(url, name="orbit-test declare")
-    try:
-        await declare(await connection.channel(), topo.endpoint(name, **queue_options))
-    finally:
-        await connection.close()
 
 
 async def consumer_count(url: str, endpoint: str) -> int:
@@ -117,3 +108,6 @@ class EndpointProcess:
             await asyncio.sleep(0.05)
         self.proc.kill()
         return self.proc.wait()
+
+
+__all__ = ["KIT", "EndpointProcess", "consumer_count", "declare_endpoint"]

@@ -28,7 +28,7 @@ from typing import Any
 import pytest_asyncio
 from typer.testing import CliRunner
 
-from orbit_amqp import connect, declare
+from orbit_amqp import declare_at
 from orbit_amqp.memory import MemoryBroker
 from orbit_broker.topology import declare_all
 from orbit_client import AsyncOrbitClient
@@ -41,11 +41,8 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 async def declare_queue(url: str, name: str, **queue_options: int) -> None:
-    conn = await connect(url, name="orbit-test declare")
-    try:
-        await declare(await conn.channel(), topology.endpoint(name, **queue_options))
-    finally:
-        await conn.close()
+    """Declare ``orbit.ep.<name>`` (as ``orbit broker provision`` would)."""
+    await declare_at(url, topology.endpoint(name, **queue_options), name="orbit-test declare")
 
 
 @dataclass
