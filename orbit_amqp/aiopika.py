@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from typing import Any
 
 import aio_pika
@@ -121,11 +121,58 @@ def _from_pamqp(raw: Basic.Properties) -> Properties:
     )
 
 
-class _Delivery(Delivery):
-    __slots__ = ("_message", "body", "exchange", "properties", "redelivered", "routing_key")
+SETTLE_TIMEOUT = 30.0
+"""Backstop for an ack or reject whose frame never leaves the write queue."""
 
-    def __init__(self, message: AbstractIncomingMessage) -> None:
+
+async def _settle(operation: Awaitable[None], lost: tuple[asyncio.Future[None], ...]) -> None:
+    """Send an ack or reject; raise ``ConnectionLost`` if the link dies first.
+
+    aiormq queues the frame and waits for it to be written; when the connection dies with
+    the frame still queued, that wait never ends. The caller must hear of it: an ack that
+    was never sent means the broker delivers the message again.
+    """
+    if any(future.done() for future in lost):
+        raise ConnectionLost("the channel is closed")
+    sent = asyncio.ensure_future(operation)
+    done, _ = await asyncio.wait(
+        {sent, *lost}, timeout=SETTLE_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+    )
+    if sent not in done:
+        sent.cancel()
+        raise ConnectionLost("the connection was lost before the ack or reject was sent")
+    with _translated():
+        sent.result()
+
+
+def _closed_future(callbacks: Any) -> asyncio.Future[None]:
+    """A future resolved when an aio-pika channel or connection closes."""
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def resolve(*_: object) -> None:
+        if not future.done():
+            future.set_result(None)
+
+    callbacks.add(resolve)
+    return future
+
+
+class _Delivery(Delivery):
+    __slots__ = (
+        "_lost",
+        "_message",
+        "body",
+        "exchange",
+        "properties",
+        "redelivered",
+        "routing_key",
+    )
+
+    def __init__(
+        self, message: AbstractIncomingMessage, lost: tuple[asyncio.Future[None], ...]
+    ) -> None:
         self._message = message
+        self._lost = lost
         self.body = message.body
         self.properties = _from_pamqp(message.properties)
         self.exchange = message.exchange or ""
@@ -133,18 +180,18 @@ class _Delivery(Delivery):
         self.redelivered = bool(message.redelivered)
 
     async def ack(self) -> None:
-        with _translated():
-            await self._message.ack()
+        await _settle(self._message.ack(), self._lost)
 
     async def reject(self, *, requeue: bool = False) -> None:
-        with _translated():
-            await self._message.reject(requeue=requeue)
+        await _settle(self._message.reject(requeue=requeue), self._lost)
 
 
 class _Channel(Channel):
-    def __init__(self, channel: AbstractChannel) -> None:
+    def __init__(self, channel: AbstractChannel, connection_lost: asyncio.Future[None]) -> None:
         self._channel = channel
         self._queues: dict[str, AbstractQueue] = {}
+        self._lost = (_closed_future(channel.close_callbacks), connection_lost)
+        """Set when this channel or its connection closes (deliveries' acks give up)."""
 
     @property
     def is_closed(self) -> bool:
@@ -225,7 +272,7 @@ class _Channel(Channel):
         self, queue: str, callback: OnMessage, *, no_ack: bool = False, exclusive: bool = False
     ) -> str:
         async def on_message(message: AbstractIncomingMessage) -> None:
-            await callback(_Delivery(message))
+            await callback(_Delivery(message, self._lost))
 
         with _translated():
             q = await self._channel.get_queue(queue, ensure=False)
@@ -249,6 +296,7 @@ class _Connection(Connection):
     def __init__(self, connection: AbstractConnection, user: str) -> None:
         self._connection = connection
         self.user = user
+        self._lost = _closed_future(connection.close_callbacks)
 
     @property
     def is_closed(self) -> bool:
@@ -271,7 +319,7 @@ class _Connection(Connection):
                 publisher_confirms=confirms, on_return_raises=confirms
             )
             await channel
-        return _Channel(channel)
+        return _Channel(channel, self._lost)
 
     async def close(self) -> None:
         if not self._connection.is_closed:

@@ -115,8 +115,9 @@ class Lifecycle:
 
     async def receive(self, message: Delivery) -> None:
         """The consumer callback. A closing channel cancels consumer callbacks, so the
-        journal write, the ack and the start of accepted work run shielded together."""
-        await asyncio.shield(self._receive(message))
+        journal write, the ack and the start of accepted work run shielded together, in a
+        task the runtime holds (a shielded task nobody references can be collected)."""
+        await asyncio.shield(self.spawn(self._receive(message)))
 
     async def _receive(self, message: Delivery) -> None:
         try:

@@ -22,7 +22,7 @@ from orbit_amqp import (
 )
 from orbit_protocol import naming
 from orbit_protocol.topology import QueueSpec, Topology, client_queue_arguments, endpoint
-from tests.contract.transports import Harness
+from tests.contract.transports import Harness, Inbox
 
 pytestmark = pytest.mark.rabbit
 
@@ -361,3 +361,19 @@ async def test_a_closed_connection_refuses_new_channels_as_lost(transport: Harne
     await conn.close()
     with pytest.raises(ConnectionLost):
         await conn.channel(confirms=True)
+
+
+async def test_an_ack_on_a_lost_connection_raises_lost(transport: Harness) -> None:
+    """Endpoint intake: an ack that cannot reach the broker must fail (``ConnectionLost``),
+    never hang, so the endpoint forgets its journal row and takes the redelivery fresh."""
+    await transport.declare(endpoint("acker"))
+    await transport.publish(naming.REQUEST_EXCHANGE, "acker", b"work")
+    conn = await transport.connect_as(transport.users.add("acker"))
+    inbox = await Inbox(await conn.channel()).start(naming.request_queue("acker"), 1)
+    delivery = await inbox.next()
+    assert delivery is not None and delivery.body == b"work"
+    await conn.close()
+    with pytest.raises(ConnectionLost):
+        await asyncio.wait_for(delivery.ack(), 10)
+    again = await (await transport.consume(naming.request_queue("acker"))).next()
+    assert again is not None and (again.body, again.redelivered) == (b"work", True)

@@ -107,12 +107,6 @@ BROKER_RATE = 100.0  # requests started per second
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.xfail(
-    strict=False,
-    reason="open regression of the transport redesign: a broker killed again right after it"
-    " recovered can lose requests whose acks failed (docs/reliability.md, 2026-12-07 section);"
-    " it loses 0 on the code before the redesign",
-)
 async def test_broker_sigkill_ledger(
     start_endpoint: StartEndpoint,
     client: AsyncOrbitClient,
