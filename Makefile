@@ -7,7 +7,7 @@ PYTHON  := $(VENV)/bin/python
 STAMP   := $(VENV)/.orbit-installed
 EXTRAS  := dev,gateway,tasks
 PY      ?= $(shell command -v python3.11 || command -v python3)
-TEST_WORKERS ?= 3  # pytest-xdist workers for `make test`; each starts its own private node
+TEST_WORKERS ?= 4  # pytest-xdist workers for `make test`; each starts its own private node
 
 .PHONY: venv test test-fast lint broker-up broker-down demo bench trust
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import aio_pika
@@ -125,7 +125,9 @@ SETTLE_TIMEOUT = 30.0
 """Backstop for an ack or reject whose frame never leaves the write queue."""
 
 
-async def _settle(operation: Awaitable[None], lost: tuple[asyncio.Future[None], ...]) -> None:
+async def _settle(
+    operation: Callable[[], Awaitable[None]], lost: tuple[asyncio.Future[None], ...]
+) -> None:
     """Send an ack or reject; raise ``ConnectionLost`` if the link dies first.
 
     aiormq queues the frame and waits for it to be written; when the connection dies with
@@ -134,7 +136,7 @@ async def _settle(operation: Awaitable[None], lost: tuple[asyncio.Future[None], 
     """
     if any(future.done() for future in lost):
         raise ConnectionLost("the channel is closed")
-    sent = asyncio.ensure_future(operation)
+    sent = asyncio.ensure_future(operation())
     done, _ = await asyncio.wait(
         {sent, *lost}, timeout=SETTLE_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
     )
@@ -180,10 +182,10 @@ class _Delivery(Delivery):
         self.redelivered = bool(message.redelivered)
 
     async def ack(self) -> None:
-        await _settle(self._message.ack(), self._lost)
+        await _settle(self._message.ack, self._lost)
 
     async def reject(self, *, requeue: bool = False) -> None:
-        await _settle(self._message.reject(requeue=requeue), self._lost)
+        await _settle(lambda: self._message.reject(requeue=requeue), self._lost)
 
 
 class _Channel(Channel):

@@ -183,10 +183,11 @@ class LocalCluster:
         node.rabbitmqctl("-q", "start_app", timeout=120)
         node.wait_ready(_left(deadline))
 
-    def stop(self) -> None:
-        """Stop every node, then the cluster's epmd."""
+    def stop(self, *, graceful: bool = True) -> None:
+        """Stop every node (``graceful=False``: SIGKILL, see :meth:`LocalNode.stop`), then
+        the cluster's epmd."""
         with ThreadPoolExecutor(len(self.nodes)) as pool:
-            list(pool.map(lambda n: n.stop(), self.nodes))
+            list(pool.map(lambda n: n.stop(graceful=graceful), self.nodes))
         LocalNode._kill_epmd(self.nodes[0])
         self._http.close()
 

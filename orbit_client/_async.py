@@ -200,15 +200,20 @@ class AsyncOrbitClient:
         future = self._inbox.expect(corr, endpoint)
         try:
             await self._publish(endpoint, operation, body, corr, idempotency_key, timeout)
-            try:
-                return await asyncio.wait_for(future, timeout)
-            except TimeoutError:
-                raise DeadlineExceeded(
-                    f"no reply from {endpoint!r} to {operation} within {timeout} s",
-                    {"request_id": corr},
-                ) from None
+            return await self._reply(future, timeout, f"from {endpoint!r} to {operation}", corr)
         finally:
             self._inbox.forget(corr)
+
+    @staticmethod
+    async def _reply(
+        future: asyncio.Future[Reply], timeout: float | None, what: str, corr: str
+    ) -> Reply:
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise DeadlineExceeded(
+                f"no reply {what} within {timeout} s", {"request_id": corr}
+            ) from None
 
     async def _prepare(
         self,
@@ -281,13 +286,7 @@ class AsyncOrbitClient:
         future = self._inbox.expect(corr, "")
         try:
             await self._publish(key, operation, body, corr, None, timeout)
-            try:
-                return await asyncio.wait_for(future, timeout)
-            except TimeoutError:
-                raise DeadlineExceeded(
-                    f"no reply from pool {pool!r} to {operation} within {timeout} s",
-                    {"request_id": corr},
-                ) from None
+            return await self._reply(future, timeout, f"from pool {pool!r} to {operation}", corr)
         finally:
             self._inbox.forget(corr)
 
@@ -320,11 +319,7 @@ class AsyncOrbitClient:
             return reply
         future = self._inbox.expect(request_id, "")
         try:
-            return await asyncio.wait_for(future, timeout)
-        except TimeoutError:
-            raise DeadlineExceeded(
-                f"no reply to request {request_id} within {timeout} s", {"request_id": request_id}
-            ) from None
+            return await self._reply(future, timeout, f"to request {request_id}", request_id)
         finally:
             self._inbox.forget(request_id)
 

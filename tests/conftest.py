@@ -135,12 +135,12 @@ def _private_node(data_dir: Path) -> Broker:
     try:
         node.start(wait=True, timeout=90)
     except BaseException:
-        node.stop()
+        node.stop(graceful=False)
         raise
     broker = Broker(
         node.host, node.amqp_port, node.username, node.password, node.management_url, node
     )
-    broker._closers.append(node.stop)
+    broker._closers.append(lambda: node.stop(graceful=False))  # its data dir goes next
     return broker
 
 

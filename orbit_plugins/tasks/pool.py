@@ -82,9 +82,11 @@ class _Worker:
             self.proc.kill()
 
     def close(self) -> None:
+        """Ask the idle worker to exit; kill it if it does not at once (one still booting
+        reads nothing: the pool is closing and it holds no state)."""
         with contextlib.suppress(OSError):
             self.conn.send(None)
-        self.proc.join(2)
+        self.proc.join(0.5)
         self.kill()
         self.proc.join(2)
         self.conn.close()

@@ -56,7 +56,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
             management.set_permissions("guest", VHOST, Permissions(".*", ".*", ".*"))
         yield nodes
     finally:
-        nodes.stop()
+        nodes.stop(graceful=False)
 
 
 async def wait_for(check: Callable[[], object], timeout: float, what: str) -> float:

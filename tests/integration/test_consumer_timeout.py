@@ -54,7 +54,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNode]:
             m.set_permissions(n.username, VHOST, Permissions(".*", ".*", ".*"))
         yield n
     finally:
-        n.stop()
+        n.stop(graceful=False)
 
 
 def journal_rows(path: Path) -> int:

@@ -16,7 +16,7 @@ async def test_an_ack_stuck_in_the_write_queue_fails_when_the_link_dies() -> Non
     never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     loop = asyncio.get_running_loop()
     channel_closed, connection_lost = loop.create_future(), loop.create_future()
-    settle = asyncio.create_task(_settle(never, (channel_closed, connection_lost)))
+    settle = asyncio.create_task(_settle(lambda: never, (channel_closed, connection_lost)))
     await asyncio.sleep(0.05)
     assert not settle.done()
     connection_lost.set_result(None)
@@ -29,4 +29,17 @@ async def test_a_sent_ack_returns() -> None:
     done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     done.set_result(None)
     lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    await asyncio.wait_for(_settle(done, (lost,)), 1)
+    await asyncio.wait_for(_settle(lambda: done, (lost,)), 1)
+
+
+async def test_an_ack_on_a_closed_channel_fails_without_sending() -> None:
+    lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    lost.set_result(None)
+    sent: list[bool] = []
+
+    async def ack() -> None:
+        sent.append(True)
+
+    with pytest.raises(ConnectionLost):
+        await _settle(ack, (lost,))
+    assert sent == []
