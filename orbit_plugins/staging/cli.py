@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -111,6 +112,47 @@ def _report(verb: str, result: dict[str, Any], seconds: float, json_out: bool) -
     )
 
 
+@dataclass(frozen=True)
+class _Options:
+    overwrite: bool
+    parallel: int
+    chunk_mib: float
+    resume: bool
+    json_out: bool
+
+
+def _move(
+    transfer: Callable[..., Awaitable[dict[str, Any]]],
+    endpoint: str,
+    source: Any,
+    target: Any,
+    label: str,
+    verb: str,
+    o: _Options,
+    url: str | None,
+    timeout: float | None,
+) -> None:
+    """Run an upload or download with a progress bar, then report it."""
+
+    async def work(client: AsyncOrbitClient) -> dict[str, Any]:
+        with progress_bar(label, o.json_out) as progress:
+            return await transfer(
+                client,
+                endpoint,
+                source,
+                target,
+                overwrite=o.overwrite,
+                progress=progress,
+                chunk_size=int(o.chunk_mib * 1024 * 1024),
+                parallel=o.parallel,
+                resume=o.resume,
+            )
+
+    started = time.perf_counter()
+    result = run(work, url, timeout)
+    _report(verb, result, time.perf_counter() - started, o.json_out)
+
+
 @stage_app.command("put")
 def put(
     endpoint: EndpointArg,
@@ -128,24 +170,8 @@ def put(
     from orbit_plugins.staging.client import upload
 
     target = remote + local.name if remote.endswith("/") else remote
-
-    async def work(client: AsyncOrbitClient) -> dict[str, Any]:
-        with progress_bar(local.name, json_out) as progress:
-            return await upload(
-                client,
-                endpoint,
-                local,
-                target,
-                overwrite=overwrite,
-                progress=progress,
-                chunk_size=int(chunk_mib * 1024 * 1024),
-                parallel=parallel,
-                resume=not no_resume,
-            )
-
-    started = time.perf_counter()
-    result = run(work, url, timeout)
-    _report(f"uploaded {local} →", result, time.perf_counter() - started, json_out)
+    options = _Options(overwrite, parallel, chunk_mib, not no_resume, json_out)
+    _move(upload, endpoint, local, target, local.name, f"uploaded {local} →", options, url, timeout)
 
 
 @stage_app.command("get")
@@ -167,24 +193,18 @@ def get(
     from orbit_plugins.staging.client import download
 
     target = local / Path(remote).name if local.is_dir() else local
-
-    async def work(client: AsyncOrbitClient) -> dict[str, Any]:
-        with progress_bar(target.name, json_out) as progress:
-            return await download(
-                client,
-                endpoint,
-                remote,
-                target,
-                overwrite=overwrite,
-                progress=progress,
-                chunk_size=int(chunk_mib * 1024 * 1024),
-                parallel=parallel,
-                resume=not no_resume,
-            )
-
-    started = time.perf_counter()
-    result = run(work, url, timeout)
-    _report(f"downloaded {remote} →", result, time.perf_counter() - started, json_out)
+    options = _Options(overwrite, parallel, chunk_mib, not no_resume, json_out)
+    _move(
+        download,
+        endpoint,
+        remote,
+        target,
+        target.name,
+        f"downloaded {remote} →",
+        options,
+        url,
+        timeout,
+    )
 
 
 @stage_app.command("ls")
