@@ -132,19 +132,37 @@ async def _settle(
 
     aiormq queues the frame and waits for it to be written; when the connection dies with
     the frame still queued, that wait never ends. The caller must hear of it: an ack that
-    was never sent means the broker delivers the message again.
+    was never sent means the broker delivers the message again. (The wait is cut by
+    cancelling the current task, not by racing a second task: this runs once a message.)
     """
     if any(future.done() for future in lost):
         raise ConnectionLost("the channel is closed")
-    sent = asyncio.ensure_future(operation())
-    done, _ = await asyncio.wait(
-        {sent, *lost}, timeout=SETTLE_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
-    )
-    if sent not in done:
-        sent.cancel()
-        raise ConnectionLost("the connection was lost before the ack or reject was sent")
-    with _translated():
-        sent.result()
+    task = asyncio.current_task()
+    assert task is not None
+    state = {"finished": False, "cut": False}
+
+    def cut(_: object = None) -> None:
+        if not state["finished"] and not state["cut"]:
+            state["cut"] = True
+            task.cancel()
+
+    for future in lost:
+        future.add_done_callback(cut)
+    backstop = asyncio.get_running_loop().call_later(SETTLE_TIMEOUT, cut)
+    try:
+        with _translated():
+            await operation()
+    except asyncio.CancelledError:
+        if state["cut"] and task.uncancel() == 0:
+            raise ConnectionLost(
+                "the connection was lost before the ack or reject was sent"
+            ) from None
+        raise
+    finally:
+        state["finished"] = True
+        backstop.cancel()
+        for future in lost:
+            future.remove_done_callback(cut)
 
 
 def _closed_future(callbacks: Any) -> asyncio.Future[None]:

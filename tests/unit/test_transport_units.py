@@ -43,3 +43,16 @@ async def test_an_ack_on_a_closed_channel_fails_without_sending() -> None:
     with pytest.raises(ConnectionLost):
         await _settle(ack, (lost,))
     assert sent == []
+
+
+async def test_a_cancelled_ack_stays_cancelled() -> None:
+    """A shutdown that cancels the task mid-ack is not reported as a lost connection."""
+    never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    settle = asyncio.create_task(_settle(lambda: never, (lost,)))
+    await asyncio.sleep(0.05)
+    settle.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await settle
+    lost.set_result(None)  # a late loss must not cancel anything any more
+    await asyncio.sleep(0)
