@@ -67,6 +67,7 @@ class AsyncOrbitClient:
         self.user = self.settings.user
         self.presence = PresenceTable()
         interval = self.settings.reconnect_interval
+        self._several = len(self.settings.urls) > 1  # nodes of a cluster (publish retries)
         self._link = Link(
             self.settings.urls,
             name=f"orbit-client {self.user}",
@@ -264,8 +265,7 @@ class AsyncOrbitClient:
             timeout=timeout,
             idempotency_key=key,
         )
-        several = len(self.settings.urls) > 1
-        await self._sender.publish(endpoint, message, timeout, several_nodes=several)
+        await self._sender.publish(endpoint, message, timeout, several_nodes=self._several)
 
     async def pool_request(
         self,
