@@ -57,6 +57,12 @@ BENCH_ARGS ?=
 bench: | $(PYTHON)
 	$(PYTHON) bench/rpc.py --json-out bench/results/rpc-latest.json $(BENCH_ARGS)
 
+## bench-ab: RPC benchmark of REV (default: the commit before the redesign) against the working tree, interleaved pairs (~9 min for 5 pairs)
+.PHONY: bench-ab
+REV ?= 6eacdb6
+bench-ab: | $(PYTHON)
+	$(PYTHON) bench/ab.py $(REV) --json-out bench/results/ab-latest.json $(BENCH_ARGS)
+
 ## bench-sse: SSE gateway vs raw aio-pika consumer, 1 and 100 receivers (~3 min); JSON in bench/results/
 .PHONY: bench-sse
 bench-sse: | $(PYTHON)

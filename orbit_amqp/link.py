@@ -45,6 +45,27 @@ def backoff_delays(minimum: float, maximum: float) -> Callable[[int, float], flo
     return delay
 
 
+async def connect_first(
+    urls: Sequence[str], connect: Callable[[str], Awaitable[Connection]], start: int = 0
+) -> tuple[int, Connection]:
+    """Try each URL once, from ``urls[start]`` on; the index that answered and its connection.
+
+    A refused login is final (the nodes of one cluster share their users); any other failure
+    moves on to the next URL, and the last one's ``BrokerError`` is raised.
+    """
+    error: BrokerError | None = None
+    for step in range(len(urls)):
+        index = (start + step) % len(urls)
+        try:
+            return index, await connect(urls[index])
+        except AuthenticationFailed:
+            raise
+        except BrokerError as exc:
+            error = exc
+    assert error is not None
+    raise error
+
+
 class Link:
     """Keeps one connection alive and calls ``setup`` after every (re)connect."""
 
@@ -113,20 +134,7 @@ class Link:
 
         Raises ``AuthenticationFailed`` at once, else the last node's ``BrokerError``.
         """
-        error: BaseException | None = None
-        for _ in self._urls:
-            url = self._urls[self._index]
-            try:
-                conn = await self._connect(url)
-                break
-            except AuthenticationFailed:
-                raise
-            except BrokerError as exc:
-                error = exc
-                self._index = (self._index + 1) % len(self._urls)
-        else:
-            assert error is not None
-            raise error
+        self._index, conn = await connect_first(self._urls, self._connect, self._index)
         loop = asyncio.get_running_loop()
         first: asyncio.Future[None] = loop.create_future()
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from orbit_protocol.errors import AuthenticationFailed, BrokerError
+from orbit_protocol.errors import BrokerError
 from orbit_protocol.topology import Topology
 from orbit_protocol.urls import split_urls
 
 from .base import Channel, Connection
 from .errors import PreconditionFailed
+from .link import connect_first
 from .registry import transport_for
 
 
@@ -52,22 +53,14 @@ async def declare(channel: Channel, topology: Topology) -> None:
 
 
 async def connect(url: str | Sequence[str], *, name: str, timeout: float = 10.0) -> Connection:
-    """Connect once to the first node of a (comma-separated) URL list that answers.
-
-    A refused login is final (the nodes share their users); any other failure moves on to
-    the next URL, and the last one's error is raised.
-    """
+    """Connect once to the first node of a (comma-separated) URL list that answers
+    (:func:`~orbit_amqp.link.connect_first`: a refused login is final)."""
     urls = split_urls(url) if isinstance(url, str) else list(url)
-    error: BrokerError | None = None
-    for each in urls:
-        try:
-            return await transport_for(each).connect(each, name=name, timeout=timeout)
-        except AuthenticationFailed:
-            raise
-        except BrokerError as exc:
-            error = exc
-    assert error is not None
-    raise error
+
+    async def one(each: str) -> Connection:
+        return await transport_for(each).connect(each, name=name, timeout=timeout)
+
+    return (await connect_first(urls, one))[1]
 
 
 async def declare_at(url: str | Sequence[str], topology: Topology, *, name: str) -> None:

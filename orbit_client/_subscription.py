@@ -37,6 +37,7 @@ class Subscription:
         self.patterns = list(patterns)
         self._events: asyncio.Queue[tuple[Event, str | None] | None] = asyncio.Queue(maxsize)
         self._channel: Channel | None = None
+        self._tag: str | None = None
         self._closed = False
         self.dropped = 0
 
@@ -53,7 +54,7 @@ class Subscription:
             )
             for pattern in self.patterns:
                 await channel.bind(self.queue_name, naming.EVENT_EXCHANGE, pattern)
-            await channel.consume(self.queue_name, self._on_message, no_ack=True)
+            self._tag = await channel.consume(self.queue_name, self._on_message, no_ack=True)
         except BaseException:
             await channel.close()
             raise
@@ -100,6 +101,8 @@ class Subscription:
         channel, self._channel = self._channel, None
         if channel is not None and not channel.is_closed:
             with contextlib.suppress(Exception):  # the channel may be gone; the queue auto-deletes
+                if self._tag is not None:  # first, or the broker cancels it (a warning)
+                    await channel.cancel(self._tag)
                 await channel.delete_queue(self.queue_name)
             await channel.close()
         if not self._events.full():

@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from orbit_protocol import asyncapi
 
-from . import api, files, pages, sse
+from . import api, pages, routes, sse
 from .auth import SessionStore
 from .settings import GatewaySettings
 
@@ -35,9 +35,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app = FastAPI(title="Orbit gateway", lifespan=lifespan, docs_url="/api/docs", redoc_url=None)
     app.state.settings = settings
     app.include_router(api.router)
-    app.include_router(files.router)
     app.include_router(sse.router)
     app.include_router(pages.router)
+    for router in routes.discover().values():  # the feature packages' own routes
+        app.include_router(router)
 
     @app.get("/asyncapi.json")
     async def asyncapi_document() -> dict[str, Any]:

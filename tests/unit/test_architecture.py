@@ -56,9 +56,11 @@ FEATURE_LAYERS: dict[str, set[str]] = {
     "endpoint": {"orbit_protocol"},
     "client": {"orbit_protocol", "orbit_client"},
     "cli": {"orbit_protocol", "orbit_client", "orbit_cli"},
+    "web": {"orbit_protocol", "orbit_client", "orbit_gateway"},
 }
 """Inside a feature package ``orbit_plugins/<feature>/``: ``cli*`` modules are its CLI side,
-``client*`` modules its client side, everything else its endpoint side and schema."""
+``client*`` modules its client side, ``web*`` modules its gateway routes, everything else its
+endpoint side and schema."""
 
 
 def imports_of(path: Path) -> set[str]:
@@ -73,9 +75,10 @@ def imports_of(path: Path) -> set[str]:
 
 def feature_role(path: Path) -> str:
     stem = path.stem
-    return (
-        "cli" if stem.startswith("cli") else "client" if stem.startswith("client") else "endpoint"
-    )
+    for role in ("cli", "client", "web"):
+        if stem.startswith(role):
+            return role
+    return "endpoint"
 
 
 def _rel(path: Path) -> str:
@@ -99,8 +102,9 @@ def test_import_direction(package: str) -> None:
 
 def test_feature_packages_are_layered_and_independent() -> None:
     """A feature's endpoint side imports only the protocol and the plugin SDK; its client side
-    adds orbit_client; its CLI side adds orbit_cli. No feature imports another feature, and
-    no side imports a later one (the endpoint side never imports the client or CLI side)."""
+    adds orbit_client; its CLI side adds orbit_cli, its gateway routes (``web*``) orbit_gateway.
+    No feature imports another feature, and no side imports a later one (the endpoint side
+    never imports the client, CLI or gateway side)."""
     violations = []
     for path in sorted((ROOT / "orbit_plugins").glob("*/**/*.py")):
         feature = path.relative_to(ROOT / "orbit_plugins").parts[0]
@@ -110,7 +114,7 @@ def test_feature_packages_are_layered_and_independent() -> None:
             top = name.split(".")[0]
             if name == own or name.startswith(own + "."):
                 target = feature_role(Path(name.rsplit(".", 1)[-1]))
-                order = ["endpoint", "client", "cli"]
+                order = ["endpoint", "client", "cli", "web"]
                 if order.index(target) > order.index(role):
                     violations.append(f"{_rel(path)} ({role} side) imports {name} ({target} side)")
             elif top == "orbit_plugins":

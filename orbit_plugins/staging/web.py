@@ -1,5 +1,8 @@
 """``GET``/``PUT /api/{endpoint}/files?path=``: whole-file download and upload for browsers.
 
+The staging feature's gateway side, added to the gateway through the entry point group
+``orbit.gateway`` (``docs/plugins/authoring.md``).
+
 A browser cannot cheaply base64 a file and checksum it before ``staging.put_begin``, so the
 gateway does it: an upload is spooled (memory, then a temp file) while its SHA-256 is
 computed, then sent with the staging plugin's own ``put_begin`` / ``put_chunk`` /
@@ -21,10 +24,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from orbit_client import AsyncOrbitClient
+from orbit_gateway.api import reply_response
+from orbit_gateway.auth import UserSession, current_session
 from orbit_protocol import BadRequest, InvalidArgs, OrbitError, PayloadTooLarge, Reply
-
-from .api import reply_response
-from .auth import UserSession, current_session
 
 router = APIRouter(prefix="/api")
 Session = Annotated[UserSession, Depends(current_session)]
