@@ -32,8 +32,9 @@ import httpx
 
 from orbit_protocol.errors import BrokerError
 
-from .local import LocalNode, free_port
+from .local import LocalNode
 from .nodefiles import LOCAL_PASSWORD, LOCAL_USER
+from .ports import free_port
 
 log = logging.getLogger(__name__)
 

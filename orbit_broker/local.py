@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from orbit_amqp.probe import amqp_login_ok
 from orbit_protocol.errors import BrokerError
 
 from .nodefiles import LOCAL_PASSWORD, LOCAL_USER, NodeFiles
+from .ports import free_port, port_in_use
 
 RABBITMQ_HOME: Final = Path("/usr/lib/rabbitmq")
 DEFAULT_AMQP_PORT: Final = 35672
@@ -50,20 +50,6 @@ def default_data_dir() -> Path:
     """``~/.local/state/orbit/broker`` (``$XDG_STATE_HOME/orbit/broker`` when set)."""
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "orbit" / "broker"
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free right now (for tests)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
-    """True when something accepts TCP connections on ``host:port``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) == 0
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from orbit_broker.local import LocalNode
+from orbit_broker.local import LocalNode, free_port
 from orbit_broker.management import ManagementClient, Permissions
 from orbit_broker.provision import (
     Credentials,
@@ -227,3 +227,12 @@ def test_close_connection_does_not_hide_other_errors() -> None:
 
     with pytest.raises(BrokerError, match="HTTP 403"):
         _management_with(handler).close_connection("c")
+
+
+def test_free_port_is_below_the_kernels_source_port_range() -> None:
+    # a port from the ephemeral range can be taken by any outgoing connection before the
+    # node binds it (seen in CI as RabbitMQ's dist_port_already_used)
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = {free_port() for _ in range(20)}
+    assert all(20000 <= port < low for port in ports)
+    assert len(ports) > 1
