@@ -20,6 +20,7 @@ from aio_pika.abc import (
     AbstractConnection,
     AbstractIncomingMessage,
     AbstractQueue,
+    TimeoutType,
 )
 from pamqp.commands import Basic
 
@@ -354,6 +355,19 @@ def _is_auth_failure(exc: BaseException) -> bool:
     return "ACCESS_REFUSED" in text or ("403" in text and "access" in text.lower())
 
 
+class _ClosedOnFailure(aio_pika.Connection):
+    """A connection that marks itself closed when connecting fails: aio-pika's own stays
+    "open", and its ``__del__`` then leaves an un-awaited ``close()`` coroutine behind."""
+
+    async def connect(self, timeout: TimeoutType = None) -> None:
+        try:
+            await super().connect(timeout)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.close()
+            raise
+
+
 class AioPikaTransport:
     """``amqp://`` and ``amqps://`` URLs (query parameters as aio-pika takes them)."""
 
@@ -369,6 +383,7 @@ class AioPikaTransport:
                 heartbeat=heartbeat,
                 client_properties={"connection_name": name},
                 timeout=timeout,
+                connection_class=_ClosedOnFailure,
             )
         except Exception as exc:
             if _is_auth_failure(exc):

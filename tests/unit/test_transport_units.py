@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
 import pytest
 
 from orbit_amqp import ConnectionLost
 from orbit_amqp.aiopika import _settle
+from orbit_broker.local import free_port
 
 
 async def test_an_ack_stuck_in_the_write_queue_fails_when_the_link_dies() -> None:
@@ -56,3 +59,36 @@ async def test_a_cancelled_ack_stays_cancelled() -> None:
         await settle
     lost.set_result(None)  # a late loss must not cancel anything any more
     await asyncio.sleep(0)
+
+
+_FAILED_CONNECT = """
+import asyncio, gc, threading
+from orbit_amqp.aiopika import AioPikaTransport
+from orbit_protocol.errors import BrokerError
+gc.disable()  # keep the failed connection's reference cycles for the collect below
+loop = asyncio.new_event_loop()
+try:
+    loop.run_until_complete(AioPikaTransport().connect(URL, name="t", timeout=2))
+except BrokerError as exc:
+    print(exc)
+collector = threading.Thread(target=gc.collect)  # a thread without an event loop
+collector.start()
+collector.join()
+loop.close()
+"""
+
+
+def test_a_failed_connect_leaves_no_unawaited_close() -> None:
+    """aio-pika's connection stays "open" when connecting fails; collected later in a thread
+    with no event loop, its ``__del__`` leaves a ``close()`` coroutine never awaited. Run in
+    a process of its own: pytest's log capture would keep the connection alive."""
+    url = f"amqp://guest:guest@127.0.0.1:{free_port()}/"  # nothing listens there
+    ran = subprocess.run(
+        [sys.executable, "-W", "always", "-c", _FAILED_CONNECT.replace("URL", repr(url))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ran.returncode == 0 and "cannot reach" in ran.stdout, ran.stderr
+    assert "never awaited" not in ran.stderr, ran.stderr
