@@ -23,6 +23,7 @@ from orbit_amqp import (
 from orbit_protocol import naming
 from orbit_protocol.topology import QueueSpec, Topology, client_queue_arguments, endpoint
 from tests.contract.transports import Harness, Inbox
+from tests.testkit.eventually import eventually
 
 pytestmark = pytest.mark.rabbit
 
@@ -175,11 +176,21 @@ async def test_poison_request_is_delivered_limit_plus_one_times(transport: Harne
     assert letter.headers["x-death"][0]["reason"] == "delivery_limit"
 
 
+async def _until_consumed(transport: Harness, queue: str) -> None:
+    """Wait until the broker counts an active consumer on ``queue``."""
+    channel = await transport.connection.channel()
+
+    async def counted() -> bool:
+        return (await channel.declare_queue(queue, passive=True)).consumers == 1
+
+    await eventually(counted, timeout=5, what=f"a consumer on {queue}")
+
+
 async def test_second_consumer_is_a_hot_standby(transport: Harness) -> None:
     """Standby endpoints: single active consumer; unacked work moves when the active one goes."""
     await transport.declare(endpoint("ha"))
     active = await transport.consume(naming.request_queue("ha"), prefetch=1)
-    await asyncio.sleep(0.2)  # the first registered consumer becomes the active one
+    await _until_consumed(transport, naming.request_queue("ha"))  # the first one is active
     standby = await transport.consume(naming.request_queue("ha"), prefetch=1)
     for i in range(3):
         await transport.publish(naming.REQUEST_EXCHANGE, "ha", b"%d" % i)
@@ -216,11 +227,7 @@ async def test_forged_user_id_is_refused_and_the_channel_closes(transport: Harne
 
 
 async def _eventually_closed(channel: object) -> None:
-    for _ in range(100):
-        if channel.is_closed:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the broker did not close the channel")
+    await eventually(lambda: channel.is_closed, timeout=2, what="the broker closes the channel")
 
 
 async def test_topic_permissions_limit_publish_and_bind_keys(transport: Harness) -> None:
@@ -305,10 +312,7 @@ async def test_unacked_deliveries_come_back_when_the_connection_dies(transport: 
     channel = await conn.channel()
     await channel.set_prefetch(10)
     await channel.consume(naming.request_queue("flaky"), take)
-    for _ in range(100):
-        if len(got) == 2:
-            break
-        await asyncio.sleep(0.02)
+    await eventually(lambda: len(got) == 2, timeout=2, what="both deliveries")
     assert got == [b"0", b"1"]
     await conn.close()
     inbox = await transport.consume(naming.request_queue("flaky"))
@@ -322,7 +326,7 @@ async def test_passive_declare_counts_the_active_consumer_only(transport: Harnes
     channel = await transport.connection.channel()
     assert (await channel.declare_queue(naming.request_queue("ha2"), passive=True)).consumers == 0
     first = await transport.consume(naming.request_queue("ha2"))
-    await asyncio.sleep(0.2)
+    await _until_consumed(transport, naming.request_queue("ha2"))
     await transport.consume(naming.request_queue("ha2"))
     state = await channel.declare_queue(naming.request_queue("ha2"), passive=True)
     assert state.consumers == 1
@@ -345,13 +349,15 @@ async def test_auto_delete_subscription_queue_goes_with_its_consumer(transport: 
     await sub.consume("orbit.sub.u.gone", noop, no_ack=True)
     await sub.close()
     probe = await transport.connection.channel()
-    for _ in range(50):
+
+    async def gone() -> bool:
         try:
             await probe.declare_queue("orbit.sub.u.gone", passive=True)
         except EntityNotFound:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the auto-delete queue outlived its only consumer")
+            return True
+        return False
+
+    await eventually(gone, timeout=2.5, interval=0.05, what="the auto-delete queue is deleted")
 
 
 async def test_a_closed_connection_refuses_new_channels_as_lost(transport: Harness) -> None:

@@ -35,12 +35,23 @@ from orbit_broker.topology import declare_all
 from orbit_protocol import naming
 from orbit_protocol import topology as spec
 from orbit_protocol.errors import BrokerError
+from tests.testkit.eventually import eventually
 
 from .endpoints import EndpointProcess, consumer_count
 
 pytestmark = [pytest.mark.rabbit, pytest.mark.slow]
 
 REFUSED = (aiormq.exceptions.ChannelAccessRefused,)
+
+
+async def listed(broker: Any, user: str, count: int = 1) -> None:
+    """Until the management API lists ``count`` connections of ``user`` (stats lag ~1 s)."""
+    await eventually(
+        lambda: len(broker.management.list_connections(user)) >= count,
+        timeout=15,
+        interval=0.2,
+        what=f"{count} connection(s) of {user} listed",
+    )
 
 
 def _uid() -> str:
@@ -266,10 +277,11 @@ async def test_client_publishes_only_to_granted_endpoints(broker: Any, world: Wo
         await _publish(url, "", f"orbit.ep.{world.ep_a}")
     with pytest.raises(REFUSED):  # clients cannot fake events or replies
         await _publish(url, naming.EVENT_EXCHANGE, f"{world.ep_a}.orbit.presence")
-    deadline = time.monotonic() + 10
-    while (q := broker.management.get_queue(world.vhost, f"orbit.ep.{world.ep_a}")).messages < 1:
-        assert time.monotonic() < deadline, q
-        await asyncio.sleep(0.2)
+    await eventually(
+        lambda: broker.management.get_queue(world.vhost, f"orbit.ep.{world.ep_a}").messages >= 1,
+        interval=0.2,
+        what=f"a message in orbit.ep.{world.ep_a}",
+    )
     b = broker.management.get_queue(world.vhost, f"orbit.ep.{world.ep_b}")
     assert b is not None and b.messages == 0
 
@@ -367,10 +379,7 @@ async def test_revoke_user_closes_connections(broker: Any, world: World) -> None
     # only turns True on a local close() in aio-pika 10)
     conn.close_callbacks.add(lambda *_: closed.set())
     try:
-        deadline = time.monotonic() + 10
-        while not broker.management.list_connections(world.alice):
-            assert time.monotonic() < deadline, "connection never listed"
-            await asyncio.sleep(0.2)
+        await listed(broker, world.alice)
         assert world.prov.revoke_user(world.alice) == 1
         await asyncio.wait_for(closed.wait(), timeout=5)
         assert not conn.connected.is_set()
@@ -407,10 +416,7 @@ async def test_cli_revoke_user_closes_connections_within_5_s(broker: Any, world:
     conn.close_callbacks.add(lambda *_: closed.set())
     mgmt = broker.management_url.replace("://", f"://{broker.user}:{broker.password}@", 1)
     try:
-        deadline = time.monotonic() + 10
-        while not broker.management.list_connections(world.alice):
-            assert time.monotonic() < deadline, "connection never listed"
-            await asyncio.sleep(0.2)
+        await listed(broker, world.alice)
         returncode, out = await cli_revoke(world.alice, mgmt, world.vhost)
         started = time.monotonic()
         await asyncio.wait_for(closed.wait(), timeout=5)
@@ -435,10 +441,7 @@ async def test_cli_revoke_endpoint_user_closes_its_connections_within_5_s(
     await ep.start()
     mgmt = broker.management_url.replace("://", f"://{broker.user}:{broker.password}@", 1)
     try:
-        deadline = time.monotonic() + 15
-        while len(broker.management.list_connections(world.ep_a)) < 2:
-            assert time.monotonic() < deadline, "the endpoint's connections were never listed"
-            await asyncio.sleep(0.2)
+        await listed(broker, world.ep_a, 2)
         returncode, out = await cli_revoke(world.ep_a, mgmt, world.vhost)
         started = time.monotonic()
         assert returncode == 0, out

@@ -10,6 +10,7 @@ Each child gets its own broker user, provisioned like ``orbit broker provision -
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -28,6 +29,7 @@ import pytest
 
 from orbit_broker.provision import EndpointSpec, Provisioner, ProvisionSpec
 from orbit_client import AsyncOrbitClient, Conflict, OrbitError
+from tests.testkit.eventually import eventually
 
 from ..conftest import Broker
 from ..fakes.sshd import Sshd
@@ -131,44 +133,38 @@ async def provision_child(broker: Broker, vhost: str, hpc: Hpc, prefix: str) -> 
 
 
 async def wait_online(client: AsyncOrbitClient, parent: str, job_id: str, child: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    async def answers() -> bool:
         try:
-            await client.call(child, "orbit.ping", timeout=5)
-            return
+            return bool(await client.call(child, "orbit.ping", timeout=5))
         except OrbitError:
             status = await client.call(parent, "psij.get_job_status", job_id=job_id)
             if status["state"] in ("COMPLETED", "FAILED", "CANCELED"):
                 pytest.fail(f"child job ended: {status}")
-        await asyncio_sleep(0.3)
-    status = await client.call(parent, "psij.get_job_status", job_id=job_id)
-    pytest.fail(f"child {child} not online within 60 s: {status}")
+            raise
 
-
-async def asyncio_sleep(seconds: float) -> None:
-    import asyncio
-
-    await asyncio.sleep(seconds)
+    await eventually(answers, timeout=60, interval=0.3, what=f"child {child} online")
 
 
 async def wait_job(client: AsyncOrbitClient, parent: str, job_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    async def ended() -> dict[str, Any] | None:
         status: dict[str, Any] = await client.call(parent, "psij.get_job_status", job_id=job_id)
-        if status["state"] in ("COMPLETED", "FAILED", "CANCELED"):
-            return status
-        await asyncio_sleep(0.3)
-    pytest.fail(f"job {job_id} did not end: {status}")
+        return status if status["state"] in ("COMPLETED", "FAILED", "CANCELED") else None
+
+    return await eventually(ended, timeout=60, interval=0.3, what=f"job {job_id} ends")
+
+
+async def no_consumer(amqp_url: str, child: str) -> None:
+    async def gone() -> bool:
+        return await consumer_count(amqp_url, child) == 0
+
+    await eventually(gone, interval=0.2, what=f"{child}'s consumer gone")
 
 
 async def wait_cancelled(hpc: Hpc, native_id: str) -> None:
     """The fake Slurm recorded a cancel of the job (``jobs/ID.cancel``; the Slurm-like
     ``scancel`` writes it only after the job's processes ended, so it may trail the job's end)."""
     record = hpc.slurm / "jobs" / f"{native_id}.cancel"
-    deadline = time.monotonic() + 10
-    while not record.exists():
-        assert time.monotonic() < deadline, f"slurm job {native_id} was never cancelled"
-        await asyncio_sleep(0.1)
+    await eventually(record.exists, interval=0.1, what=f"slurm job {native_id} cancelled")
 
 
 @pytest.mark.parametrize("tunnel", ["none", "forward", "reverse"])
@@ -245,7 +241,7 @@ async def test_child_online_through_tunnel_then_offline_on_cancel(
     assert not await client.is_online(child)
     if ssh_pid is not None:
         assert "re-attached ssh -R" in parent.log()
-        await asyncio_sleep(1.0)  # the watcher's next tick stops the re-attached tunnel
+        await asyncio.sleep(1.0)  # the watcher's next tick stops the re-attached tunnel
         assert not psutil.pid_exists(ssh_pid) or psutil.Process(ssh_pid).status() == "zombie"
 
 
@@ -377,10 +373,7 @@ async def test_local_executor_child_disappears_when_cancelled(
     assert about["allocation"] is None and about["parent"] == "laptop"
     await client.call("laptop", "psij.cancel_job", job_id=info["job_id"])
     assert (await wait_job(client, "laptop", info["job_id"]))["state"] == "CANCELED"
-    deadline = time.monotonic() + 10
-    while await consumer_count(amqp_url, child) != 0:  # no goodbye after SIGKILL: no consumer
-        assert time.monotonic() < deadline, "the child's consumer outlived its job"
-        await asyncio_sleep(0.2)
+    await no_consumer(amqp_url, child)  # no goodbye after SIGKILL: its queue shows it gone
 
 
 def group_alive(pgid: int) -> bool:
@@ -440,11 +433,7 @@ async def test_tunnel_that_dies_while_the_child_runs_ends_it_and_fails_the_job(
         if event.data.get("name") == child and event.data.get("state") == "failed":
             break
     assert event.data["reason"] == final["message"]
-    deadline = time.monotonic() + 10
-    while group_alive(job_group):  # nothing of the job is left running (or unreaped)
-        assert time.monotonic() < deadline, "processes of the job outlived it"
-        await asyncio_sleep(0.2)
-    deadline = time.monotonic() + 10
-    while await consumer_count(amqp_url, child) != 0:  # the child is gone from its queue
-        assert time.monotonic() < deadline, "the child's consumer outlived its tunnel"
-        await asyncio_sleep(0.2)
+    await eventually(  # nothing of the job is left running (or unreaped)
+        lambda: not group_alive(job_group), interval=0.2, what="the job's processes end"
+    )
+    await no_consumer(amqp_url, child)  # the child is gone from its queue

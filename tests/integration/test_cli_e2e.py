@@ -22,6 +22,7 @@ import pytest
 
 from orbit_broker.topology import declare_all
 from tests.testkit.cli import cli_env, orbit
+from tests.testkit.eventually import eventually
 
 pytestmark = pytest.mark.rabbit
 
@@ -49,14 +50,14 @@ async def endpoint(amqp_url: str, tmp_path: Path) -> AsyncIterator[dict[str, str
         sys.executable, "-m", "orbit_endpoint", env=ep_env, stdout=log, stderr=log
     )
     try:
-        for _ in range(60):
+
+        async def answers() -> bool:
+            if proc.returncode is not None:  # fails at once (pytest.fail is no Exception)
+                pytest.fail("endpoint exited:\n" + (tmp_path / "endpoint.log").read_text())
             ran = await orbit(env, "call", ENDPOINT, "orbit.ping", "--timeout", "2")
-            if ran.rc == 0:
-                break
-            assert proc.returncode is None, (tmp_path / "endpoint.log").read_text()
-            await asyncio.sleep(0.5)
-        else:
-            pytest.fail("endpoint never answered:\n" + (tmp_path / "endpoint.log").read_text())
+            return ran.rc == 0
+
+        await eventually(answers, timeout=30, interval=0.5, what="the endpoint answers a ping")
         yield env
     finally:
         with contextlib.suppress(ProcessLookupError):

@@ -25,6 +25,7 @@ from orbit_broker.local import LocalNode, free_port
 from orbit_broker.management import ManagementClient, Permissions
 from orbit_broker.topology import declare_all
 from orbit_client import AsyncOrbitClient
+from tests.testkit.eventually import eventually
 
 from .endpoints import EndpointProcess, declare_endpoint
 
@@ -93,13 +94,12 @@ async def test_long_operation_outlives_consumer_timeout(node: LocalNode, tmp_pat
     ledger = tmp_path / "effects.txt"
     proc = await EndpointProcess("ep1", url, tmp_path / "ep1").start()
     try:
-        before: set[str] = set()
-        for _ in range(100):  # the endpoint's consume + publish connections (stats lag ~1 s)
-            before = {c.name for c in management.list_connections()}
-            if len(before) >= 2:
-                break
-            await asyncio.sleep(0.1)
-        assert len(before) >= 2, before
+
+        def listed() -> set[str]:  # the endpoint's consume + publish connections (stats lag)
+            names = {c.name for c in management.list_connections()}
+            return names if len(names) >= 2 else set()
+
+        before = await eventually(listed, interval=0.1, what="the endpoint's connections")
         async with AsyncOrbitClient(url=url, timeout=OPERATION_S + 120) as client:
             if OPERATION_S <= 30:  # a non-idempotent effect: its ledger proves "once"
                 reply = await client.request(

@@ -27,6 +27,7 @@ import pytest_asyncio
 from orbit_broker.provision import ClientSpec, EndpointSpec, Provisioner, ProvisionSpec
 from orbit_client import AsyncOrbitClient, NotAuthorized
 from orbit_protocol import naming
+from tests.testkit.eventually import eventually
 
 from .endpoints import EndpointProcess
 from .rawpika import request
@@ -210,14 +211,11 @@ async def forged_reply(world: Tenants, forger: str, client: str, endpoint: str) 
     first, with the right correlation id: the client must drop it and take the real reply."""
     async with AsyncOrbitClient(url=world.urls[client], timeout=20) as c:
         await c.call(endpoint, "testkit.echo", value="warm-up")
-        for _ in range(100):  # the client learns the endpoint's user from its presence
-            if c.presence.expected_user(endpoint) == endpoint:
-                break
-            await asyncio.sleep(0.1)
-        assert c.presence.expected_user(endpoint) == endpoint
+        await eventually(  # the client learns the endpoint's user from its presence
+            lambda: c.presence.expected_user(endpoint) == endpoint, what="presence seen"
+        )
         call = asyncio.ensure_future(c.call(endpoint, "testkit.echo", value="real", delay=1.5))
-        while not c._inbox._pending:  # the request id the forger is assumed to know
-            await asyncio.sleep(0.01)
+        await eventually(lambda: c._inbox._pending, what="the call is pending")  # its id
         corr = next(iter(c._inbox._pending))
         connection = await aio_pika.connect(world.urls[forger])
         async with connection:
@@ -289,10 +287,7 @@ async def test_isolation_matrix(tenants: Tenants, capsys: pytest.CaptureFixture[
             token = f"ok-{client}"
             assert await c.call(endpoint, "testkit.effect", ledger=str(world.ledger), token=token)
             # a restricted client follows the presence of the endpoints it calls
-            for _ in range(60):
-                if endpoint in c.endpoints():
-                    break
-                await asyncio.sleep(0.1)
+            await eventually(lambda e=endpoint: e in c.endpoints(), timeout=6, what="presence")
             info = c.endpoints()[endpoint]
             assert info.online and info.user == endpoint
             assert set(c.endpoints()) == {endpoint}  # and sees no one else's

@@ -3,12 +3,12 @@ endpoint's periodic pruning; running jobs are kept."""
 
 from __future__ import annotations
 
-import asyncio
 from importlib.util import find_spec
 
 import pytest
 
 from orbit_client import AsyncJobs, AsyncOrbitClient, NotFound, job_spec
+from tests.testkit.eventually import eventually
 
 from .conftest import StartEndpoint
 
@@ -33,11 +33,10 @@ async def test_finished_jobs_are_pruned_periodically(
     job_dirs = [p for p in ep.state_dir.rglob(done.job_id) if p.parent.name == "jobs"]
     assert len(job_dirs) == 1 and (job_dirs[0] / "stdout").read_text() == "bye\n"
 
-    for _ in range(300):
-        if [j.job_id for j in await jobs.list()] == [running.job_id]:
-            break
-        await asyncio.sleep(0.1)
-    assert [j.job_id for j in await jobs.list()] == [running.job_id]
+    async def pruned() -> bool:
+        return [j.job_id for j in await jobs.list()] == [running.job_id]
+
+    await eventually(pruned, timeout=30, interval=0.1, what="only the running job is listed")
     assert not job_dirs[0].exists()
     with pytest.raises(NotFound):
         await done.status()

@@ -13,6 +13,7 @@ import pytest
 from orbit_client import AsyncOrbitClient
 from orbit_plugins.psij.client import AsyncJobs
 from orbit_plugins.psij.schema import JobSpec
+from tests.testkit.eventually import eventually
 
 from .conftest import StartEndpoint
 
@@ -69,10 +70,7 @@ async def test_job_output_and_job_status_events(
     watcher = asyncio.create_task(watch())
     ok = await jobs.submit(job(fail=False))
     bad = await jobs.submit(job(fail=True))
-    for _ in range(600):
-        if finished >= {ok.job_id, bad.job_id}:
-            break
-        await asyncio.sleep(0.1)
+    await eventually(lambda: finished >= {ok.job_id, bad.job_id}, timeout=60, what="both end")
     watcher.cancel()
     await sub.close()
     assert finished == {ok.job_id, bad.job_id}, events.keys()

@@ -13,6 +13,7 @@ import pytest
 from orbit_client import AsyncOrbitClient
 from orbit_plugins.psij.client import AsyncJobs, JobHandle
 from orbit_plugins.psij.schema import JobSpec
+from tests.testkit.eventually import eventually
 
 from .conftest import StartEndpoint
 
@@ -69,16 +70,15 @@ async def test_sigkill_while_jobs_run(
     assert len(set(ids)) == N
 
     # all 20 jobs run (and wait for `go`) before the endpoint is killed
-    natives: dict[str, str | None] = {}
-    for _ in range(300):
+
+    async def all_active() -> dict[str, str | None] | None:
         states = await asyncio.gather(*(jobs.status(i) for i in ids))
-        natives = {s.job_id: s.native_id for s in states}
         started = runs.read_text().splitlines() if runs.exists() else []
         if len(started) == N and all(s.state == "ACTIVE" for s in states):
-            break
-        await asyncio.sleep(0.2)
-    else:
-        raise AssertionError(f"not all {N} jobs ran: {[s.state for s in states]}")
+            return {s.job_id: s.native_id for s in states}
+        return None
+
+    natives = await eventually(all_active, timeout=60, interval=0.2, what=f"all {N} jobs run")
     assert None not in natives.values() and len(set(natives.values())) == N
 
     ep.kill()
@@ -102,10 +102,7 @@ async def test_sigkill_while_jobs_run(
     listed = await jobs.list()
     assert sorted(j.job_id for j in listed) == sorted(ids), "the journal holds other jobs"
 
-    for _ in range(100):
-        if len(terminal) == N:
-            break
-        await asyncio.sleep(0.1)
+    await eventually(lambda: len(terminal) == N, what="every job's terminal event")
     assert set(terminal) == set(ids)
     for n, h in enumerate(handles):
         event = terminal[h.job_id]
@@ -178,10 +175,11 @@ async def test_sigkill_while_batch_jobs_run(
         await jobs.submit(JobSpec(executable="bash", arguments=["-c", body, str(n)]), kind)
         for n in range(5)
     ]
-    for _ in range(300):
-        if runs.exists() and len(runs.read_text().splitlines()) == 5:
-            break
-        await asyncio.sleep(0.1)
+    await eventually(
+        lambda: runs.exists() and len(runs.read_text().splitlines()) == 5,
+        timeout=30,
+        what="five jobs run",
+    )
     ep.kill()
     go.touch()  # the jobs finish while the endpoint is down
     await asyncio.sleep(1)

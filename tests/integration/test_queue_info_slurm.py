@@ -15,6 +15,7 @@ import pytest
 from orbit_client import AsyncOrbitClient, NotAuthorized, NotFound, Unavailable
 from orbit_plugins.psij.client import AsyncJobs
 from orbit_plugins.psij.schema import JobSpec
+from tests.testkit.eventually import eventually
 
 from .conftest import StartEndpoint
 from .test_psij_cli import cli_env, run
@@ -118,11 +119,7 @@ async def sh(*cmd: str) -> str:
 
 
 async def wait_dead(pid: int) -> None:
-    for _ in range(100):
-        if not psutil.pid_exists(pid):
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"batch job process {pid} still runs")
+    await eventually(lambda: not psutil.pid_exists(pid), what=f"batch job process {pid} ends")
 
 
 @pytest.mark.parametrize("kind", ["slurm", "pbs"])

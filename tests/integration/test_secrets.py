@@ -8,12 +8,10 @@ refused login and an unreachable broker, are searched for every password and tok
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import subprocess
 import sys
-import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from orbit_broker.provision import ClientSpec, EndpointSpec, Provisioner, Provis
 from orbit_client import AsyncOrbitClient
 from orbit_protocol import OrbitError
 from tests.testkit.cli import cli_env, orbit
+from tests.testkit.eventually import eventually
 
 from .endpoints import ROOT, EndpointProcess
 from .gateway_kit import GatewayProcess
@@ -149,14 +148,14 @@ async def test_no_secret_in_logs_or_exception_texts(
             texts[where] = exception_text(caught.value)
 
         # the dead-letter responder consumes orbit.dead (it logged its start)
-        deadline = time.monotonic() + 30
-        while True:
-            assert responder_proc.poll() is None, responder_log.read_text()
+
+        def consuming() -> bool:
+            if responder_proc is None or responder_proc.poll() is not None:
+                pytest.fail(f"the responder exited: {responder_log.read_text()}")
             queue = broker.management.get_queue(vhost, "orbit.dead")
-            if queue is not None and queue.consumers > 0:
-                break
-            assert time.monotonic() < deadline, responder_log.read_text()
-            await asyncio.sleep(0.2)
+            return queue is not None and queue.consumers > 0
+
+        await eventually(consuming, timeout=30, interval=0.2, what="the responder consumes")
     finally:
         gateway.stop()
         if responder_proc is not None and responder_proc.poll() is None:

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from orbit_client import AsyncOrbitClient
+from tests.testkit.eventually import eventually
 
 from .conftest import StartEndpoint
 
@@ -50,11 +51,9 @@ async def test_replies_received_but_not_collected_go_back_to_the_session(
     await start_endpoint("ep1")
     async with AsyncOrbitClient(url=amqp_url, session="stay") as first:
         ids = [await first.send("ep1", "testkit.echo", {"value": i}) for i in range(5)]
-        for _ in range(200):  # until all five replies have arrived in this client
-            if all(i in first._inbox._unclaimed for i in ids):
-                break
-            await asyncio.sleep(0.05)
-        assert all(i in first._inbox._unclaimed for i in ids)
+        await eventually(  # until all five replies have arrived in this client
+            lambda: all(i in first._inbox._unclaimed for i in ids), what="five replies in"
+        )
     async with AsyncOrbitClient(url=amqp_url, session="stay") as second:
         replies = [await second.collect(i, timeout=30) for i in ids]
     assert [r.unwrap() for r in replies] == [{"value": i} for i in range(5)]

@@ -27,6 +27,7 @@ import pytest
 
 from orbit_client import AsyncOrbitClient
 from orbit_protocol import naming
+from tests.testkit.eventually import eventually
 
 from .conftest import StartEndpoint
 from .endpoints import EndpointProcess
@@ -39,12 +40,12 @@ EARLY, LATE, AFTER = 6, 20, 10
 
 async def wait_consumers(broker: Any, vhost: str, n: int) -> None:
     queue = naming.request_queue("ep1")
-    for _ in range(300):
+
+    def counted() -> bool:
         info = broker.management.get_queue(vhost, queue)
-        if info is not None and info.consumers == n:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{queue} never had {n} consumers")
+        return info is not None and info.consumers == n
+
+    await eventually(counted, timeout=30, interval=0.1, what=f"{queue} has {n} consumers")
 
 
 def journaled(path: Path) -> int:
@@ -92,22 +93,17 @@ async def scenario(
     # accepted by the active instance (journaled + acked), still running when it freezes
     early = [effect(f"early{i}", 10.0) for i in range(EARLY)]
     journal = tmp_path / "ep1" / "ep1" / "journal.sqlite"
-    for _ in range(300):
-        if journaled(journal) == EARLY:
-            break
-        await asyncio.sleep(0.05)
-    assert journaled(journal) == EARLY
+    await eventually(lambda: journaled(journal) == EARLY, timeout=15, what="early journaled")
     # accepted = journaled *and* the ack reached the broker (a journaled request whose ack
     # was still in the socket buffer is redelivered to the standby: also correct, but not
     # what this phase tests); management counts lag ~1 s, so read one taken after that
     await asyncio.sleep(1.5)
-    for _ in range(100):
+
+    def acked() -> bool:
         info = broker.management.get_queue(vhost, naming.request_queue("ep1"))
-        if info is not None and info.messages == 0:
-            break
-        await asyncio.sleep(0.2)
-    else:
-        raise AssertionError("the active instance's acks never reached the broker")
+        return info is not None and info.messages == 0
+
+    await eventually(acked, timeout=20, interval=0.2, what="the active instance's acks arrive")
     active.proc.send_signal(signal.SIGSTOP)
     frozen_at = time.monotonic()
     try:

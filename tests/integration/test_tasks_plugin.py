@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from orbit_client import AsyncOrbitClient
-from tests.local.test_tasks_plugin import start, wait
+from tests.local.test_tasks_plugin import start, until_running, wait
 
 from .conftest import StartEndpoint
 
@@ -29,10 +27,7 @@ async def test_restart_keeps_results_and_runs_queued_tasks(
         {"uid": f"q{i}", "function": "operator:add", "args": [i, i]} for i in range(3)
     ]
     await client.call("ep1", "tasks.submit_tasks", tasks=tasks)
-    for _ in range(100):
-        if (await client.call("ep1", "tasks.get_task", uid="long"))["state"] == "RUNNING":
-            break
-        await asyncio.sleep(0.1)
+    await until_running(client, "ep1", "long")
     ep.kill()
     await ep.start()
     uids = ["first", "long", "q0", "q1", "q2"]

@@ -7,7 +7,6 @@ refusal test has a positive control on the same path, so it cannot pass by accid
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import secrets
@@ -20,6 +19,7 @@ from urllib.parse import urlsplit
 import aio_pika
 import pytest
 
+from orbit_amqp.aiopika import _ClosedOnFailure
 from orbit_amqp.probe import amqp_login_ok
 from orbit_broker.local import LocalNode, free_port, port_in_use
 from orbit_broker.management import ConnectionInfo, ManagementClient
@@ -28,6 +28,7 @@ from orbit_broker.tls import CertificateAuthority, CertPair
 from orbit_client import AsyncOrbitClient
 from orbit_endpoint.settings import EndpointSettings
 from tests.testkit.cli import Ran, orbit_sync
+from tests.testkit.eventually import eventually
 
 from .endpoints import EndpointProcess
 
@@ -101,12 +102,12 @@ def login(world: TlsWorld, user: str, pair: CertPair | None) -> bool:
 
 async def connections(world: TlsWorld, users: set[str]) -> list[ConnectionInfo]:
     """The users' connections once the management API lists all of them (stats lag ~1 s)."""
-    for _ in range(100):
+
+    def listed() -> list[ConnectionInfo] | None:
         conns = [c for c in world.management.list_connections() if c.user in users]
-        if {c.user for c in conns} == users:
-            return conns
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"connections of {users} not listed")
+        return conns if {c.user for c in conns} == users else None
+
+    return await eventually(listed, interval=0.1, what=f"connections of {users} listed")
 
 
 async def test_endpoint_and_client_over_amqps(tls: TlsWorld, tmp_path: Path) -> None:
@@ -162,7 +163,7 @@ async def test_client_library_refuses_foreign_server(tls: TlsWorld, tmp_path: Pa
     url = good.split("?")[0] + "?" + pair.query(other.cert)
     assert url != good
     with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
-        await aio_pika.connect(url, timeout=10)
+        await aio_pika.connect(url, timeout=10, connection_class=_ClosedOnFailure)
 
 
 async def test_x509_external_login_for_an_endpoint(tls: TlsWorld, tmp_path: Path) -> None:
@@ -181,7 +182,7 @@ async def test_x509_external_login_for_an_endpoint(tls: TlsWorld, tmp_path: Path
     # a certificate whose CN names no broker user is refused
     mallory = tls.node.amqps_url(VHOST, "mallory", None, external=True)
     with pytest.raises(Exception, match=r"(?i)refused|auth|closed"):
-        await aio_pika.connect(mallory, timeout=10)
+        await aio_pika.connect(mallory, timeout=10, connection_class=_ClosedOnFailure)
 
 
 def _free_block(width: int = 5) -> int:

@@ -3,7 +3,6 @@ processes, events, cloudpickle opt-in, timeouts, dying workers, cancel."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 from orbit_client import AsyncOrbitClient, NotAuthorized, NotFound
 from orbit_protocol import Event
 from tests.local.conftest import StartEndpoint
+from tests.testkit.eventually import eventually
 
 TASKS = "orbit_plugins.tasks.plugin:TasksPlugin"
 
@@ -31,6 +31,13 @@ async def wait(client: AsyncOrbitClient, ep: str, uids: list[str], timeout: floa
     """``wait_tasks`` (args as a dict: ``timeout`` is also a keyword of ``call``)."""
     reply = await client.request(ep, "tasks.wait_tasks", {"uids": uids, "timeout": timeout})
     return reply.unwrap()
+
+
+async def until_running(client: AsyncOrbitClient, ep: str, uid: str) -> None:
+    async def running() -> bool:
+        return bool((await client.call(ep, "tasks.get_task", uid=uid))["state"] == "RUNNING")
+
+    await eventually(running, interval=0.1, what=f"task {uid} runs")
 
 
 async def start(start_endpoint: StartEndpoint, name: str = "ep1", **tasks: Any) -> Any:
@@ -140,10 +147,7 @@ async def test_timeout_dead_worker_and_cancel(
     assert by["after"]["return_value"] == 5  # the replacement worker runs the next task
     cancelled = await client.call("ep1", "tasks.cancel_task", uid="sleeper")
     assert cancelled == {"uid": "sleeper", "state": "CANCELED", "cancelled": True}
-    for _ in range(50):  # the function worker picks up fsleeper
-        if (await client.call("ep1", "tasks.get_task", uid="fsleeper"))["state"] == "RUNNING":
-            break
-        await asyncio.sleep(0.1)
+    await until_running(client, "ep1", "fsleeper")  # the function worker picks it up
     assert await client.call("ep1", "tasks.cancel_all_tasks") == {"cancelled": 2}
     final = await wait(client, "ep1", ["fsleeper", "queued"], 10)
     assert [r["state"] for r in final] == ["CANCELED", "CANCELED"]

@@ -1,4 +1,8 @@
-"""``eventually()``: the suite's one way to wait for something instead of sleeping."""
+"""``eventually()``: the suite's one way to wait for something instead of sleeping.
+
+``await eventually(check)`` in async tests, ``eventually_sync(check)`` in plain ones; both call
+``check`` until it returns something truthy and return that value.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,27 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+
+class _Deadline:
+    """The bookkeeping both loops share: the deadline, the last value, the last error."""
+
+    def __init__(self, check: Callable[..., Any], timeout: float, what: str | None) -> None:
+        self.end = time.monotonic() + timeout
+        self.timeout = timeout
+        self.what = what or getattr(check, "__name__", repr(check))
+        self.last: Any = None
+        self.error: BaseException | None = None
+
+    def give_up(self) -> None:
+        """Raise the last error, or an ``AssertionError`` naming ``what``, once past the end."""
+        if time.monotonic() < self.end:
+            return
+        if self.error is not None:
+            raise self.error
+        raise AssertionError(
+            f"not true within {self.timeout} s: {self.what} (last value {self.last!r})"
+        )
 
 
 async def eventually(
@@ -23,28 +48,39 @@ async def eventually(
     An exception from ``check`` counts as "not yet" until the deadline, then it is raised;
     a falsy last value fails with an ``AssertionError`` naming ``what``.
     """
-    deadline = time.monotonic() + timeout
-    last: Any = None
+    state = _Deadline(check, timeout, what)
     while True:
-        error: BaseException | None = None
+        state.error = None
         try:
-            last = check()
-            if inspect.isawaitable(last):
-                last = await last
-            if last:
-                return last  # type: ignore[no-any-return]
-        except AssertionError as exc:
-            error = exc
+            value = check()
+            state.last = await value if inspect.isawaitable(value) else value
+            if state.last:
+                return state.last  # type: ignore[no-any-return]
         except Exception as exc:
-            error = exc
-        if time.monotonic() >= deadline:
-            if error is not None:
-                raise error
-            raise AssertionError(
-                f"not true within {timeout} s: {what or getattr(check, '__name__', check)}"
-                f" (last value {last!r})"
-            )
+            state.error = exc
+        state.give_up()
         await asyncio.sleep(interval)
 
 
-__all__ = ["eventually"]
+def eventually_sync(
+    check: Callable[[], T],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    what: str | None = None,
+) -> T:
+    """:func:`eventually` for code without an event loop (threads, subprocesses, files)."""
+    state = _Deadline(check, timeout, what)
+    while True:
+        state.error = None
+        try:
+            state.last = check()
+            if state.last:
+                return state.last
+        except Exception as exc:
+            state.error = exc
+        state.give_up()
+        time.sleep(interval)
+
+
+__all__ = ["eventually", "eventually_sync"]

@@ -21,6 +21,7 @@ from orbit_plugins.psij.plugin import PsijPlugin
 from orbit_plugins.psij.schema import JobIdArgs, JobSpec, StatusArgs, SubmitArgs
 from orbit_plugins.testing import FakeContext
 from orbit_protocol import Conflict, NotFound
+from tests.testkit.eventually import eventually_sync
 
 pytestmark = pytest.mark.skipif(find_spec("psij") is None, reason="psij-python is not installed")
 
@@ -48,13 +49,12 @@ async def make(tmp_path: Path) -> tuple[PsijPlugin, FakeContext]:
 
 
 def wait_terminal(plugin: PsijPlugin, job_id: str, call: Call) -> Any:
-    for _ in range(200):
+    def ended() -> Any:
         plugin._tick()
         st = plugin.get_job_status(StatusArgs(job_id=job_id, max_bytes=1024), call)
-        if st.state in ("COMPLETED", "FAILED", "CANCELED"):
-            return st
-        time.sleep(0.05)
-    raise AssertionError("job did not end")
+        return st if st.state in ("COMPLETED", "FAILED", "CANCELED") else None
+
+    return eventually_sync(ended, interval=0.05, what=f"job {job_id} ends")
 
 
 async def test_submit_twice_with_one_request_id_runs_once(tmp_path: Path) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from orbit_plugins.storage import WalDatabase
+from tests.testkit.eventually import eventually_sync
 
 
 def test_checkpoints_run_in_the_background_and_close_folds_the_log(tmp_path: Path) -> None:
@@ -21,10 +21,9 @@ def test_checkpoints_run_in_the_background_and_close_folds_the_log(tmp_path: Pat
     for _ in range(50):
         db.conn.execute("INSERT INTO t VALUES (?)", (os.urandom(64 * 1024),))
     before = path.stat().st_size
-    deadline = time.monotonic() + 5
-    while path.stat().st_size <= before:  # the pages reach the database file by themselves
-        assert time.monotonic() < deadline, "no checkpoint ran"
-        time.sleep(0.05)
+    eventually_sync(  # the pages reach the database file by themselves
+        lambda: path.stat().st_size > before, timeout=5, interval=0.05, what="a checkpoint"
+    )
     db.close()
     wal = Path(f"{path}-wal")
     assert not wal.exists() or wal.stat().st_size == 0

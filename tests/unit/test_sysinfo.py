@@ -18,14 +18,14 @@ import psutil
 import pytest
 
 from orbit_plugins.base import Call, PluginContext
-from orbit_plugins.sysinfo import collect, gpu
-from orbit_plugins.sysinfo.collect import (
+from orbit_plugins.sysinfo import collect, disks, gpu
+from orbit_plugins.sysinfo.collect import collect_metrics
+from orbit_plugins.sysinfo.disks import (
     PSEUDO_FSTYPES,
     Mount,
     block_media,
     classify_mounts,
     collect_disks,
-    collect_metrics,
     guarded_usage,
     shared_kind,
 )
@@ -40,6 +40,7 @@ from orbit_plugins.sysinfo.schema import (
     SysinfoSettings,
 )
 from orbit_plugins.testing import FakeContext
+from tests.testkit.eventually import eventually_sync
 
 # --------------------------------------------------------------------------- real collectors
 
@@ -192,9 +193,7 @@ def test_guarded_usage_gives_up_on_a_hanging_mount(monkeypatch: pytest.MonkeyPat
     with pytest.raises(TimeoutError, match="still hanging"):
         guarded_usage("/lus/hung", 0.05)
     release.set()
-    deadline = time.monotonic() + 2
-    while "/lus/hung" in collect._pending and time.monotonic() < deadline:
-        time.sleep(0.01)
+    eventually_sync(lambda: "/lus/hung" not in disks._pending, timeout=2, what="released")
     assert guarded_usage("/lus/hung", 1).total == 10
 
 

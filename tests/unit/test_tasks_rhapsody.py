@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 import sys
@@ -11,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from orbit_plugins.base import Call
@@ -18,6 +18,7 @@ from orbit_plugins.tasks.plugin import TasksPlugin
 from orbit_plugins.tasks.rhapsody_backend import RhapsodyPool
 from orbit_plugins.tasks.schema import SubmitArgs, TaskRecord, TaskSpec, UidArgs, WaitArgs
 from orbit_plugins.testing import FakeContext
+from tests.testkit.eventually import eventually, eventually_sync
 
 pytest.importorskip("rhapsody", reason="rhapsody-py is not installed (pip install rhapsody-py)")
 cloudpickle = pytest.importorskip("cloudpickle")
@@ -42,6 +43,13 @@ async def run(plugin: TasksPlugin, *specs: TaskSpec, timeout: float = 60) -> lis
     results = await plugin.submit_tasks(SubmitArgs(tasks=list(specs)), ALICE)
     uids = [r.uid for r in results]
     return await plugin.wait_tasks(WaitArgs(uids=uids, timeout=timeout), ALICE)
+
+
+async def running(plugin: TasksPlugin, uid: str) -> None:
+    async def started() -> bool:
+        return (await plugin.get_task(UidArgs(uid=uid), ALICE)).state == "RUNNING"
+
+    await eventually(started, timeout=30, interval=0.05, what=f"task {uid} runs")
 
 
 def pickled(func: Any, *args: Any) -> str:
@@ -151,10 +159,7 @@ async def test_cancel_drops_a_queued_task_and_says_no_for_a_running_one(
         ALICE,
     )
     assert [r.state for r in results] == ["QUEUED", "QUEUED"]
-    deadline = time.monotonic() + 30
-    while (await plugin.get_task(UidArgs(uid="busy"), ALICE)).state != "RUNNING":
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
+    await running(plugin, "busy")
     waiting = await plugin.cancel_task(UidArgs(uid="waiting"), ALICE)
     assert waiting.cancelled and waiting.state == "CANCELED"
     busy = await plugin.cancel_task(UidArgs(uid="busy"), ALICE)
@@ -190,10 +195,7 @@ async def test_stop_kills_the_running_task_and_keeps_the_queued_one(tmp_path: Pa
         TaskSpec(uid="next", function="operator:add", args=[1, 1]),
     ]
     await first.submit_tasks(SubmitArgs(tasks=specs), ALICE)
-    deadline = time.monotonic() + 30
-    while (await first.get_task(UidArgs(uid="sleep"), ALICE)).state != "RUNNING":
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
+    await running(first, "sleep")
     worker_pid = (await first.get_task(UidArgs(uid="long"), ALICE)).return_value
     t0 = time.monotonic()
     await first.stop()
@@ -252,11 +254,5 @@ def test_pool_processes_exit_when_the_endpoint_is_killed(tmp_path: Path) -> None
     )
     assert proc.returncode == -9
     worker_pid = int(proc.stdout.split()[-1])
-    deadline = time.monotonic() + 10
-    while True:  # the pool process ran a 60 s sleep: its parent watchdog ends it
-        try:
-            os.kill(worker_pid, 0)
-        except ProcessLookupError:
-            break
-        assert time.monotonic() < deadline, "the rhapsody pool process outlived its endpoint"
-        time.sleep(0.1)
+    # the pool process ran a 60 s sleep: its parent watchdog ends it
+    eventually_sync(lambda: not psutil.pid_exists(worker_pid), interval=0.1, what="pool ends")

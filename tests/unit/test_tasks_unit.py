@@ -27,6 +27,7 @@ from orbit_plugins.tasks.schema import (
 from orbit_plugins.tasks.store import record_json
 from orbit_plugins.testing import FakeContext
 from orbit_protocol import Conflict, NotFound
+from tests.testkit.eventually import eventually
 
 
 def call(user: str, admin: bool = False) -> Call:
@@ -87,7 +88,6 @@ def test_outcome_rebuilds_failures() -> None:
 
 
 async def test_graceful_stop_reports_running_and_keeps_queued(tmp_path: Path) -> None:
-    import asyncio
 
     plugin = TasksPlugin({"workers": 1})
     await plugin.setup(FakeContext(tmp_path))
@@ -97,10 +97,11 @@ async def test_graceful_stop_reports_running_and_keeps_queued(tmp_path: Path) ->
         TaskSpec(uid="next", function="operator:add", args=[1, 1]),
     ]
     await plugin.submit_tasks(SubmitArgs(tasks=specs), call("alice"))
-    for _ in range(100):
-        if (await plugin.get_task(UidArgs(uid="long"), call("alice"))).state == "RUNNING":
-            break
-        await asyncio.sleep(0.05)
+
+    async def running() -> bool:
+        return (await plugin.get_task(UidArgs(uid="long"), call("alice"))).state == "RUNNING"
+
+    await eventually(running, timeout=5, interval=0.05, what="task 'long' runs")
     await plugin.stop()
     again = TasksPlugin({"workers": 1})
     await again.setup(FakeContext(tmp_path))
