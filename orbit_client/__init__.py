@@ -40,6 +40,8 @@ _MOVED = {
     **dict.fromkeys(
         ("AsyncJobs", "JobHandle", "Jobs", "SyncJobHandle", "job_spec"), "orbit_plugins.psij.client"
     ),
+    **dict.fromkeys(("AsyncQueueInfo", "QueueInfo"), "orbit_plugins.queue_info.client"),
+    **dict.fromkeys(("AsyncSysinfo", "Sysinfo"), "orbit_plugins.sysinfo.client"),
     **dict.fromkeys(
         ("AsyncOrbitExecutor", "OrbitExecutor", "RemoteTraceback", "TaskFailed", "VersionMismatch"),
         "orbit_plugins.tasks.client",
@@ -61,6 +63,8 @@ __all__ = [
     "AsyncJobs",
     "AsyncOrbitClient",
     "AsyncOrbitExecutor",
+    "AsyncQueueInfo",
+    "AsyncSysinfo",
     "AuthenticationFailed",
     "BadRequest",
     "BrokerError",
@@ -82,10 +86,12 @@ __all__ = [
     "OrbitExecutor",
     "PayloadTooLarge",
     "PoisonMessage",
+    "QueueInfo",
     "RemoteTraceback",
     "Subscription",
     "SyncJobHandle",
     "SyncSubscription",
+    "Sysinfo",
     "TaskFailed",
     "Unavailable",
     "UnknownMethod",

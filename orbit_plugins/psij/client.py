@@ -19,21 +19,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
+
+from orbit_client.feature import read
 
 from .schema import TERMINAL, CancelResult, JobInfo, JobStatus, OutputChunk, Stream
 
 if TYPE_CHECKING:
     from orbit_client import AsyncOrbitClient, OrbitClient
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def _read(model: type[M], raw: Mapping[str, Any]) -> M:
-    """``raw`` as ``model``, without the fields ``model`` does not know."""
-    return model.model_validate({k: v for k, v in raw.items() if k in model.model_fields})
 
 
 def job_spec(
@@ -90,7 +85,7 @@ class AsyncJobs:
         or any pydantic model of one, e.g. ``orbit_plugins.psij.schema.JobSpec``."""
         body = spec.model_dump(exclude_none=True) if isinstance(spec, BaseModel) else dict(spec)
         raw = await self._call("submit_job", spec=body, executor=executor, **call_options)
-        info = _read(JobInfo, raw)
+        info = read(JobInfo, raw)
         return JobHandle(self, info.job_id, info)
 
     def handle(self, job_id: str) -> JobHandle:
@@ -108,14 +103,14 @@ class AsyncJobs:
             stderr_offset=stderr_offset,
             max_bytes=max_bytes,
         )
-        return _read(JobStatus, raw)
+        return read(JobStatus, raw)
 
     async def list(self, all_users: bool = False) -> list[JobInfo]:
         raw = await self._call("list_jobs", all_users=all_users)
-        return [_read(JobInfo, j) for j in raw["jobs"]]
+        return [read(JobInfo, j) for j in raw["jobs"]]
 
     async def cancel(self, job_id: str) -> CancelResult:
-        return _read(CancelResult, await self._call("cancel_job", job_id=job_id))
+        return read(CancelResult, await self._call("cancel_job", job_id=job_id))
 
 
 class JobHandle:
@@ -190,7 +185,7 @@ class JobHandle:
                 if event.data.get("job_id") != self.job_id:
                     continue
                 if event.topic == "job_output":
-                    chunk = _read(OutputChunk, event.data)
+                    chunk = read(OutputChunk, event.data)
                     if chunk.offset == offsets[chunk.stream]:
                         offsets[chunk.stream] = chunk.end
                         yield chunk

@@ -25,7 +25,8 @@ def queues(
     endpoint: EndpointArg,
     jobs: Annotated[bool, typer.Option("--jobs", help="Also list batch jobs.")] = False,
     user: Annotated[
-        str | None, typer.Option("--user", "-u", help="Jobs of this user ('*': everybody).")
+        str | None,
+        typer.Option("--user", "-u", help="Limits and jobs of this user ('*': everybody)."),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Bypass the endpoint's cache.")] = False,
     json_out: JsonOpt = False,
@@ -36,7 +37,7 @@ def queues(
 
     async def work(client: AsyncOrbitClient) -> dict[str, Any]:
         qi = client.plugin(endpoint, "queue_info")
-        result: dict[str, Any] = {"info": await qi.get_info(force=force)}
+        result: dict[str, Any] = {"info": await qi.get_info(user=user, force=force)}
         if jobs:
             result["jobs"] = await qi.list_all_jobs(user=user, force=force)
         return result
@@ -55,7 +56,17 @@ def queues(
         title=f"[bold]{info.backend} queues on {endpoint}[/]",
         title_justify="left",
     )
-    for column in ("queue", "state", "nodes idle/total", "cpus", "gpus", "mem", "time limit"):
+    columns = (
+        "queue",
+        "state",
+        "nodes idle/total",
+        "cpus",
+        "gpus",
+        "mem",
+        "time limit",
+        "jobs/user",
+    )
+    for column in columns:
         table.add_column(column)
     for q in info.queues.values():
         table.add_row(
@@ -66,6 +77,7 @@ def queues(
             _n(q.gpus_per_node),
             render.human_bytes(q.mem_per_node_mb * 2**20) if q.mem_per_node_mb else "–",
             render.human_duration(q.time_limit) if q.time_limit else "unlimited",
+            _n(q.max_jobs_per_user),
         )
     render.console.print(table)
     if "jobs" in raw:

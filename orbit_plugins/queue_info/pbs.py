@@ -55,9 +55,17 @@ def _state_counts(text: str) -> dict[str, int]:
     return {k: int(v) for k, v in re.findall(r"(\w+):(\d+)", text)}
 
 
-def parse_queues(qstat_qf: str, pbsnodes: str) -> dict[str, QueueInfo]:
+def max_run(attrs: dict[str, str], user: str | None) -> int | None:
+    """A queue's running-job limit for ``user``: ``max_run = [u:USER=N]`` before
+    ``[u:PBS_GENERIC=N]``, or the older ``max_user_run = N``."""
+    limits = dict(re.findall(r"\[u:([^=\]]+)=(\d+)\]", attrs.get("max_run", "")))
+    value = limits.get(user or "") or limits.get("PBS_GENERIC") or attrs.get("max_user_run")
+    return _int(value)
+
+
+def parse_queues(qstat_qf: str, pbsnodes: str, user: str | None = None) -> dict[str, QueueInfo]:
     """Queues from ``qstat -Qf`` with node counts from ``pbsnodes -a`` (nodes without a
-    ``queue`` attribute serve every execution queue)."""
+    ``queue`` attribute serve every execution queue); ``user``'s limits."""
     nodes = parse_blocks(pbsnodes, None)
     queues: dict[str, QueueInfo] = {}
     for name, attrs in parse_blocks(qstat_qf, "Queue").items():
@@ -86,6 +94,7 @@ def parse_queues(qstat_qf: str, pbsnodes: str) -> dict[str, QueueInfo]:
                 (_int(n.get("resources_available.ngpus")) or 0 for n in mine), default=0
             )
             or None,
+            max_jobs_per_user=max_run(attrs, user),
             jobs_queued=counts.get("Queued"),
             jobs_running=counts.get("Running"),
         )
@@ -116,13 +125,16 @@ def job_allocation(job_id: str, qstat_f: str, nodefile: str | None) -> JobAlloca
     hosts = list(dict.fromkeys(nodefile.split())) if nodefile else []
     nodes = _int(attrs.get("Resource_List.nodect")) or (len(hosts) or None)
     cpus = _int(attrs.get("Resource_List.ncpus"))
+    gpus = _int(attrs.get("Resource_List.ngpus"))
     return JobAllocation(
         job_id=job_id,
         queue=attrs.get("queue"),
         n_nodes=nodes,
         nodelist=hosts,
         cpus_per_node=cpus // nodes if cpus and nodes else None,
+        gpus_per_node=gpus // nodes if gpus and nodes else None,
         account=attrs.get("Account_Name") or attrs.get("project"),
         job_name=attrs.get("Job_Name"),
         time_limit=parse_time(attrs.get("Resource_List.walltime", "")),
+        runtime=parse_time(attrs.get("resources_used.walltime", "")),
     )

@@ -7,6 +7,7 @@ Answers come from the scheduler's own commands (``sinfo``, ``squeue``, ``sacctmg
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import re
@@ -23,6 +24,7 @@ from orbit_protocol import InvalidArgs, NotFound, Unavailable
 
 from . import pbs, slurm
 from .schema import (
+    Allocation,
     AllocationsResult,
     Backend,
     BackendResult,
@@ -106,17 +108,26 @@ class QueueInfoPlugin(Plugin):
 
     @operation(idempotent=True)
     def get_info(self, args: InfoArgs) -> InfoResult:
-        """Partitions/queues with node counts, state and limits."""
-        backend = self._need_backend()
+        """Partitions/queues with node counts, state and limits (``max_jobs_per_user`` for
+        ``user``, default the endpoint's user)."""
+        backend, user = self._need_backend(), self._user(args.user)
 
         def load() -> InfoResult:
-            if backend == "slurm":
-                queues = slurm.parse_sinfo(self._run(slurm.SINFO))
-            else:
-                queues = pbs.parse_queues(self._run(pbs.QSTAT_QUEUES), self._run(pbs.PBSNODES))
+            if backend == "pbs":
+                queues = pbs.parse_queues(
+                    self._run(pbs.QSTAT_QUEUES), self._run(pbs.PBSNODES), user
+                )
+                return InfoResult(backend=backend, queues=queues)
+            queues = slurm.parse_sinfo(self._run(slurm.SINFO))
+            mine: list[Allocation] = []
+            if user is not None:  # "*": no one's limits
+                with contextlib.suppress(Unavailable):  # no accounting database: unknown
+                    mine = self.list_allocations(UserArgs(user=user, force=args.force)).allocations
+            for name, queue in queues.items():
+                queue.max_jobs_per_user = slurm.max_jobs_per_user(mine, name)
             return InfoResult(backend=backend, queues=queues)
 
-        return self._cached(("info",), args.force, load)
+        return self._cached(("info", user), args.force, load)
 
     @operation(idempotent=True)
     def list_jobs(self, args: QueueJobsArgs) -> JobsResult:

@@ -29,6 +29,11 @@ class QueueInfo(_Model):
     cpus_per_node: int | None = None
     mem_per_node_mb: int | None = None
     gpus_per_node: int | None = None
+    max_jobs_per_user: int | None = Field(
+        default=None,
+        description="jobs the asked user may run here at once (Slurm: the user's "
+        "associations' MaxJobs; PBS: the queue's max_run); null: no limit known",
+    )
     jobs_queued: int | None = None
     jobs_running: int | None = None
     features: list[str] = Field(default_factory=list)
@@ -66,9 +71,11 @@ class JobAllocation(_Model):
     n_nodes: int | None = None
     nodelist: list[str] = Field(default_factory=list)
     cpus_per_node: int | None = None
+    gpus_per_node: int | None = None
     account: str | None = None
     job_name: str | None = None
     time_limit: int | None = None
+    runtime: int | None = Field(default=None, description="seconds the job has run so far")
 
 
 class InfoResult(_Model):
@@ -96,6 +103,9 @@ class JobAllocationResult(_Model):
 
 
 class InfoArgs(_Model):
+    user: str | None = Field(
+        default=None, description="whose limits (max_jobs_per_user); default: the endpoint's user"
+    )
     force: bool = Field(default=False, description="bypass the cache")
 
 

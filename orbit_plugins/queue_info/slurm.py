@@ -9,7 +9,7 @@ from .schema import Allocation, BatchJob, JobAllocation, QueueInfo
 SINFO = ["sinfo", "-h", "-o", "%P|%a|%l|%D|%F|%c|%m|%G|%f"]
 SQUEUE = ["squeue", "-h", "-o", "%i|%j|%u|%P|%T|%D|%M|%l|%r"]
 SACCTMGR = ["sacctmgr", "-n", "-P", "show", "assoc"]
-SACCTMGR_FORMAT = "format=Account,User,Partition,QOS,GrpTRES,MaxWall"
+SACCTMGR_FORMAT = "format=Account,User,Partition,QOS,GrpTRES,MaxWall,MaxJobs"
 
 
 def parse_time(text: str) -> int | None:
@@ -117,7 +117,9 @@ def parse_sacctmgr(text: str) -> list[Allocation]:
         if len(fields) < 6 or not fields[0]:
             continue
         account, user, partition, qos, grp_tres, max_wall = fields[:6]
-        limits = {k: v for k, v in (("GrpTRES", grp_tres), ("MaxWall", max_wall)) if v}
+        max_jobs = fields[6] if len(fields) > 6 else ""
+        pairs = (("GrpTRES", grp_tres), ("MaxWall", max_wall), ("MaxJobs", max_jobs))
+        limits = {k: v for k, v in pairs if v}
         allocations.append(
             Allocation(
                 account=account,
@@ -128,6 +130,24 @@ def parse_sacctmgr(text: str) -> list[Allocation]:
             )
         )
     return allocations
+
+
+def max_jobs_per_user(allocations: list[Allocation], partition: str) -> int | None:
+    """The most jobs the user may run at once in ``partition`` under one of their accounts;
+    ``None`` when no association applies or one that applies sets no ``MaxJobs``."""
+    limits = [a.limits.get("MaxJobs") for a in allocations if a.partition in (None, partition)]
+    if not limits or not all(limit and limit.isdigit() for limit in limits):
+        return None
+    return max(int(limit) for limit in limits if limit)
+
+
+def _gpus_of_job(fields: dict[str, str], nodes: int | None) -> int | None:
+    """GPUs per node from ``TresPerNode=gres/gpu:4`` or ``AllocTRES=...,gres/gpu=8``."""
+    per_node = re.search(r"gres/gpu(?::[^:,=]+)?:(\d+)", fields.get("TresPerNode", ""))
+    if per_node:
+        return int(per_node.group(1))
+    total = re.search(r"gres/gpu=(\d+)", fields.get("AllocTRES", ""))
+    return int(total.group(1)) // nodes if total and nodes else None
 
 
 def parse_scontrol_job(text: str) -> dict[str, str]:
@@ -143,7 +163,9 @@ def job_allocation(fields: dict[str, str], hosts: list[str]) -> JobAllocation:
         n_nodes=nodes,
         nodelist=hosts,
         cpus_per_node=cpus // nodes if cpus and nodes else None,
+        gpus_per_node=_gpus_of_job(fields, nodes),
         account=fields.get("Account") or None,
         job_name=fields.get("JobName") or None,
         time_limit=parse_time(fields.get("TimeLimit", "")),
+        runtime=parse_time(fields.get("RunTime", "")),
     )

@@ -66,6 +66,21 @@ def test_squeue_sacctmgr_scontrol() -> None:
     alloc = slurm.job_allocation(fields, ["nid001", "nid002"])
     assert (alloc.job_id, alloc.queue, alloc.n_nodes, alloc.cpus_per_node) == ("77", "debug", 2, 64)
     assert (alloc.account, alloc.time_limit) == ("m1234", 1800)
+    assert (alloc.gpus_per_node, alloc.runtime) == (4, 73)  # AllocTRES gres/gpu=8 on 2 nodes
+
+
+def test_slurm_max_jobs_per_user_from_the_users_associations() -> None:
+    allocs = slurm.parse_sacctmgr(fake("slurm", *slurm.SACCTMGR, slurm.SACCTMGR_FORMAT))
+    alice = [a for a in allocs if a.user == "alice"]
+    assert [a.limits.get("MaxJobs") for a in alice] == ["50", "8"]
+    # debug: m1234 (all partitions, 50) or m1234_g (debug, 8): up to 50 under one account
+    assert slurm.max_jobs_per_user(alice, "debug") == 50
+    assert slurm.max_jobs_per_user(alice, "regular") == 50
+    bob = [a for a in allocs if a.user == "bob"]
+    assert slurm.max_jobs_per_user(bob, "regular") is None  # no MaxJobs: no limit known
+    assert slurm.max_jobs_per_user([], "regular") is None
+    fields = {"TresPerNode": "gres/gpu:a100:4", "NumNodes": "3", "JobId": "9"}
+    assert slurm.job_allocation(fields, []).gpus_per_node == 4
 
 
 def test_pbs_queues_jobs_and_continuation_lines() -> None:
@@ -81,6 +96,10 @@ def test_pbs_queues_jobs_and_continuation_lines() -> None:
     assert (workq.nodes_total, workq.nodes_idle, workq.nodes_allocated) == (3, 1, 2)
     assert (workq.cpus_per_node, workq.gpus_per_node, workq.mem_per_node_mb) == (64, 4, 257736)
     assert queues["debug"].state == "down"
+    assert workq.max_jobs_per_user == 20 and queues["debug"].max_jobs_per_user is None
+    qf = fake("pbs", *pbs.QSTAT_QUEUES)
+    assert pbs.parse_queues(qf, "", "alice")["workq"].max_jobs_per_user == 40  # [u:alice=40]
+    assert pbs.max_run({"max_user_run": "5"}, "bob") == 5  # the older attribute
     jobs = pbs.parse_jobs(fake("pbs", *pbs.QSTAT_JOBS))
     assert [(j.job_id, j.user, j.state, j.nodes) for j in jobs] == [
         ("101.pbs01", "alice", "R", 2),
@@ -95,6 +114,7 @@ def test_pbs_queues_jobs_and_continuation_lines() -> None:
         64,
         "proj1",
     )
+    assert (alloc.gpus_per_node, alloc.runtime) == (4, 602)  # ngpus 8 on 2 nodes, 00:10:02
 
 
 class Ctx:
@@ -115,6 +135,9 @@ def test_plugin_cache_allocation_and_backends(monkeypatch: pytest.MonkeyPatch) -
     first = plugin.get_info(InfoArgs())
     assert plugin.get_info(InfoArgs()) is first  # cached
     assert plugin.get_info(InfoArgs(force=True)) is not first
+    alice = plugin.get_info(InfoArgs(user="alice")).queues
+    assert alice["debug"].max_jobs_per_user == 50
+    assert plugin.get_info(InfoArgs(user="*")).queues["debug"].max_jobs_per_user is None
     alloc = plugin.job_allocation().allocation
     assert alloc is not None and alloc.nodelist == ["nid001", "nid002"]
     assert [a.user for a in plugin.list_allocations(UserArgs(user="bob")).allocations] == ["bob"]
