@@ -66,6 +66,7 @@ _.model_config
 _._valid_url  # @field_validator
 _._valid_name  # @field_validator
 _._valid_pools  # @field_validator
+_._upper_level  # @field_validator
 _._one_kind  # @model_validator
 _._error_iff_failed  # @model_validator
 _.get_field_value  # PydanticBaseSettingsSource
@@ -94,6 +95,7 @@ _.launcher  # iri job spec
 _.jobs_queued  # queue_info
 _.jobs_running  # queue_info
 _.n_nodes  # queue_info
+_.runtime  # queue_info job_allocation
 _.mtime  # staging
 _.created  # staging
 _.eof  # staging

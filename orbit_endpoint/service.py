@@ -15,10 +15,10 @@ from .settings import EndpointSettings
 log = logging.getLogger("orbit_endpoint")
 
 
-def setup_logging(debug: bool = False) -> None:
-    """Plain timestamped lines on stderr (the CLI may install a rich handler instead)."""
+def setup_logging(level: str = "INFO") -> None:
+    """Plain timestamped lines on stderr at ``level`` (``DEBUG``, ``INFO``, ...)."""
     logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
+        level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
@@ -48,7 +48,7 @@ def run(settings: EndpointSettings) -> int:
 
 def main() -> None:
     settings = EndpointSettings()  # type: ignore[call-arg,unused-ignore]  # name from env
-    setup_logging(settings.debug)
+    setup_logging(settings.effective_log_level)
     sys.exit(run(settings))
 
 

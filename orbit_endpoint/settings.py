@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orbit_protocol import naming
@@ -14,6 +14,7 @@ from orbit_protocol.headers import DEFAULT_MAX_BODY, HARD_MAX_BODY
 from orbit_protocol.urls import mask_urls, split_urls
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:35672/orbit"
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
 def default_state_dir() -> Path:
@@ -23,7 +24,9 @@ def default_state_dir() -> Path:
 class EndpointSettings(BaseSettings):
     """Everything an endpoint process needs to know."""
 
-    model_config = SettingsConfigDict(env_prefix="ORBIT_ENDPOINT_", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="ORBIT_ENDPOINT_", extra="forbid", populate_by_name=True
+    )
 
     name: str = Field(description="endpoint name; its queue is orbit.ep.<name>")
     url: SecretStr = Field(
@@ -48,7 +51,14 @@ class EndpointSettings(BaseSettings):
     heartbeat: int = Field(default=10, ge=1, le=60, description="AMQP heartbeat and presence, s")
     max_body: int = Field(default=DEFAULT_MAX_BODY, ge=1024, le=HARD_MAX_BODY)
     state_dir: Path = Field(default_factory=default_state_dir)
-    debug: bool = Field(default=False, description="include tracebacks in INTERNAL errors")
+    debug: bool = Field(
+        default=False, description="include tracebacks in INTERNAL errors; log at DEBUG"
+    )
+    log_level: LogLevel = Field(
+        default="INFO",
+        validation_alias=AliasChoices("ORBIT_ENDPOINT_LOG_LEVEL", "ORBIT_LOG_LEVEL"),
+        description="DEBUG, INFO, WARNING or ERROR (also read from ORBIT_LOG_LEVEL)",
+    )
     journal_retention: float = Field(
         default=7 * 24 * 3600, gt=0, description="seconds answered requests stay in the journal"
     )
@@ -67,11 +77,21 @@ class EndpointSettings(BaseSettings):
     def _valid_name(cls, value: str) -> str:
         return naming.validate_name(value)
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
     @field_validator("url")
     @classmethod
     def _valid_url(cls, value: SecretStr) -> SecretStr:
         split_urls(value.get_secret_value())
         return value
+
+    @property
+    def effective_log_level(self) -> LogLevel:
+        """``log_level``, or ``DEBUG`` when ``debug`` is on."""
+        return "DEBUG" if self.debug else self.log_level
 
     @field_validator("pools")
     @classmethod

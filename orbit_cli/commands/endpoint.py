@@ -45,6 +45,15 @@ URL, owner and allow-list default to the profile entry written by [bold]orbit br
 [bold]orbit broker provision --profile-out[/]; every setting also reads ORBIT_ENDPOINT_<NAME>."""
 
 
+def _log_level(value: str | None) -> str | None:
+    if value is not None and value.upper() not in LOG_LEVELS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
+    return value.upper() if value else None
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
 @app.command("start", epilog=START_EPILOG)
 def start(
     name: NameOpt,
@@ -82,6 +91,15 @@ def start(
         float,
         typer.Option("--wait", min=1, help="With --detach: seconds to wait for the first ping."),
     ] = 30.0,
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            "--log-level",
+            metavar="LEVEL",
+            callback=_log_level,
+            help="DEBUG, INFO (default), WARNING or ERROR; also ORBIT_LOG_LEVEL.",
+        ),
+    ] = None,
 ) -> None:
     """Start an endpoint: in the foreground, or with [bold]--detach[/] as a background process."""
     flags: dict[str, Any] = {
@@ -92,6 +110,7 @@ def start(
         "pools": pool or None,
         "state_dir": state_dir,
         "debug": True if STATE.debug else None,
+        "log_level": log_level,
     }
     settings = resolve_settings(name, flags)
     if detach:
@@ -115,6 +134,7 @@ def resolve_settings(name: str, flags: dict[str, Any]) -> EndpointSettings:
         "pools",
         "state_dir",
         "debug",
+        "log_level",
     ):
         if flags.get(key) is not None:
             values[key] = flags[key]
@@ -135,7 +155,7 @@ def _describe(settings: EndpointSettings) -> str:
 def _run_foreground(settings: EndpointSettings) -> None:
     from orbit_endpoint import service
 
-    service.setup_logging(settings.debug)
+    service.setup_logging(settings.effective_log_level)
     render.err_console.print(_describe(settings) + "\n  [dim]Ctrl-C to stop[/]")
     code = service.run(settings)
     if code:
@@ -162,6 +182,7 @@ def _env_for(settings: EndpointSettings) -> dict[str, str]:
         "admins",
         "state_dir",
         "debug",
+        "log_level",
     ):
         value = dumped.get(key)
         if value is not None:

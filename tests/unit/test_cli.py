@@ -368,6 +368,7 @@ def test_detached_env_round_trips(isolated: Path, tmp_path: Path) -> None:
             "plugins": ["sysinfo"],
             "allowed_users": ["alice", "bob"],
             "state_dir": tmp_path,
+            "log_level": "WARNING",
         },
     )
     env = _env_for(s)
@@ -382,6 +383,26 @@ def test_detached_env_round_trips(isolated: Path, tmp_path: Path) -> None:
     assert again.name == "demo" and again.allowed_users == ["alice", "bob"]
     assert again.url.get_secret_value() == "amqp://demo:pw@h:1/orbit"
     assert again.state_dir == tmp_path
+    assert again.log_level == "WARNING"
+
+
+def test_endpoint_log_level_flag_env_and_debug(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orbit_cli.commands.endpoint import resolve_settings
+
+    monkeypatch.setenv("LOG_LEVEL", "ERROR")  # another tool's variable is not ours
+    assert resolve_settings("demo", {}).log_level == "INFO"
+    monkeypatch.setenv("ORBIT_LOG_LEVEL", "warning")
+    assert resolve_settings("demo", {}).log_level == "WARNING"
+    monkeypatch.setenv("ORBIT_ENDPOINT_LOG_LEVEL", "error")  # the endpoint's own beats it
+    assert resolve_settings("demo", {}).log_level == "ERROR"
+    flagged = resolve_settings("demo", {"log_level": "DEBUG"})
+    assert flagged.log_level == flagged.effective_log_level == "DEBUG"
+    assert resolve_settings("demo", {"debug": True}).effective_log_level == "DEBUG"
+    args = ["endpoint", "start", "--name", "demo", "--log-level", "loud"]
+    bad = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert bad.exit_code == 2 and "not one of DEBUG, INFO, WARNING, ERROR" in bad.output
 
 
 def test_mask_url() -> None:
