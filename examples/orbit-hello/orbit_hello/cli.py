@@ -8,7 +8,8 @@ import typer
 
 from orbit_cli.kit import EndpointArg, JsonOpt, TimeoutOpt, UrlOpt, render, session
 
-from .schema import GreetArgs, Greeting
+from .client import AsyncHello
+from .schema import Greeting
 
 if TYPE_CHECKING:
     from orbit_client import AsyncOrbitClient
@@ -26,13 +27,11 @@ def greet(
     url: UrlOpt = None,
 ) -> None:
     """Ask ENDPOINT to greet NAME."""
-    args = GreetArgs(name=name, shout=shout).model_dump()
 
     async def work(client: AsyncOrbitClient) -> Greeting:
-        raw = await client.call(endpoint, "hello.greet", timeout=timeout, **args)
-        return Greeting.model_validate(raw)
+        return await AsyncHello(client, endpoint).greet(name, shout=shout)
 
-    greeting = session.run(work, url=url)
+    greeting = session.run(work, url=url, timeout=timeout)
     if json_out:
         render.print_json(greeting.model_dump(), raw=True)
     else:
