@@ -46,12 +46,15 @@ URL, owner and allow-list default to the profile entry written by [bold]orbit br
 
 
 def _log_level(value: str | None) -> str | None:
-    if value is not None and value.upper() not in LOG_LEVELS:
-        raise typer.BadParameter(f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
+    """``--log-level``, checked against the endpoint setting's own choices."""
+    from typing import get_args
+
+    from orbit_endpoint.settings import LogLevel
+
+    levels = get_args(LogLevel)
+    if value is not None and value.upper() not in levels:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(levels)}")
     return value.upper() if value else None
-
-
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 @app.command("start", epilog=START_EPILOG)

@@ -60,7 +60,8 @@ class AsyncQueueInfo(AsyncFeatureClient):
     async def list_allocations(
         self, user: str | None = None, *, force: bool = False
     ) -> list[Allocation]:
-        """Accounts ``user`` may charge (Slurm associations; empty on PBS)."""
+        """Accounts ``user`` may charge (Slurm associations; ``Unavailable`` on PBS, which
+        keeps no account database)."""
         got = await self._get(AllocationsResult, "list_allocations", user=user, force=force)
         return got.allocations
 
