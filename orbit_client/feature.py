@@ -35,7 +35,10 @@ T = TypeVar("T")
 
 
 def read(model: type[M], raw: Mapping[str, Any]) -> M:
-    """``raw`` as ``model``, without the top-level fields ``model`` does not know."""
+    """``raw`` as ``model``, without the top-level fields ``model`` does not know (unless the
+    model keeps extra fields: ``extra="allow"``)."""
+    if model.model_config.get("extra") == "allow":
+        return model.model_validate(raw)
     return model.model_validate({k: v for k, v in raw.items() if k in model.model_fields})
 
 
@@ -53,12 +56,20 @@ class AsyncFeatureClient:
 
     async def _call(self, method: str, **args: Any) -> Any:
         """``plugin.method`` with ``args``; ``None`` values are left out (the defaults apply)."""
+        return await self._invoke(f"{self.plugin}.{method}", args)
+
+    async def _invoke(self, operation: str, args: Mapping[str, Any]) -> Any:
+        """Any ``operation`` (``plugin.method``) on the bound endpoint, ``None`` args left out."""
         given = {k: v for k, v in args.items() if v is not None}
-        return await self.client.call(self.endpoint, f"{self.plugin}.{method}", **given)
+        return await self.client.call(self.endpoint, operation, **given)
 
     async def _get(self, model: type[M], method: str, **args: Any) -> M:
         """:meth:`_call`, its reply read as ``model``."""
         return read(model, await self._call(method, **args))
+
+    async def _get_list(self, model: type[M], method: str, **args: Any) -> list[M]:
+        """:meth:`_call` of an operation that answers a JSON list, each item read as ``model``."""
+        return [read(model, item) for item in await self._call(method, **args)]
 
 
 A = TypeVar("A", bound=AsyncFeatureClient)
@@ -82,4 +93,4 @@ class SyncFeatureClient(Generic[A]):
         return self.client.run_in_loop(lambda _: work(self._async))
 
 
-__all__ = ["AsyncFeatureClient", "SyncFeatureClient", "read"]
+__all__ = ["AsyncFeatureClient", "M", "SyncFeatureClient", "read"]

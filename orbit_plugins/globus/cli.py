@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from pydantic import BaseModel
 
 from orbit_cli.kit import CliError, EndpointArg, JsonOpt, TimeoutOpt, UrlOpt, render, session
+from orbit_plugins.globus.schema import Task
 
 if TYPE_CHECKING:
     from orbit_client import AsyncOrbitClient
-    from orbit_plugins.globus.client import GlobusTransfers
+    from orbit_plugins.globus.client import AsyncGlobus
+    from orbit_plugins.globus.schema import Listing, Outcome, Registered, Submitted
 
 transfer_app = typer.Typer(
     help="Globus transfers driven by an endpoint's globus plugin (no data through Orbit).",
@@ -48,10 +51,10 @@ def _run(
     timeout: float | None,
     work: Any,
 ) -> Any:
-    from orbit_plugins.globus.client import GlobusTransfers
+    from orbit_plugins.globus.client import AsyncGlobus
 
     async def main(client: AsyncOrbitClient) -> Any:
-        transfers = GlobusTransfers(client, endpoint)
+        transfers = AsyncGlobus(client, endpoint)
         if token:
             await transfers.register(access_token=token)
         return await work(transfers)
@@ -59,17 +62,20 @@ def _run(
     return session.run(main, url=url, timeout=timeout)
 
 
-def _show_task(task: dict[str, Any], json_out: bool) -> None:
+def _json(model: BaseModel) -> None:
+    render.print_json(model.model_dump(mode="json"), raw=True)
+
+
+def _show_task(task: Task, json_out: bool) -> None:
     if json_out:
-        render.print_json(task, raw=True)
+        _json(task)
         return
-    colour = {"SUCCEEDED": "green", "FAILED": "red"}.get(task["status"], "yellow")
+    colour = {"SUCCEEDED": "green", "FAILED": "red"}.get(task.status, "yellow")
     render.console.print(
-        f"[bold]{task['task_id']}[/]  [{colour}]{task['status']}[/]"
-        + (f" ({task['nice_status']})" if task.get("nice_status") else "")
-        + f"  {task.get('files_transferred', 0)} file(s),"
-        f" {render.human_bytes(task.get('bytes_transferred', 0))}"
-        + (f"  [dim]{task['label']}[/]" if task.get("label") else "")
+        f"[bold]{task.task_id}[/]  [{colour}]{task.status}[/]"
+        + (f" ({task.nice_status})" if task.nice_status else "")
+        + f"  {task.files_transferred} file(s), {render.human_bytes(task.bytes_transferred)}"
+        + (f"  [dim]{task.label}[/]" if task.label else "")
     )
 
 
@@ -105,16 +111,16 @@ def register_cmd(
             "give --token, or --refresh-token with --client-id", code="INVALID_ARGS", exit_code=2
         )
 
-    async def work(t: GlobusTransfers) -> dict[str, Any]:
+    async def work(t: AsyncGlobus) -> Registered:
         if token:
             return await t.register(access_token=token)
         return await t.register(refresh_token=refresh_token, client_id=client_id)
 
     result = _run(endpoint, None, url, timeout, work)
     if json_out:
-        render.print_json(result, raw=True)
+        _json(result)
     else:
-        render.success(f"registered {result['auth'].replace('_', ' ')} for {result['user']}")
+        render.success(f"registered {result.auth.replace('_', ' ')} for {result.user}")
 
 
 @transfer_app.command("submit")
@@ -137,20 +143,20 @@ def submit(
 ) -> None:
     """Submit a Globus transfer (optionally wait for it)."""
 
-    async def work(t: GlobusTransfers) -> dict[str, Any]:
+    async def work(t: AsyncGlobus) -> Submitted | Task:
         items = [(source_path, destination_path, recursive)]
         submitted = await t.submit(source, destination, items, label=label, sync_level=sync_level)
         if not wait:
             return submitted
-        return await t.wait(submitted["task_id"])
+        return await t.wait(submitted.task_id)
 
     result = _run(endpoint, token, url, timeout, work)
-    if wait:
+    if isinstance(result, Task):
         _show_task(result, json_out)
     elif json_out:
-        render.print_json(result, raw=True)
+        _json(result)
     else:
-        render.success(f"submitted task {result['task_id']} ({result['status']})")
+        render.success(f"submitted task {result.task_id} ({result.status})")
 
 
 @transfer_app.command("status")
@@ -164,7 +170,7 @@ def status(
 ) -> None:
     """Show a task's status."""
 
-    async def work(t: GlobusTransfers) -> dict[str, Any]:
+    async def work(t: AsyncGlobus) -> Task:
         return await t.status(task_id)
 
     _show_task(_run(endpoint, token, url, timeout, work), json_out)
@@ -184,12 +190,12 @@ def wait_cmd(
 ) -> None:
     """Wait until a task ends (exit 1 if it failed or is still running at --max-wait)."""
 
-    async def work(t: GlobusTransfers) -> dict[str, Any]:
+    async def work(t: AsyncGlobus) -> Task:
         return await t.wait(task_id, timeout=max_wait, polling_interval=2)
 
     task = _run(endpoint, token, url, timeout, work)
     _show_task(task, json_out)
-    if task["status"] != "SUCCEEDED":
+    if task.status != "SUCCEEDED":
         raise typer.Exit(1)
 
 
@@ -203,11 +209,11 @@ def cancel(
 ) -> None:
     """Cancel a task."""
 
-    async def work(t: GlobusTransfers) -> dict[str, Any]:
+    async def work(t: AsyncGlobus) -> Outcome:
         return await t.cancel(task_id)
 
     result = _run(endpoint, token, url, timeout, work)
-    render.success(f"{result['code']}: {result['message']}")
+    render.success(f"{result.code}: {result.message}")
 
 
 @transfer_app.command("list")
@@ -221,12 +227,12 @@ def list_tasks(
 ) -> None:
     """Your recent Globus tasks."""
 
-    async def work(t: GlobusTransfers) -> list[dict[str, Any]]:
+    async def work(t: AsyncGlobus) -> list[Task]:
         return await t.tasks(limit)
 
     tasks = _run(endpoint, token, url, timeout, work)
     if json_out:
-        render.print_json(tasks, raw=True)
+        render.print_json([task.model_dump(mode="json") for task in tasks], raw=True)
         return
     for task in tasks:
         _show_task(task, False)
@@ -245,17 +251,17 @@ def ls(
     """List a directory on a Globus collection."""
     from rich.table import Table
 
-    async def work(t: GlobusTransfers) -> dict[str, Any]:
+    async def work(t: AsyncGlobus) -> Listing:
         return await t.ls(collection, path)
 
     listing = _run(endpoint, token, url, timeout, work)
     if json_out:
-        render.print_json(listing, raw=True)
+        _json(listing)
         return
-    table = Table(title=f"[bold]{listing['collection']}:{listing['path']}[/]", title_justify="left")
+    table = Table(title=f"[bold]{listing.collection}:{listing.path}[/]", title_justify="left")
     for column in ("name", "type", "size", "modified"):
         table.add_column(column, justify="right" if column == "size" else "left")
-    for e in listing["entries"]:
+    for e in listing.entries:
         size = render.human_bytes(e.get("size")) if e.get("type") == "file" else ""
         table.add_row(e.get("name", ""), e.get("type", ""), size, str(e.get("last_modified") or ""))
     render.console.print(table)

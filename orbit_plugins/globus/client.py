@@ -1,33 +1,54 @@
-"""Globus transfers through an endpoint's ``globus`` plugin.
+"""Typed clients of the ``globus`` plugin: :class:`AsyncGlobus` and its blocking twin
+:class:`Globus`.
 
-``t = GlobusTransfers(client, "hpc1"); await t.register(access_token=tok)`` then
-``task = await t.submit("local", dest_uuid, [("/~/in", "/data/in", True)])`` and
-``await t.wait(task["task_id"], timeout=3600)``. Tokens are sent once per endpoint process
-(``register``) and kept there in memory only. Transfer items are the plugin's own wire model
-(:class:`.schema.Item`), and a task has ended when its status is in :data:`.schema.TERMINAL`.
+    g = AsyncGlobus(client, "hpc1")
+    await g.register(access_token=tok)      # once per endpoint process, kept in memory there
+    sub = await g.submit("local", dest_uuid, [("/~/in", "/data/in", True)])
+    task = await g.wait(sub.task_id, timeout=3600)
+    print(task.status, task.bytes_transferred)
+
+Transfer items are ``(source_path, destination_path, recursive)`` tuples or the plugin's own
+:class:`.schema.Item`; a task has ended when its status is in :data:`.schema.TERMINAL`.
+``GlobusTransfers`` is the old name of :class:`AsyncGlobus`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .schema import TERMINAL, Item
+from orbit_client.feature import AsyncFeatureClient, SyncFeatureClient, read
 
-if TYPE_CHECKING:
-    from orbit_client import AsyncOrbitClient
+from .schema import (
+    TERMINAL,
+    Documents,
+    Item,
+    Listing,
+    Outcome,
+    Registered,
+    Submitted,
+    Task,
+    TaskList,
+    Waited,
+)
+
+Items = Iterable[tuple[str, str, bool] | Item]
 
 
-class GlobusTransfers:
-    """Thin async wrapper of the ``globus`` plugin's operations on one endpoint."""
+def _items(items: Items) -> list[dict[str, Any]]:
+    return [
+        (
+            i if isinstance(i, Item) else Item(source=i[0], destination=i[1], recursive=i[2])
+        ).model_dump()
+        for i in items
+    ]
 
-    def __init__(self, client: AsyncOrbitClient, endpoint: str) -> None:
-        self.client = client
-        self.endpoint = endpoint
 
-    async def _call(self, method: str, **args: Any) -> Any:
-        return await self.client.call(self.endpoint, f"globus.{method}", **args)
+class AsyncGlobus(AsyncFeatureClient):
+    """Globus transfers driven by one endpoint (no data passes through Orbit)."""
+
+    plugin = "globus"
 
     async def register(
         self,
@@ -36,76 +57,170 @@ class GlobusTransfers:
         refresh_token: str | None = None,
         client_id: str | None = None,
         local_collection: str | None = None,
-    ) -> dict[str, Any]:
-        args = {
-            "access_token": access_token,
-            "refresh_token": refresh_token,
-            "client_id": client_id,
-            "local_collection": local_collection,
-        }
-        result: dict[str, Any] = await self._call(
-            "register", **{k: v for k, v in args.items() if v is not None}
+    ) -> Registered:
+        """Hand the endpoint an access token, or a refresh token with its ``client_id``."""
+        return await self._get(
+            Registered,
+            "register",
+            access_token=access_token,
+            refresh_token=refresh_token,
+            client_id=client_id,
+            local_collection=local_collection,
         )
-        return result
+
+    async def unregister(self) -> Registered:
+        """Make the endpoint forget your tokens."""
+        return await self._get(Registered, "unregister")
 
     async def submit(
         self,
         source: str,
         destination: str,
-        items: Iterable[tuple[str, str, bool]],
+        items: Items,
         *,
         label: str | None = None,
         sync_level: str | None = None,
-    ) -> dict[str, Any]:
-        """Submit a transfer of ``(source_path, destination_path, recursive)`` items."""
-        result: dict[str, Any] = await self._call(
+    ) -> Submitted:
+        """Submit a transfer between two collections (``"local"``: the endpoint's own)."""
+        return await self._get(
+            Submitted,
             "submit_transfer",
             source=source,
             destination=destination,
-            items=[Item(source=s, destination=d, recursive=r).model_dump() for s, d, r in items],
+            items=_items(items),
             label=label,
             sync_level=sync_level,
         )
-        return result
 
-    async def status(self, task_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._call("get_task", task_id=task_id)
-        return result
+    async def status(self, task_id: str) -> Task:
+        return await self._get(Task, "get_task", task_id=task_id)
 
     async def wait(
         self, task_id: str, *, timeout: float = 3600, polling_interval: float = 5
-    ) -> dict[str, Any]:
+    ) -> Task:
         """Wait (in server-side slices shorter than the call timeout) until the task ends.
 
-        Returns the last task document; check ``status`` (it is still ``ACTIVE`` when
-        ``timeout`` ran out).
+        Returns the last task seen; check ``status`` (it is still ``ACTIVE`` when ``timeout``
+        ran out, see :data:`.schema.TERMINAL`).
         """
         until = time.monotonic() + timeout
         call_timeout = self.client.settings.timeout or 60.0
         while True:
-            left = until - time.monotonic()
-            piece = max(0.5, min(left, call_timeout - 5))
+            piece = max(0.5, min(until - time.monotonic(), call_timeout - 5))
             # the arguments as a dict: ``timeout`` is the operation's, not the call's deadline
             args = {"task_id": task_id, "timeout": piece, "polling_interval": polling_interval}
             reply = await self.client.request(
                 self.endpoint, "globus.task_wait", args, timeout=piece + 5
             )
-            waited = reply.unwrap()
-            task: dict[str, Any] = waited["task"]
-            if waited["done"] or time.monotonic() >= until:
-                return task
+            waited = read(Waited, reply.unwrap())
+            if waited.done or time.monotonic() >= until:
+                return waited.task
 
-    async def cancel(self, task_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._call("cancel_task", task_id=task_id)
-        return result
+    async def cancel(self, task_id: str) -> Outcome:
+        return await self._get(Outcome, "cancel_task", task_id=task_id)
 
-    async def tasks(self, limit: int = 100) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = (await self._call("list_tasks", limit=limit))["tasks"]
-        return result
+    async def tasks(self, limit: int = 100) -> list[Task]:
+        """Your most recent tasks, newest first."""
+        return (await self._get(TaskList, "list_tasks", limit=limit)).tasks
 
-    async def ls(self, collection: str, path: str = "/~/") -> dict[str, Any]:
-        result: dict[str, Any] = await self._call("ls", collection=collection, path=path)
-        return result
+    async def ls(self, collection: str, path: str = "/~/") -> Listing:
+        return await self._get(Listing, "ls", collection=collection, path=path)
+
+    async def mkdir(self, collection: str, path: str) -> Outcome:
+        return await self._get(Outcome, "mkdir", collection=collection, path=path)
+
+    async def rename(self, collection: str, oldpath: str, newpath: str) -> Outcome:
+        return await self._get(
+            Outcome, "rename", collection=collection, oldpath=oldpath, newpath=newpath
+        )
+
+    async def delete(
+        self, collection: str, paths: Iterable[str], *, recursive: bool = False
+    ) -> Submitted:
+        """Submit a delete task for ``paths`` on ``collection``."""
+        return await self._get(
+            Submitted, "delete", collection=collection, paths=list(paths), recursive=recursive
+        )
+
+    async def search(self, filter_text: str, limit: int = 25) -> list[dict[str, Any]]:
+        """Collections matching ``filter_text`` (Globus endpoint documents)."""
+        return (
+            await self._get(Documents, "endpoint_search", filter_text=filter_text, limit=limit)
+        ).items
 
 
-__all__ = ["TERMINAL", "GlobusTransfers"]
+class Globus(SyncFeatureClient[AsyncGlobus]):
+    """Blocking :class:`AsyncGlobus` on an :class:`~orbit_client.OrbitClient`."""
+
+    feature = AsyncGlobus
+
+    def register(
+        self,
+        *,
+        access_token: str | None = None,
+        refresh_token: str | None = None,
+        client_id: str | None = None,
+        local_collection: str | None = None,
+    ) -> Registered:
+        return self._run(
+            lambda g: g.register(
+                access_token=access_token,
+                refresh_token=refresh_token,
+                client_id=client_id,
+                local_collection=local_collection,
+            )
+        )
+
+    def unregister(self) -> Registered:
+        return self._run(lambda g: g.unregister())
+
+    def submit(
+        self,
+        source: str,
+        destination: str,
+        items: Items,
+        *,
+        label: str | None = None,
+        sync_level: str | None = None,
+    ) -> Submitted:
+        chosen = list(items)
+        return self._run(
+            lambda g: g.submit(source, destination, chosen, label=label, sync_level=sync_level)
+        )
+
+    def status(self, task_id: str) -> Task:
+        return self._run(lambda g: g.status(task_id))
+
+    def wait(self, task_id: str, *, timeout: float = 3600, polling_interval: float = 5) -> Task:
+        return self._run(
+            lambda g: g.wait(task_id, timeout=timeout, polling_interval=polling_interval)
+        )
+
+    def cancel(self, task_id: str) -> Outcome:
+        return self._run(lambda g: g.cancel(task_id))
+
+    def tasks(self, limit: int = 100) -> list[Task]:
+        return self._run(lambda g: g.tasks(limit))
+
+    def ls(self, collection: str, path: str = "/~/") -> Listing:
+        return self._run(lambda g: g.ls(collection, path))
+
+    def mkdir(self, collection: str, path: str) -> Outcome:
+        return self._run(lambda g: g.mkdir(collection, path))
+
+    def rename(self, collection: str, oldpath: str, newpath: str) -> Outcome:
+        return self._run(lambda g: g.rename(collection, oldpath, newpath))
+
+    def delete(
+        self, collection: str, paths: Iterable[str], *, recursive: bool = False
+    ) -> Submitted:
+        chosen = list(paths)
+        return self._run(lambda g: g.delete(collection, chosen, recursive=recursive))
+
+    def search(self, filter_text: str, limit: int = 25) -> list[dict[str, Any]]:
+        return self._run(lambda g: g.search(filter_text, limit))
+
+
+GlobusTransfers = AsyncGlobus
+
+__all__ = ["TERMINAL", "AsyncGlobus", "Globus", "GlobusTransfers"]

@@ -173,6 +173,12 @@ class PutResult(_Model):
     sha256: str
 
 
+class Transferred(PutResult):
+    """What a whole-file upload or download by the client ended with."""
+
+    resumed: int = Field(description="Bytes kept from an interrupted earlier try (0: fresh).")
+
+
 class Chunk(_Model):
     offset: int
     size: int

@@ -29,8 +29,10 @@ async def run_executable(
     max_output: int,
     procs: dict[str, asyncio.subprocess.Process],
     uid: str,
+    cancelled: set[str],
 ) -> dict[str, Any]:
-    """Run ``spec``; the result fields of the task (``state`` included)."""
+    """Run ``spec``; the result fields of the task (``state`` included). Its process is in
+    ``procs`` while it runs, and killed at once if ``uid`` is in ``cancelled`` by then."""
     assert spec.executable is not None
     env = {**os.environ, **spec.environment} if spec.environment else None
     try:
@@ -47,6 +49,8 @@ async def run_executable(
     except OSError as exc:
         return {"state": "FAILED", "error": f"cannot start {spec.executable!r}: {exc}"}
     procs[uid] = proc
+    if uid in cancelled:
+        kill_group(proc)
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
     except TimeoutError:

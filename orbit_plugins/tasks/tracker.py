@@ -181,7 +181,9 @@ class TaskTracker:
             if not self._on_start(uid):
                 return
             try:
-                result = await run_executable(spec, timeout, self.cfg.max_output, self._procs, uid)
+                result = await run_executable(
+                    spec, timeout, self.cfg.max_output, self._procs, uid, self._cancel_requested
+                )
             except Exception as exc:
                 result = {"state": "FAILED", "error": f"{type(exc).__name__}: {exc}"}
             if uid in self._cancel_requested:
@@ -254,6 +256,8 @@ class TaskTracker:
         if proc is not None:
             self._cancel_requested.add(uid)
             kill_group(proc)
+        elif uid in self._exec_tasks:  # started, its process not spawned yet: killed at spawn
+            self._cancel_requested.add(uid)
         elif self._pool is None or not self._pool.cancel(uid):
             return False
         if wait:

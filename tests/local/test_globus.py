@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
-from orbit_client import AsyncOrbitClient
+from orbit_client import AsyncOrbitClient, OrbitClient
+from orbit_plugins.globus.client import AsyncGlobus, Globus, GlobusTransfers
+from orbit_plugins.globus.schema import TERMINAL, Item, Submitted, Task
 from orbit_protocol import InvalidArgs, NotAuthorized
 from tests.fakes.globus_api import CONSENT_SCOPE, NEEDS_CONSENT, FakeTransfer
 from tests.local.conftest import StartEndpoint
@@ -206,3 +208,27 @@ async def test_refresh_token_is_exchanged_renewed_and_kept_off_disk(
     assert [s for s in secrets_ if s in log] == []
     for secret in secrets_:
         assert files_containing(ep.state_dir, secret.encode(), skip=set()) == [], secret
+
+
+async def test_typed_clients_return_models(
+    ep: LocalEndpoint, client: AsyncOrbitClient, fake: FakeTransfer, token: str, amqp_url: str
+) -> None:
+    globus = AsyncGlobus(client, EP)
+    registered = await globus.register(access_token=token)
+    assert (registered.auth, registered.local_collection) == ("access_token", LOCAL)
+    sub = await globus.submit("local", REMOTE, [("/~/in/", "/data/in/", True)], label="typed")
+    assert isinstance(sub, Submitted) and sub.status == "Accepted"
+    task = await globus.wait(sub.task_id, timeout=15, polling_interval=0.2)
+    assert isinstance(task, Task) and task.status in TERMINAL
+    assert (task.status, task.label, task.bytes_transferred) == ("SUCCEEDED", "typed", 1000)
+
+    def blocking() -> tuple[list[str], str]:
+        with OrbitClient(url=amqp_url) as sync:
+            blocked = Globus(sync, EP)
+            slow = blocked.submit("local", REMOTE, [Item(source="/a", destination="/b")])
+            return [t.task_id for t in blocked.tasks(5)], blocked.cancel(slow.task_id).code
+
+    fake.duration = float("inf")
+    listed, code = await asyncio.to_thread(blocking)
+    assert sub.task_id in listed and len(listed) == 2 and code == "Canceled"
+    assert GlobusTransfers is AsyncGlobus  # the old name

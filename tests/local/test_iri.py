@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
-from orbit_client import AsyncOrbitClient
+from orbit_client import AsyncOrbitClient, OrbitClient
+from orbit_plugins.iri.client import AsyncIri, Iri
+from orbit_plugins.iri.schema import Job, JobSpec
 from orbit_protocol import InvalidArgs, NotAuthorized, NotFound, Unavailable
 from tests.fakes.iri_api import FakeIri
 from tests.local.conftest import StartEndpoint
@@ -206,3 +208,35 @@ async def test_the_token_is_in_no_file_and_no_log(
     assert token not in log
     assert list(ep.state_dir.rglob("journal.sqlite*"))  # the journal exists and was searched
     assert files_containing(ep.state_dir, token.encode()) == []
+
+
+async def test_typed_clients_return_models(
+    ep: LocalEndpoint, client: AsyncOrbitClient, token: str, fake: FakeIri, amqp_url: str
+) -> None:
+    typed = AsyncIri(client, EP)
+    assert [f.site for f in (await typed.facilities()).facilities] == ["nersc", "olcf"]
+    assert (await typed.connect("nersc", token)).status == "connected"
+    assert (await typed.status("nersc")).connected
+    assert [r["id"] for r in await typed.resources("nersc")] == [CPU, "broken"]
+    assert len(await typed.resources("nersc", resource_type=None)) == 3
+    assert (await typed.resource("nersc", "cfs"))["resource_type"] == "storage"
+    assert [p["id"] for p in await typed.projects("nersc")] == ["m1234"]
+    assert (await typed.allocations("nersc", "m1234"))[0]["entries"]
+    job = await typed.submit_job("nersc", CPU, JobSpec(executable="/bin/hostname", name="t"))
+    assert isinstance(job, Job) and job.status is not None and job.status.state == "queued"
+
+    def blocking() -> tuple[str, list[str], bool, int]:
+        with OrbitClient(url=amqp_url) as sync:
+            iri_sync = Iri(sync, EP)
+            state = iri_sync.job_status("nersc", CPU, job.id).status
+            listed = [j.id for j in iri_sync.jobs("nersc", CPU, historical=True)]
+            cancelled = iri_sync.cancel_job("nersc", CPU, job.id).cancelled
+            return (
+                state.state if state else "",
+                listed,
+                cancelled,
+                iri_sync.disconnect("nersc").forgotten_jobs,
+            )
+
+    state, listed, cancelled, _ = await asyncio.to_thread(blocking)
+    assert state in {"queued", "active", "completed"} and listed == [job.id] and cancelled
