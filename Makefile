@@ -31,12 +31,13 @@ test: | $(PYTHON)
 test-fast: | $(PYTHON)
 	$(PYTHON) -m pytest -q -p no:cacheprovider -n 3 tests/unit tests/local tests/contract -k "not rabbitmq"
 
-## lint: ruff (lint + format check), mypy --strict (packages listed in pyproject.toml) and
-## vulture (dead code; false positives are listed in vulture_whitelist.py)
+## lint: ruff (lint + format check), mypy --strict (packages listed in pyproject.toml, then
+## the example scripts) and vulture (dead code; false positives are listed in vulture_whitelist.py)
 lint: | $(PYTHON)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --strict examples/*.py
 	$(VENV)/bin/vulture orbit_protocol orbit_amqp orbit_client orbit_broker orbit_endpoint \
 	    orbit_plugins orbit_gateway orbit_cli vulture_whitelist.py --min-confidence 60
 

@@ -2,7 +2,7 @@
 
 Requests land in ``orbit.dead`` when they expire unpicked, exceed the delivery limit or
 are rejected. Each is turned into an error reply to its ``reply_to`` so no caller waits
-forever (DESIGN §1): ``expired`` → ``ENDPOINT_OFFLINE``, ``delivery_limit`` →
+forever (docs/protocol.md): ``expired`` → ``ENDPOINT_OFFLINE``, ``delivery_limit`` →
 ``POISON_MESSAGE``, ``rejected`` → ``BAD_REQUEST``. The reply is confirmed before the
 dead letter is acked; run it as ``orbit broker serve`` under the ``orbit-responder`` user.
 """

@@ -1,5 +1,5 @@
-"""Parsing of command-line values: ``KEY=VALUE`` items (call arguments, ``--env``; call
-argument values are JSON when they parse as JSON, else strings), ``--time`` durations."""
+"""Parsing of command-line values: ``KEY=VALUE`` items (call arguments, ``--env``, plugin
+settings; values are JSON when they parse as JSON, else strings), ``--time`` durations."""
 
 from __future__ import annotations
 
@@ -42,6 +42,20 @@ def parse_pairs(pairs: list[str]) -> dict[str, Any]:
         hint="example: orbit call demo sysinfo.metrics fresh=true sections='[\"cpu\"]'",
     )
     return {key: parse_value(value) for key, value in raw.items()}
+
+
+def plugin_settings(items: list[str], base: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``["tasks.workers=4"]`` over ``base`` → ``{"tasks": {..., "workers": 4}}`` (values as in
+    :func:`parse_value`); an item that is not ``PLUGIN.KEY=VALUE`` is a usage error."""
+    merged = {plugin: dict(values) for plugin, values in base.items() if isinstance(values, dict)}
+    problem = "setting {item!r} is not PLUGIN.KEY=VALUE"
+    hint = "example: --set tasks.allow_cloudpickle=true --set sysinfo.prefetch_interval=5"
+    for key, value in key_values(items, problem, hint).items():
+        plugin, dot, name = key.partition(".")
+        if not (plugin and dot and name):
+            raise UsageError(problem.format(item=f"{key}={value}"), hint=hint)
+        merged.setdefault(plugin, {})[name] = parse_value(value)
+    return merged
 
 
 def parse_args_json(text: str | None) -> dict[str, Any]:

@@ -170,12 +170,20 @@ def _credentials(
             "Use --profile-out FILE next time to keep them in a 0600 file."
         )
         return
-    path = profile.save(_profile_data(urls, clients, result), out)
+    path = profile.update(_profile_data(urls, clients, result, out), out)  # others kept
     render.success(f"credentials stored in {path} (0600); use it with ORBIT_PROFILE={path}")
 
 
+def _profile_user(file: Path) -> str | None:
+    """The client user of the profile ``file`` (``None``: it has none)."""
+    from urllib.parse import unquote, urlsplit
+
+    url = profile.load(file).get("client", {}).get("url")
+    return unquote(urlsplit(url).username or "") or None if isinstance(url, str) else None
+
+
 def _profile_data(
-    urls: dict[str, str], clients: list[str], result: ProvisionResult
+    urls: dict[str, str], clients: list[str], result: ProvisionResult, out: Path
 ) -> dict[str, Any]:
     from orbit_protocol import naming
 
@@ -188,8 +196,14 @@ def _profile_data(
     first = next((c for c in clients if c in urls), None)
     if first:
         data["client"] = {"url": urls[first]}
-    data["clients"] = {c: urls[c] for c in clients if c in urls}
-    data["endpoints"] = {e: {"url": urls[e], "allowed_users": clients} for e in eps if e in urls}
+    if known := {c: urls[c] for c in clients if c in urls}:
+        data["clients"] = known
+    # who may call the new endpoints: the new clients, else the profile's own client user
+    access: dict[str, Any] = {"allowed_users": clients} if clients else {}
+    if not clients and (owner := _profile_user(out)):
+        access = {"owner": owner}
+    if made := {e: {"url": urls[e], **access} for e in eps if e in urls}:
+        data["endpoints"] = made
     if naming.RESPONDER_USER in urls:
         data["responder"] = {"url": urls[naming.RESPONDER_USER]}
     return data

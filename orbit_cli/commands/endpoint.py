@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .. import process, profile, render, session
+from .. import parsing, process, profile, render, session
 from ..errors import CliError
 from ..options import STATE, JsonOpt, NameOpt
 from .endpoint_submit import SUBMIT_EPILOG, submit
@@ -39,6 +39,7 @@ START_EPILOG = """\
 
   [cyan]orbit endpoint start --name demo[/]                         foreground, Ctrl-C stops it
   [cyan]orbit endpoint start --name demo --plugins sysinfo --detach[/]
+  [cyan]orbit endpoint start --name demo --plugins tasks --set tasks.allow_cloudpickle=true[/]
   [cyan]orbit endpoint start --name hpc1 --url amqps://hpc1:…@host/orbit --allow alice[/]
 
 URL, owner and allow-list default to the profile entry written by [bold]orbit broker up[/] /
@@ -73,6 +74,15 @@ def start(
     ] = None,
     pool: Annotated[
         list[str] | None, typer.Option("--pool", help="Also serve this pool (repeatable).")
+    ] = None,
+    setting: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="PLUGIN.KEY=VALUE",
+            help="Plugin setting (repeatable; JSON values), e.g. tasks.allow_cloudpickle=true;"
+            " merged over ORBIT_ENDPOINT_PLUGIN_SETTINGS or the profile's.",
+        ),
     ] = None,
     url: Annotated[
         str | None,
@@ -111,6 +121,7 @@ def start(
         "allowed_users": allow or None,
         "admins": admin or None,
         "pools": pool or None,
+        "plugin_settings": _plugin_settings(name, setting) if setting else None,
         "state_dir": state_dir,
         "debug": True if STATE.debug else None,
         "log_level": log_level,
@@ -120,6 +131,12 @@ def start(
         _start_detached(settings, pid_file, log_file, wait)
     else:
         _run_foreground(settings)
+
+
+def _plugin_settings(name: str, items: list[str]) -> dict[str, dict[str, Any]]:
+    env = os.environ.get(ENV_PREFIX + "PLUGIN_SETTINGS")
+    base = json.loads(env) if env else profile.endpoint_entry(name).get("plugin_settings", {})
+    return parsing.plugin_settings(items, base)
 
 
 def resolve_settings(name: str, flags: dict[str, Any]) -> EndpointSettings:
@@ -135,6 +152,7 @@ def resolve_settings(name: str, flags: dict[str, Any]) -> EndpointSettings:
         "allowed_users",
         "admins",
         "pools",
+        "plugin_settings",
         "state_dir",
         "debug",
         "log_level",

@@ -1,4 +1,4 @@
-"""``orbit pool create|status``: shared request queues ``orbit.pool.<pool>`` (DESIGN §1).
+"""``orbit pool create|status``: shared request queues ``orbit.pool.<pool>`` (docs/protocol.md).
 
 Pool queues have the endpoint queues' arguments minus ``x-single-active-consumer``: every
 member consumes at once (competing consumers), each holding at most its capacity of

@@ -357,6 +357,47 @@ def test_endpoint_settings_flags_env_profile(
     assert s.plugins == ["sysinfo"]
 
 
+def test_plugin_settings_set_merge_over_env_or_profile(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orbit_cli.commands.endpoint import _plugin_settings
+
+    profile.save({"endpoints": {"demo": {"plugin_settings": {"tasks": {"workers": 2}}}}})
+    items = ["tasks.allow_cloudpickle=true", "sysinfo.prefetch_interval=2.5", "x.name=a=b"]
+    assert _plugin_settings("demo", items) == {
+        "tasks": {"workers": 2, "allow_cloudpickle": True},
+        "sysinfo": {"prefetch_interval": 2.5},
+        "x": {"name": "a=b"},
+    }
+    monkeypatch.setenv("ORBIT_ENDPOINT_PLUGIN_SETTINGS", '{"tasks": {"workers": 8}}')
+    assert _plugin_settings("demo", ["tasks.workers=1"]) == {"tasks": {"workers": 1}}
+    for bad in ("tasks", "tasks.=1", ".x=1", "workers=4"):
+        with pytest.raises(UsageError, match=r"PLUGIN\.KEY=VALUE"):
+            _plugin_settings("demo", [bad])
+
+
+def test_provision_profile_out_keeps_the_rest_of_the_profile(isolated: Path) -> None:
+    from orbit_cli.commands import broker_access
+
+    profile.save({"client": {"url": "amqp://alice:pw@h/orbit"}, "broker": {"amqp_port": 1}})
+    urls = {"m1": "amqp://m1:s@h/orbit"}
+    data = broker_access._profile_data(urls, [], _provisioned("m1"), isolated)
+    profile.update(data, isolated)
+    saved = profile.load(isolated)
+    assert saved["broker"] == {"amqp_port": 1} and saved["client"]["url"].startswith("amqp://alice")
+    assert saved["endpoints"] == {"m1": {"url": "amqp://m1:s@h/orbit", "owner": "alice"}}
+    assert "clients" not in saved  # no client users made: nothing written over
+
+
+def _provisioned(*endpoints: str) -> Any:
+    from types import SimpleNamespace
+
+    actions = [
+        SimpleNamespace(kind="create-user", target=e, detail="(endpoint)") for e in endpoints
+    ]
+    return SimpleNamespace(plan=SimpleNamespace(actions=actions))
+
+
 def test_detached_env_round_trips(isolated: Path, tmp_path: Path) -> None:
     from orbit_cli.commands.endpoint import _env_for, resolve_settings
     from orbit_endpoint.settings import EndpointSettings
