@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sys
+import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich import box
 from rich.markup import escape
 
 from orbit_cli.kit import (
@@ -106,7 +108,7 @@ def submit(
         list[str] | None, typer.Argument(help="The command after [bold]--[/].", show_default=False)
     ] = None,
     executor: Annotated[
-        str, typer.Option("--executor", "-e", help="local, slurm, pbs or lsf.")
+        str, typer.Option("--executor", "-e", help="local, slurm, pbs, lsf, cobalt or flux.")
     ] = "local",
     queue: Annotated[str | None, typer.Option("--queue", "-q", help="Queue/partition.")] = None,
     account: Annotated[str | None, typer.Option("--account", "-A", help="Account.")] = None,
@@ -194,11 +196,31 @@ def status(
         "output": f"stdout {render.human_bytes(st.stdout_size)}, "
         f"stderr {render.human_bytes(st.stderr_size)}",
     }
+    rows.update(_batch_rows(st))
+    rows["ran for" if st.done else "since submission"] = _ran(st)
     if st.message:
         rows["message"] = escape(st.message)
     for key, value in rows.items():
         table.add_row(f"[dim]{key}[/]", value)
     render.console.print(table)
+
+
+def _batch_rows(job: JobInfo) -> dict[str, str]:
+    """Where and how big the job was asked to run, for the fields it has."""
+    rows = {
+        "queue": job.queue_name,
+        "account": job.account,
+        "nodes": None if job.node_count is None else str(job.node_count),
+        "wall time": None if job.duration is None else render.human_duration(job.duration),
+        "directory": job.directory,
+    }
+    return {key: escape(value) for key, value in rows.items() if value}
+
+
+def _ran(job: JobInfo) -> str:
+    """How long since submission: until it ended, or until now."""
+    end = job.finished_at if job.finished_at is not None else time.time()
+    return render.human_duration(max(0.0, end - job.submitted_at))
 
 
 @job_app.command("list")
@@ -224,19 +246,41 @@ def list_jobs(
         return
     from rich.table import Table
 
-    table = Table(header_style="bold", title=f"[bold]Jobs on {endpoint}[/]", title_justify="left")
-    for column in ("job id", "state", "exit", "executor", "native id", "submitted", "command"):
-        table.add_column(column, overflow="fold", no_wrap=column == "job id")
-    for j in jobs:
-        table.add_row(
+    table = Table(
+        header_style="bold",
+        title=f"[bold]Jobs on {endpoint}[/]",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    rows = [
+        [
             j.job_id,
-            _state(j.state),
-            "–" if j.exit_code is None else str(j.exit_code),
+            j.state + ("" if j.exit_code is None else f" {j.exit_code}"),
             j.executor,
             j.native_id or "–",
-            render.clock(j.submitted_at),
-            escape(render.summarize(" ".join([j.executable, *j.arguments]), 50)),
-        )
+            "/".join(x for x in (j.queue_name, j.account) if x) or "–",
+            "–" if j.node_count is None else str(j.node_count),
+            time.strftime("%H:%M:%S", time.localtime(j.submitted_at)),
+        ]
+        for j in jobs
+    ]
+    headers = (
+        "job id",
+        "state exit",
+        "executor",
+        "native id",
+        "queue/account",
+        "nodes",
+        "submitted",
+    )
+    for i, column in enumerate(headers):  # these keep their width; the command gets the rest
+        width = max([len(column), *(len(row[i]) for row in rows)])
+        table.add_column(column, no_wrap=True, min_width=width)
+    table.add_column("command", no_wrap=True, overflow="ellipsis")
+    for j, row in zip(jobs, rows, strict=True):
+        state = _state(j.state) + row[1][len(j.state) :]
+        cells = [escape(cell) for cell in row]
+        table.add_row(cells[0], state, *cells[2:], escape(" ".join([j.executable, *j.arguments])))
     render.console.print(table)
 
 

@@ -6,6 +6,7 @@ Everything here blocks (PSI/J runs ``sbatch``/``qsub``/``Popen``): call it in a 
 from __future__ import annotations
 
 import getpass
+import importlib.util
 import json
 import os
 import shutil
@@ -27,8 +28,13 @@ WRAPPER = (
 """Runs the job's command and records its exit code in a file, so a job re-attached after
 an endpoint restart still reports its true exit code (PSI/J's local ``attach`` cannot)."""
 
-BATCH_COMMANDS = {"slurm": "sbatch", "pbs": "qsub", "lsf": "bsub"}
-NAME_ATTRIBUTE = {"slurm": "slurm.job-name", "pbs": "pbs.N", "lsf": "lsf.J"}
+BATCH_COMMANDS = {"slurm": "sbatch", "pbs": "qsub", "lsf": "bsub", "cobalt": "qsub"}
+NAME_ATTRIBUTE = {
+    "slurm": "slurm.job-name",
+    "pbs": "pbs.N",
+    "lsf": "lsf.J",
+    "cobalt": "cobalt.jobname",
+}
 
 
 class Executors:
@@ -44,6 +50,11 @@ class Executors:
         if name not in self._enabled:
             raise Unavailable(
                 f"executor {name!r} is disabled on this endpoint (enabled: {self._enabled})"
+            )
+        if name == "flux" and importlib.util.find_spec("flux") is None:
+            raise Unavailable(
+                "executor 'flux' needs Flux's Python bindings (the module 'flux', from"
+                " flux-core) and an endpoint running inside a Flux instance"
             )
         command = BATCH_COMMANDS.get(name)
         if command and shutil.which(command) is None:
@@ -103,7 +114,8 @@ def psij_job(
 
     PSI/J 0.9.11's batch templates never write the job name (they read ``job.name``, which
     does not exist), so it also goes in as a custom attribute (``slurm.job-name``, ``pbs.N``,
-    ``lsf.J``): the name is how a job is found again after a crash mid-submit.
+    ``lsf.J``, ``cobalt.jobname``): the name is how a job is found again after a crash
+    mid-submit (Slurm, PBS and LSF; a Cobalt job interrupted then is reported as such).
     """
     import psij
 

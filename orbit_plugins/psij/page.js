@@ -11,7 +11,8 @@ export default function psijPage(ctx) {
 
   const renderList = () => listBox.replaceChildren(table([
     ["job", (j) => j.job_id.slice(0, 8)], ["command", (j) => [j.executable, ...j.arguments].join(" ")],
-    ["executor", (j) => j.executor], ["state", (j) => badge(j.state)], ["exit", (j) => j.exit_code],
+    ["executor", (j) => j.executor], ["queue", (j) => j.queue_name ?? ""], ["account", (j) => j.account ?? ""],
+    ["nodes", (j) => j.node_count ?? ""], ["state", (j) => badge(j.state)], ["exit", (j) => j.exit_code],
     ["submitted", (j) => when(j.submitted_at)],
   ], [...jobs.values()].sort((a, b) => b.submitted_at - a.submitted_at),
   { empty: "no jobs yet", onRow: (j) => watch(j.job_id) }));
@@ -94,7 +95,7 @@ export default function psijPage(ctx) {
     field("Executable *", input("executable", { required: true, placeholder: "/bin/echo" })),
     field("Arguments (one per line)", el("textarea", { name: "arguments", rows: 3 })),
     field("Working directory", input("directory", { placeholder: "default: the plugin's job dir" })),
-    field("Executor", el("select", { name: "executor" }, ...["local", "slurm", "pbs", "lsf"].map((x) => el("option", { value: x, textContent: x })))),
+    field("Executor", el("select", { name: "executor" }, ...["local", "slurm", "pbs", "lsf", "cobalt", "flux"].map((x) => el("option", { value: x, textContent: x })))),
     el("div", { className: "row" },
       field("Queue", input("queue_name")), field("Account", input("account")),
       field("Nodes", input("node_count", { type: "number", min: 1 })),

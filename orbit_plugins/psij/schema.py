@@ -10,7 +10,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Executor = Literal["local", "slurm", "pbs", "lsf"]
+Executor = Literal["local", "slurm", "pbs", "lsf", "cobalt", "flux"]
 State = Literal["NEW", "QUEUED", "ACTIVE", "COMPLETED", "FAILED", "CANCELED"]
 TERMINAL: frozenset[str] = frozenset({"COMPLETED", "FAILED", "CANCELED"})
 Stream = Literal["stdout", "stderr"]
@@ -88,6 +88,11 @@ class JobInfo(_Model):
     message: str | None = None
     executable: str
     arguments: list[str]
+    directory: str | None = Field(default=None, description="asked for; null: the endpoint's")
+    queue_name: str | None = None
+    account: str | None = None
+    node_count: int | None = None
+    duration: int | None = Field(default=None, description="wall time limit asked for, seconds")
     submitted_at: float
     finished_at: float | None = None
 

@@ -73,6 +73,11 @@ class JobRecord:
             message=self.message,
             executable=self.spec.executable,
             arguments=self.spec.arguments,
+            directory=self.spec.directory,
+            queue_name=self.spec.attributes.queue_name,
+            account=self.spec.attributes.account,
+            node_count=self.spec.resources.node_count,
+            duration=self.spec.attributes.duration,
             submitted_at=self.submitted_at,
             finished_at=self.finished_at,
         )

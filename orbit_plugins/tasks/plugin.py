@@ -8,7 +8,8 @@ emits ``task_status``, more emit ``task_status_batch`` (``{"tasks": [...]}``). U
 long backlog workers take tasks in chunks (:mod:`.pool`); for those, a RUNNING change that
 its final state supersedes within the same window is not sent (the final state says it
 ran). Events carry states, not results (other users may read the endpoint's events): fetch
-results with ``wait_tasks``/``get_task``, which check ownership.
+results with ``wait_tasks``/``get_task``, which check ownership. A final task's record is
+kept for ``retention`` seconds (7 days), like a job's, then forgotten (``NOT_FOUND``).
 
 This module holds the lifecycle, the checks and the operations; the bookkeeping of the
 active tasks (state changes, waiters, events) is the :class:`~.tracker.TaskTracker` mixin.
@@ -25,6 +26,7 @@ import uuid
 from pathlib import Path
 
 from orbit_plugins.base import Call, Plugin, PluginContext, Prepared, operation
+from orbit_plugins.periodic import Periodic
 from orbit_protocol import Conflict, NotAuthorized, NotFound
 
 from . import rhapsody_backend
@@ -63,6 +65,7 @@ class TasksPlugin(TaskTracker, Plugin):
         self._init_tracker()
         self._store: TaskStore | None = None
         self._notifier: asyncio.Task[None] | None = None
+        self._pruner = Periodic("tasks-prune", lambda: self.cfg.prune_interval, self._prune)
 
     @property
     def cfg(self) -> TasksSettings:
@@ -106,9 +109,21 @@ class TasksPlugin(TaskTracker, Plugin):
             self._pool = WorkerPool(self.cfg.workers or cores, self._on_start_many, self._on_finish)
         self._notifier = asyncio.create_task(self._notify_loop(), name="tasks-notify")
         self._recover()
+        await asyncio.to_thread(self._prune)
+        self._pruner.start(self.ctx.logger)
+
+    def _prune(self) -> int:
+        """Forget tasks that ended more than ``retention`` seconds ago."""
+        pruned = self.store.prune(time.time() - self.cfg.retention)
+        if pruned:
+            self.ctx.logger.info(
+                "pruned %d task(s) finished over %.0f s ago", pruned, self.cfg.retention
+            )
+        return pruned
 
     async def stop(self) -> None:
         """Kill running tasks (reported FAILED, interrupted); queued ones stay for next start."""
+        await self._pruner.stop()
         for uid, proc in list(self._procs.items()):
             self._cancel_requested.add(uid)
             kill_group(proc)

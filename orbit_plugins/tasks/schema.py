@@ -187,6 +187,12 @@ class TasksSettings(_Model):
         default=1 << 20, ge=1024, description="Bytes of an encoded return value kept."
     )
     default_timeout: float | None = Field(default=None, gt=0)
+    retention: float = Field(
+        default=7 * 86400,
+        gt=0,
+        description="Seconds a final task's record (state, output, result) is kept.",
+    )
+    prune_interval: float = Field(default=3600, gt=0, description="Pruning period, seconds.")
     backend: Literal["local", "rhapsody"] = Field(
         default="local",
         description="Where function tasks run: 'local' (Orbit's own worker subprocesses) or"

@@ -179,6 +179,15 @@ class TaskStore:
                 " ORDER BY submitted, rowid"
             ).fetchall()
 
+    def prune(self, finished_before: float) -> int:
+        """Forget final tasks that ended before ``finished_before``; how many."""
+        with self._lock:
+            cursor = self._db.execute(
+                "DELETE FROM tasks WHERE finished < ? AND state IN ('DONE', 'FAILED', 'CANCELED')",
+                (finished_before,),
+            )
+            return cursor.rowcount
+
     def active_uids(self, owner: str | None) -> list[str]:
         sql = "SELECT uid FROM tasks WHERE state IN ('QUEUED', 'RUNNING')"
         with self._lock:

@@ -133,3 +133,10 @@ async def test_job_submit_to_slurm_with_batch_options_then_logs(
     status = json.loads(out)
     assert (status["state"], status["exit_code"], status["native_id"]) == ("FAILED", 2, "1001")
     assert status["executor"] == "slurm"
+    batch = ("queue_name", "account", "node_count", "duration")
+    assert tuple(status[k] for k in batch) == ("debug", "m1234", 1, 600)
+    rc, out, err = await run(env, "job", "list", "cli-slurm", "--json")
+    [listed] = json.loads(out)
+    assert tuple(listed[k] for k in batch) == ("debug", "m1234", 1, 600), err
+    rc, out, _ = await run(env, "job", "list", "cli-slurm")
+    assert rc == 0 and "debug" in out and "m1234" in out

@@ -89,6 +89,7 @@ def _clean_up(work: Path, env: dict[str, str]) -> None:
     subprocess.run([*orbit, "broker", "down"], cwd=work, env=env, capture_output=True, timeout=120)
 
 
+@pytest.mark.timeout(480)  # two `orbit broker up`s, endpoints, the examples: ~2 min here
 def test_readme_shell_blocks_work_when_pasted(scratch: tuple[Path, dict[str, str]]) -> None:
     work, env = scratch
     ran_blocks = 0

@@ -151,3 +151,28 @@ async def test_timeout_dead_worker_and_cancel(
     assert await client.call("ep1", "tasks.cancel_all_tasks") == {"cancelled": 2}
     final = await wait(client, "ep1", ["fsleeper", "queued"], 10)
     assert [r["state"] for r in final] == ["CANCELED", "CANCELED"]
+
+
+async def test_final_task_records_expire_after_retention(
+    start_endpoint: StartEndpoint, client: AsyncOrbitClient
+) -> None:
+    await start(start_endpoint, "ep-ret", retention=1.0, prune_interval=0.2)
+    specs = [
+        {"uid": "old", "executable": "true"},
+        {"uid": "long", "executable": "sleep", "arguments": ["30"]},
+    ]
+    await client.call("ep-ret", "tasks.submit_tasks", tasks=specs)
+    [done] = await wait(client, "ep-ret", ["old"], 10)
+    assert done["state"] == "DONE"
+
+    async def forgotten() -> bool:
+        try:
+            await client.call("ep-ret", "tasks.get_task", uid="old")
+        except NotFound:
+            return True
+        return False
+
+    await eventually(forgotten, timeout=10, interval=0.2, what="the finished task is pruned")
+    # a task still running is never pruned, however old its submission
+    assert (await client.call("ep-ret", "tasks.get_task", uid="long"))["state"] == "RUNNING"
+    await client.call("ep-ret", "tasks.cancel_task", uid="long")
