@@ -17,6 +17,7 @@ SUBMIT_EPILOG = """\
 
   [cyan]orbit endpoint submit perlmutter --name pm-job1 --nodes 2 --time 30:00 -q debug -A m1234[/]
   [cyan]orbit endpoint submit odo --name odo-job1 --tunnel reverse --plugins sysinfo,psij[/]
+  [cyan]orbit endpoint submit aurora --name a1 --setup 'module load frameworks'[/]
 
 The parent endpoint EP (its psij plugin) submits a batch job that runs the child endpoint NAME.
 NAME must be provisioned (orbit broker provision --endpoint NAME) and its URL stored on the
@@ -47,6 +48,15 @@ def submit(
         list[str] | None,
         typer.Option("--allow", help="Another user who may call the child (repeatable)."),
     ] = None,
+    setup: Annotated[
+        str | None,
+        typer.Option(
+            "--setup",
+            help="Shell lines run in the job before the child starts, e.g. 'module load"
+            " python; source ~/orbit-venv/bin/activate' (default: the parent's"
+            " children.setup).",
+        ),
+    ] = None,
     wait: Annotated[
         float, typer.Option("--wait", min=0, help="Seconds to wait for the child (0: return).")
     ] = 600.0,
@@ -72,6 +82,7 @@ def submit(
         "tunnel": tunnel,
         "executor": executor,
         "allowed_users": allow or [],
+        "setup": setup,
     }
 
     async def work(client: Any) -> dict[str, Any]:

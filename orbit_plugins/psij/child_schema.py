@@ -41,6 +41,13 @@ class SubmitEndpointArgs(_Model):
     allowed_users: list[str] = Field(
         default_factory=list, description="besides the caller, who may call the child"
     )
+    setup: str | None = Field(
+        default=None,
+        max_length=8192,
+        description="shell lines bash runs in the job before the child starts (module loads,"
+        " venv activation); default: the parent's children.setup. With a setup the child runs"
+        " the python3 that the setup leaves on PATH, unless children.python is set",
+    )
 
     @field_validator("name")
     @classmethod
@@ -89,7 +96,15 @@ class ChildSettings(_Model):
     strict_host_key_checking: Literal["yes", "accept-new"] = "yes"
     tunnel_timeout: float = Field(default=60.0, gt=0, description="seconds for a tunnel to be up")
     python: str | None = Field(
-        default=None, description="interpreter on the compute nodes (default: the endpoint's)"
+        default=None,
+        description="interpreter on the compute nodes (default: the endpoint's, or python3 on"
+        " the PATH the setup leaves)",
+    )
+    setup: str | None = Field(
+        default=None,
+        max_length=8192,
+        description="default setup of every child job (shell lines run before the child"
+        " starts, e.g. 'module load python; source ~/orbit-venv/bin/activate')",
     )
 
 

@@ -91,6 +91,7 @@ def submit(plugin: PsijPlugin, args: SubmitEndpointArgs, call: Call) -> ChildInf
         _refuse_twins(plugin, args.name)
         parts = urlsplit(url)
         default_port = 5671 if parts.scheme == "amqps" else 5672
+        setup = args.setup if args.setup is not None else cfg.setup
         job_dir = Path(plugin.ctx.state_dir) / "jobs" / call.request_id
         job_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         meta = ChildMeta(
@@ -103,7 +104,7 @@ def submit(plugin: PsijPlugin, args: SubmitEndpointArgs, call: Call) -> ChildInf
             login_host=cfg.login_host or socket.gethostname(),
             ssh_options=ssh_options(cfg),
             tunnel_timeout=cfg.tunnel_timeout,
-            python=cfg.python or sys.executable,
+            python=cfg.python or ("python3" if setup else sys.executable),
         )
         plugins = [p for p in args.plugins if p != CHILD_PLUGIN] + [CHILD_PLUGIN]
         allowed = sorted({call.user, *args.allowed_users})
@@ -116,9 +117,13 @@ def submit(plugin: PsijPlugin, args: SubmitEndpointArgs, call: Call) -> ChildInf
         }
         _write_secret(job_dir / ENV_FILE, json.dumps(env))
         (job_dir / META).write_text(meta.model_dump_json(indent=1))
+        executable, arguments = meta.python, ["-m", "orbit_plugins.psij.child", str(job_dir)]
+        if setup:  # the seed's RADICAL_ORBIT_SETUP: bash runs it, then becomes the launcher
+            launch = f'{setup}\nexec "$0" -m orbit_plugins.psij.child "$1"'
+            executable, arguments = "/bin/bash", ["-c", launch, meta.python, str(job_dir)]
         spec = JobSpec(
-            executable=meta.python,
-            arguments=["-m", "orbit_plugins.psij.child", str(job_dir)],
+            executable=executable,
+            arguments=arguments,
             directory=args.spec.directory,
             environment=args.spec.environment,
             resources=args.spec.resources,

@@ -16,6 +16,7 @@ import json
 import os
 import secrets
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -437,3 +438,35 @@ async def test_tunnel_that_dies_while_the_child_runs_ends_it_and_fails_the_job(
         lambda: not group_alive(job_group), interval=0.2, what="the job's processes end"
     )
     await no_consumer(amqp_url, child)  # the child is gone from its queue
+
+
+async def test_setup_runs_before_the_child_and_picks_its_python(
+    hpc: Hpc,
+    broker: Broker,
+    vhost: str,
+    start_endpoint: StartEndpoint,
+    client: AsyncOrbitClient,
+    tmp_path: Path,
+) -> None:
+    """``setup`` (the seed's RADICAL_ORBIT_SETUP): bash runs it in the job, then the child
+    starts with the ``python3`` the setup put on PATH (here a wrapper that leaves a mark)."""
+    env_bin = tmp_path / "site-env" / "bin"
+    env_bin.mkdir(parents=True)
+    marks = tmp_path / "python3-used"
+    wrapper = env_bin / "python3"
+    wrapper.write_text(f'#!/bin/sh\necho "$@" >> "{marks}"\nexec "{sys.executable}" "$@"\n')
+    wrapper.chmod(0o755)
+    child = await provision_child(broker, vhost, hpc, "job-setup")
+    settings = {"poll_interval": 0.2, "children": hpc.children()}
+    await start_endpoint("laptop-s", plugins=PSIJ, plugin_settings={"psij": settings})
+    setup = f'export PATH="{env_bin}:$PATH"\necho loaded > "{tmp_path}/module-loaded"'
+    info = await client.call(
+        "laptop-s", "psij.submit_endpoint", name=child, executor="local", setup=setup
+    )
+    await wait_online(client, "laptop-s", info["job_id"], child)
+    assert (tmp_path / "module-loaded").read_text() == "loaded\n"
+    used = marks.read_text().splitlines()  # the launcher, then the endpoint it starts
+    assert used[0].startswith("-m orbit_plugins.psij.child ")
+    assert used[1].startswith("-m orbit_cli endpoint start --name job-setup")
+    await client.call("laptop-s", "psij.cancel_job", job_id=info["job_id"])
+    assert (await wait_job(client, "laptop-s", info["job_id"]))["state"] == "CANCELED"
