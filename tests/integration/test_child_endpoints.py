@@ -470,3 +470,11 @@ async def test_setup_runs_before_the_child_and_picks_its_python(
     assert used[1].startswith("-m orbit_cli endpoint start --name job-setup")
     await client.call("laptop-s", "psij.cancel_job", job_id=info["job_id"])
     assert (await wait_job(client, "laptop-s", info["job_id"]))["state"] == "CANCELED"
+
+    broken = "echo 'module: frameworks not found' >&2; exit 7"
+    info = await client.call(
+        "laptop-s", "psij.submit_endpoint", name=child, executor="local", setup=broken
+    )
+    failed = await wait_job(client, "laptop-s", info["job_id"])
+    assert (failed["state"], failed["exit_code"]) == ("FAILED", 7)
+    assert "module: frameworks not found" in failed["stderr"]
