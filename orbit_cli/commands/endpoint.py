@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import time
@@ -12,9 +11,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from .. import parsing, process, profile, render, session
-from ..errors import CliError
+from ..errors import UsageError
 from ..options import STATE, JsonOpt, NameOpt
+from . import endpoint_run
+from .endpoint_run import ENV_PREFIX, paths
 from .endpoint_submit import SUBMIT_EPILOG, submit
+from .endpoint_tunnel import ForwardTunnel
 
 if TYPE_CHECKING:
     from orbit_endpoint.settings import EndpointSettings
@@ -32,7 +34,6 @@ StateDirOpt = Annotated[
 PidFileOpt = Annotated[
     Path | None, typer.Option("--pid-file", help="Default: STATE_DIR/NAME/endpoint.pid.")
 ]
-ENV_PREFIX = "ORBIT_ENDPOINT_"
 
 START_EPILOG = """\
 [bold]Examples[/]
@@ -40,6 +41,7 @@ START_EPILOG = """\
   [cyan]orbit endpoint start --name demo[/]                         foreground, Ctrl-C stops it
   [cyan]orbit endpoint start --name demo --plugins sysinfo --detach[/]
   [cyan]orbit endpoint start --name demo --plugins tasks --set tasks.allow_cloudpickle=true[/]
+  [cyan]orbit endpoint start --name node7 --tunnel forward --tunnel-via login01 --detach[/]
   [cyan]orbit endpoint start --name hpc1 --url amqps://hpc1:…@host/orbit --allow alice[/]
 
 URL, owner and allow-list default to the profile entry written by [bold]orbit broker up[/] /
@@ -113,6 +115,21 @@ def start(
             help="DEBUG, INFO (default), WARNING or ERROR; also ORBIT_LOG_LEVEL.",
         ),
     ] = None,
+    tunnel: Annotated[
+        str,
+        typer.Option(
+            "--tunnel",
+            help="none, or forward: reach the broker through ssh -L via --tunnel-via (kept up"
+            " while the endpoint runs). Reverse tunnels need a parent: orbit endpoint submit.",
+        ),
+    ] = "none",
+    tunnel_via: Annotated[
+        str | None,
+        typer.Option("--tunnel-via", metavar="HOST", help="The host ssh -L goes through."),
+    ] = None,
+    ssh_config: Annotated[
+        Path | None, typer.Option("--ssh-config", help="ssh -F FILE for the tunnel.")
+    ] = None,
 ) -> None:
     """Start an endpoint: in the foreground, or with [bold]--detach[/] as a background process."""
     flags: dict[str, Any] = {
@@ -127,10 +144,29 @@ def start(
         "log_level": log_level,
     }
     settings = resolve_settings(name, flags)
+    forward = _tunnel(settings, tunnel, tunnel_via, ssh_config)
     if detach:
-        _start_detached(settings, pid_file, log_file, wait)
+        endpoint_run.start_detached(settings, pid_file, log_file, wait, forward)
     else:
-        _run_foreground(settings)
+        endpoint_run.run_foreground(settings, forward)
+
+
+def _tunnel(
+    settings: EndpointSettings, kind: str, via: str | None, ssh_config: Path | None
+) -> ForwardTunnel | None:
+    if kind == "none":
+        return None
+    if kind == "reverse":
+        raise UsageError(
+            "a reverse tunnel is opened by a parent endpoint toward the job's node",
+            hint="orbit endpoint submit PARENT --name NAME --tunnel reverse",
+        )
+    if kind != "forward":
+        raise UsageError(f"--tunnel {kind!r}: use none or forward")
+    if not via:
+        raise UsageError("--tunnel forward needs --tunnel-via HOST (e.g. the login node)")
+    work_dir = settings.state_dir / settings.name
+    return ForwardTunnel(settings.url.get_secret_value(), via, work_dir, ssh_config)
 
 
 def _plugin_settings(name: str, items: list[str]) -> dict[str, dict[str, Any]]:
@@ -162,118 +198,6 @@ def resolve_settings(name: str, flags: dict[str, Any]) -> EndpointSettings:
         elif ENV_PREFIX + key.upper() not in os.environ and key in entry:
             values[key] = entry[key]
     return EndpointSettings(name=name, **values)
-
-
-def _describe(settings: EndpointSettings) -> str:
-    allowed = settings.allowed_users or [f"{settings.owner or settings.amqp_user} (owner only)"]
-    return (
-        f"endpoint [bold]{settings.name}[/] → {settings.safe_url}\n"
-        f"  plugins: {', '.join(settings.plugins) or '–'} · allowed: {', '.join(allowed)}"
-        + (f" · admins: {', '.join(settings.admins)}" if settings.admins else "")
-    )
-
-
-def _run_foreground(settings: EndpointSettings) -> None:
-    from orbit_endpoint import service
-
-    service.setup_logging(settings.effective_log_level)
-    render.err_console.print(_describe(settings) + "\n  [dim]Ctrl-C to stop[/]")
-    code = service.run(settings)
-    if code:
-        raise CliError(
-            "endpoint stopped: the broker refused its credentials (see the log above)",
-            code="AUTH",
-            exit_code=2,
-        )
-
-
-def _env_for(settings: EndpointSettings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
-    keep = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
-    dumped = settings.model_dump(mode="json")
-    dumped["url"] = settings.url.get_secret_value()
-    for key in (
-        "name",
-        "url",
-        "plugins",
-        "plugin_settings",
-        "pools",
-        "owner",
-        "allowed_users",
-        "admins",
-        "state_dir",
-        "debug",
-        "log_level",
-    ):
-        value = dumped.get(key)
-        if value is not None:
-            keep[ENV_PREFIX + key.upper()] = value if isinstance(value, str) else json.dumps(value)
-    return env | keep
-
-
-def paths(settings_or_dir: EndpointSettings | Path, name: str) -> tuple[Path, Path]:
-    base = settings_or_dir if isinstance(settings_or_dir, Path) else settings_or_dir.state_dir
-    return base / name / "endpoint.pid", base / name / "endpoint.log"
-
-
-def _start_detached(
-    settings: EndpointSettings, pid_file: Path | None, log_file: Path | None, wait: float
-) -> None:
-    default_pid, default_log = paths(settings, settings.name)
-    pid_file, log_file = pid_file or default_pid, log_file or default_log
-    proc = process.spawn(
-        ["-m", "orbit_endpoint"], env=_env_for(settings), pid_file=pid_file, log_file=log_file
-    )
-    render.err_console.print(_describe(settings))
-    with render.err_console.status(f"waiting for {settings.name} to answer orbit.ping …"):
-        answered, note = _wait_ready(settings.name, proc.poll, wait)
-    if not answered:
-        if proc.poll() is None:
-            process.stop(pid_file, timeout=5)
-        raise CliError(
-            f"endpoint {settings.name} did not come up ({note}); log {log_file}:\n"
-            + process.tail(log_file),
-            code="ENDPOINT_OFFLINE",
-        )
-    render.success(f"endpoint {settings.name} running, pid {proc.pid} ({note})")
-    render.info(f"log {log_file} · stop with: orbit endpoint stop --name {settings.name}")
-
-
-def _wait_ready(name: str, exited: Any, timeout: float) -> tuple[bool, str]:
-    """Ping until the endpoint answers, its process exits, or ``timeout`` passes."""
-    from orbit_client import AsyncOrbitClient
-    from orbit_protocol import BrokerError, NotAuthorized, OrbitError
-
-    async def poll() -> tuple[bool, str]:
-        deadline = time.monotonic() + timeout
-        note = "no answer"
-        client: AsyncOrbitClient | None = None
-        try:
-            while time.monotonic() < deadline:
-                if exited() is not None:
-                    return False, "the process exited"
-                try:
-                    if client is None:
-                        client = await AsyncOrbitClient(session.client_settings()).connect()
-                    started = time.monotonic()
-                    await client.call(name, "orbit.ping", timeout=3)
-                    return True, f"ping {1000 * (time.monotonic() - started):.0f} ms"
-                except NotAuthorized:
-                    return (
-                        True,
-                        f"answering; user {client.user if client else '?'} is not allowed to call",
-                    )
-                except BrokerError as exc:
-                    note, client = f"client cannot connect: {exc.message}", None
-                except OrbitError as exc:
-                    note = exc.message
-                await asyncio.sleep(0.5)
-            return False, note
-        finally:
-            if client is not None:
-                await client.close()
-
-    return asyncio.run(poll())
 
 
 def _state_dir(name: str, flag: Path | None) -> Path:

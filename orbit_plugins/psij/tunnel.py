@@ -118,25 +118,43 @@ def _accepts(port: int) -> bool:
 
 def open_forward(meta: ChildMeta, job_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
     """``ssh -N -L PORT:BROKER login_host`` from this node; wait until PORT accepts."""
-    port = _free_port()
-    spec = f"127.0.0.1:{port}:{meta.broker_host}:{meta.broker_port}"
-    log = job_dir / TUNNEL_LOG
-    proc = spawn_ssh([*meta.ssh_options, "-N", "-L", spec, meta.login_host], log, die_with_us=True)
-    deadline = time.monotonic() + meta.tunnel_timeout
+    return forward_port(
+        meta.broker_host,
+        meta.broker_port,
+        meta.login_host,
+        meta.ssh_options,
+        job_dir / TUNNEL_LOG,
+        meta.tunnel_timeout,
+    )
+
+
+def forward_port(
+    broker_host: str,
+    broker_port: int,
+    via: str,
+    options: list[str],
+    log: Path,
+    timeout: float,
+    port: int | None = None,
+) -> tuple[subprocess.Popen[bytes], int]:
+    """``ssh -N -L PORT:broker_host:broker_port via`` (a free PORT unless given), once PORT
+    accepts connections; :class:`TunnelError` naming ssh's last words otherwise."""
+    port = port or _free_port()
+    spec = f"127.0.0.1:{port}:{broker_host}:{broker_port}"
+    proc = spawn_ssh([*options, "-N", "-L", spec, via], log, die_with_us=True)
+    deadline = time.monotonic() + timeout
     while True:
         code = proc.poll()
         if code is not None:
             raise TunnelError(
-                f"forward tunnel via {meta.login_host} failed: ssh -L {ended(code)}:"
-                f" {tail(log) or 'no output'}"
+                f"forward tunnel via {via} failed: ssh -L {ended(code)}: {tail(log) or 'no output'}"
             )
         if _accepts(port):
             return proc, port
         if time.monotonic() > deadline:
             stop_ssh(proc)
             raise TunnelError(
-                f"forward tunnel via {meta.login_host} was not up within"
-                f" {meta.tunnel_timeout:.0f} s: {tail(log)}"
+                f"forward tunnel via {via} was not up within {timeout:.0f} s: {tail(log)}"
             )
         time.sleep(0.2)
 

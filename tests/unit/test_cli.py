@@ -399,7 +399,8 @@ def _provisioned(*endpoints: str) -> Any:
 
 
 def test_detached_env_round_trips(isolated: Path, tmp_path: Path) -> None:
-    from orbit_cli.commands.endpoint import _env_for, resolve_settings
+    from orbit_cli.commands.endpoint import resolve_settings
+    from orbit_cli.commands.endpoint_run import env_for
     from orbit_endpoint.settings import EndpointSettings
 
     s = resolve_settings(
@@ -412,7 +413,7 @@ def test_detached_env_round_trips(isolated: Path, tmp_path: Path) -> None:
             "log_level": "WARNING",
         },
     )
-    env = _env_for(s)
+    env = env_for(s)
     assert env["ORBIT_ENDPOINT_PLUGINS"] == '["sysinfo"]'
     saved = dict(os.environ)
     try:
