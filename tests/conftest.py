@@ -37,10 +37,10 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from orbit_broker.local import LocalNode, free_port
+from orbit_broker.local import LocalNode
 from orbit_broker.management import ManagementClient, Permissions
 from orbit_broker.topology import declare_all
-from orbit_protocol.errors import BrokerError
+from tests.testkit.nodes import start_node
 
 pytest_plugins = ["tests.testkit.local"]  # memory-broker fixtures (tests/local)
 
@@ -124,28 +124,8 @@ def _from_testcontainers() -> Broker | None:
     return broker
 
 
-def _private_node(data_dir: Path, attempts: int = 3) -> Broker:
-    for attempt in range(1, attempts + 1):
-        node = LocalNode(
-            data_dir=data_dir / f"node{attempt}",
-            name=f"orbit-test-{secrets.token_hex(3)}",
-            amqp_port=free_port(),
-            management_port=free_port(),
-            dist_port=free_port(),
-            epmd_port=free_port(),
-        )
-        try:
-            node.start(wait=True, timeout=90)
-            break
-        except BrokerError as exc:
-            node.stop(graceful=False)
-            # another process took one of the ports between the check and the bind: new ports
-            text = str(exc).lower()
-            if attempt == attempts or not ("already_used" in text or "eaddrinuse" in text):
-                raise
-        except BaseException:
-            node.stop(graceful=False)
-            raise
+def _private_node(data_dir: Path) -> Broker:
+    node = start_node(data_dir, "orbit-test", timeout=90)
     broker = Broker(
         node.host, node.amqp_port, node.username, node.password, node.management_url, node
     )

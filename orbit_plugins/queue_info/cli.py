@@ -12,6 +12,8 @@ from orbit_cli.kit import EndpointArg, JsonOpt, TimeoutOpt, UrlOpt, render, sess
 if TYPE_CHECKING:
     from orbit_client import AsyncOrbitClient
 
+    from .schema import BatchJob, InfoResult
+
 EPILOG = """\
 [bold]Examples[/]
 
@@ -35,22 +37,22 @@ def queues(
 ) -> None:
     """Show the batch queues (Slurm partitions or PBS queues) of an endpoint's host."""
 
-    async def work(client: AsyncOrbitClient) -> dict[str, Any]:
-        qi = client.plugin(endpoint, "queue_info")
-        result: dict[str, Any] = {"info": await qi.get_info(user=user, force=force)}
-        if jobs:
-            result["jobs"] = await qi.list_all_jobs(user=user, force=force)
-        return result
+    async def work(client: AsyncOrbitClient) -> tuple[InfoResult, list[BatchJob] | None]:
+        from .client import AsyncQueueInfo
 
-    raw = session.run(work, url=url, timeout=timeout)
+        qi = AsyncQueueInfo(client, endpoint)
+        info = await qi.get_info(user, force=force)
+        return info, (await qi.list_all_jobs(user, force=force) if jobs else None)
+
+    info, listed = session.run(work, url=url, timeout=timeout)
     if json_out:
-        render.print_json(raw, raw=True)
+        out: dict[str, Any] = {"info": info.model_dump(mode="json")}
+        if listed is not None:
+            out["jobs"] = {"jobs": [j.model_dump(mode="json") for j in listed]}
+        render.print_json(out, raw=True)
         return
     from rich.table import Table
 
-    from .schema import InfoResult, JobsResult
-
-    info = InfoResult.model_validate(raw["info"])
     table = Table(
         header_style="bold",
         title=f"[bold]{info.backend} queues on {endpoint}[/]",
@@ -80,8 +82,7 @@ def queues(
             _n(q.max_jobs_per_user),
         )
     render.console.print(table)
-    if "jobs" in raw:
-        listed = JobsResult.model_validate(raw["jobs"]).jobs
+    if listed is not None:
         jt = Table(header_style="bold", title="[bold]Batch jobs[/]", title_justify="left")
         for column in ("job id", "name", "user", "queue", "state", "nodes", "used", "reason"):
             jt.add_column(column)

@@ -20,7 +20,7 @@ import aiormq.exceptions
 import pytest
 import pytest_asyncio
 
-from orbit_broker.local import LocalNode, free_port, port_in_use
+from orbit_broker.local import free_port, port_in_use
 from orbit_broker.management import ManagementClient
 from orbit_broker.provision import (
     ClientSpec,
@@ -36,6 +36,7 @@ from orbit_protocol import naming
 from orbit_protocol import topology as spec
 from orbit_protocol.errors import BrokerError
 from tests.testkit.eventually import eventually
+from tests.testkit.nodes import start_node
 
 from .endpoints import EndpointProcess, consumer_count
 
@@ -474,16 +475,8 @@ async def test_local_node_kill_restart_keeps_durable_queues(
     """SIGKILL + start on the same data dir: quorum queue and persistent message survive."""
     if broker.node is None:
         pytest.skip("the session broker is external; this test needs the rabbitmq-server package")
-    node = LocalNode(
-        data_dir=tmp_path_factory.mktemp("killnode"),
-        name=f"orbit-kill-{_uid()}",
-        amqp_port=free_port(),
-        management_port=free_port(),
-        dist_port=free_port(),
-        epmd_port=free_port(),
-    )
+    node = await asyncio.to_thread(start_node, tmp_path_factory.mktemp("killnode"), "orbit-kill")
     try:
-        await asyncio.to_thread(node.start)
         url = node.amqp_url("/")
         await declare_all(url, endpoints=["ep1"])
         await _publish(url, naming.REQUEST_EXCHANGE, "ep1")

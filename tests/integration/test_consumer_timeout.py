@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import secrets
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,11 +20,12 @@ import aio_pika
 import aiormq.exceptions
 import pytest
 
-from orbit_broker.local import LocalNode, free_port
+from orbit_broker.local import LocalNode
 from orbit_broker.management import ManagementClient, Permissions
 from orbit_broker.topology import declare_all
 from orbit_client import AsyncOrbitClient
 from tests.testkit.eventually import eventually
+from tests.testkit.nodes import start_node
 
 from .endpoints import EndpointProcess, declare_endpoint
 
@@ -38,18 +38,13 @@ VHOST = "orbit-ct"
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNode]:
-    n = LocalNode(
-        data_dir=tmp_path_factory.mktemp("ct-node"),
-        name=f"orbit-ct-{secrets.token_hex(3)}",
-        amqp_port=free_port(),
-        management_port=free_port(),
-        dist_port=free_port(),
-        epmd_port=free_port(),
+    n = start_node(
+        tmp_path_factory.mktemp("ct-node"),
+        "orbit-ct",
         extra_config={"consumer_timeout": str(TIMEOUT_MS)},
         advanced_config="[{rabbit, [{channel_tick_interval, 1000}]}].",
     )
     try:
-        n.start(wait=True, timeout=120)
         with ManagementClient(n.management_url, n.username, n.password) as m:
             m.create_vhost(VHOST)
             m.set_permissions(n.username, VHOST, Permissions(".*", ".*", ".*"))

@@ -110,6 +110,12 @@ async def test_pbs_queue_info(
     rc, out, err = await run(cli_env(amqp_url, tmp_path), "queues", "hpc-pbs", "--jobs", "-u", "*")
     assert rc == 0, err
     assert "pbs queues on hpc-pbs" in out and "workq" in out and "101.pbs01" in out
+    env = cli_env(amqp_url, tmp_path)
+    rc, out, err = await run(env, "queues", "hpc-pbs", "--jobs", "-u", "*", "--json")
+    assert rc == 0, err
+    shown = json.loads(out)
+    assert sorted(shown["info"]["queues"]) == ["debug", "workq"]
+    assert [j["job_id"] for j in shown["jobs"]["jobs"]] == ["101.pbs01", "102.pbs01"]
 
 
 async def sh(*cmd: str) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from orbit_client import AsyncOrbitClient
 from orbit_endpoint.settings import EndpointSettings
 from tests.testkit.cli import Ran, orbit_sync
 from tests.testkit.eventually import eventually
+from tests.testkit.nodes import start_node
 
 from .endpoints import EndpointProcess
 
@@ -50,18 +50,8 @@ class TlsWorld:
 
 @pytest.fixture(scope="module")
 def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsWorld]:
-    node = LocalNode(
-        data_dir=tmp_path_factory.mktemp("tls-node"),
-        name=f"orbit-tls-{secrets.token_hex(3)}",
-        amqp_port=free_port(),
-        management_port=free_port(),
-        dist_port=free_port(),
-        epmd_port=free_port(),
-        tls_port=free_port(),
-        plaintext=False,
-    )
+    node = start_node(tmp_path_factory.mktemp("tls-node"), "orbit-tls", tls=True, plaintext=False)
     try:
-        node.start(wait=True, timeout=120)
         management = ManagementClient(node.management_url, node.username, node.password)
         prov = Provisioner(management, node.amqp_url("/"), VHOST)
         result = prov.provision_sync(
