@@ -13,13 +13,24 @@ Whole-file transfers are chunked, checksummed and resumable (see :mod:`.client`)
 from __future__ import annotations
 
 import os
+from typing import TypedDict, Unpack
 
 from orbit_client.feature import AsyncFeatureClient, SyncFeatureClient, read
 
 from . import client as files
-from .schema import DEFAULT_CHUNK, Listing, PathResult, StatResult, Transferred, UploadList
+from .schema import Listing, PathResult, StatResult, Transferred, UploadList
 
 Local = str | os.PathLike[str]
+
+
+class Options(TypedDict, total=False):
+    """Options of a whole-file transfer (defaults: :func:`.client.upload`)."""
+
+    overwrite: bool
+    progress: files.Progress | None
+    chunk_size: int
+    parallel: int
+    resume: bool
 
 
 class AsyncStaging(AsyncFeatureClient):
@@ -44,54 +55,14 @@ class AsyncStaging(AsyncFeatureClient):
         """Your unfinished uploads (resumable until they expire)."""
         return await self._get(UploadList, "uploads")
 
-    async def upload(
-        self,
-        local: Local,
-        remote: str,
-        *,
-        overwrite: bool = False,
-        progress: files.Progress | None = None,
-        chunk_size: int = DEFAULT_CHUNK,
-        parallel: int = files.DEFAULT_PARALLEL,
-        resume: bool = True,
-    ) -> Transferred:
+    async def upload(self, local: Local, remote: str, **options: Unpack[Options]) -> Transferred:
         """Copy the local file ``local`` to ``remote`` on the endpoint."""
-        done = await files.upload(
-            self.client,
-            self.endpoint,
-            local,
-            remote,
-            overwrite=overwrite,
-            progress=progress,
-            chunk_size=chunk_size,
-            parallel=parallel,
-            resume=resume,
-        )
+        done = await files.upload(self.client, self.endpoint, local, remote, **options)
         return read(Transferred, done)
 
-    async def download(
-        self,
-        remote: str,
-        local: Local,
-        *,
-        overwrite: bool = False,
-        progress: files.Progress | None = None,
-        chunk_size: int = DEFAULT_CHUNK,
-        parallel: int = files.DEFAULT_PARALLEL,
-        resume: bool = True,
-    ) -> Transferred:
+    async def download(self, remote: str, local: Local, **options: Unpack[Options]) -> Transferred:
         """Copy ``remote`` on the endpoint to the local file ``local``."""
-        done = await files.download(
-            self.client,
-            self.endpoint,
-            remote,
-            local,
-            overwrite=overwrite,
-            progress=progress,
-            chunk_size=chunk_size,
-            parallel=parallel,
-            resume=resume,
-        )
+        done = await files.download(self.client, self.endpoint, remote, local, **options)
         return read(Transferred, done)
 
 
@@ -115,53 +86,13 @@ class Staging(SyncFeatureClient[AsyncStaging]):
     def uploads(self) -> UploadList:
         return self._run(lambda s: s.uploads())
 
-    def upload(
-        self,
-        local: Local,
-        remote: str,
-        *,
-        overwrite: bool = False,
-        progress: files.Progress | None = None,
-        chunk_size: int = DEFAULT_CHUNK,
-        parallel: int = files.DEFAULT_PARALLEL,
-        resume: bool = True,
-    ) -> Transferred:
+    def upload(self, local: Local, remote: str, **options: Unpack[Options]) -> Transferred:
         """``progress`` is called on the client's loop thread."""
-        return self._run(
-            lambda s: s.upload(
-                local,
-                remote,
-                overwrite=overwrite,
-                progress=progress,
-                chunk_size=chunk_size,
-                parallel=parallel,
-                resume=resume,
-            )
-        )
+        return self._run(lambda s: s.upload(local, remote, **options))
 
-    def download(
-        self,
-        remote: str,
-        local: Local,
-        *,
-        overwrite: bool = False,
-        progress: files.Progress | None = None,
-        chunk_size: int = DEFAULT_CHUNK,
-        parallel: int = files.DEFAULT_PARALLEL,
-        resume: bool = True,
-    ) -> Transferred:
+    def download(self, remote: str, local: Local, **options: Unpack[Options]) -> Transferred:
         """``progress`` is called on the client's loop thread."""
-        return self._run(
-            lambda s: s.download(
-                remote,
-                local,
-                overwrite=overwrite,
-                progress=progress,
-                chunk_size=chunk_size,
-                parallel=parallel,
-                resume=resume,
-            )
-        )
+        return self._run(lambda s: s.download(remote, local, **options))
 
 
 __all__ = ["AsyncStaging", "Staging"]

@@ -117,8 +117,8 @@ class WorkerPool:
         self._jobs.put(job)
 
     def cancel(self, uid: str) -> bool:
-        """Kill the worker running ``uid`` (a task waiting in a worker's chunk is reported
-        CANCELED when its turn comes, its result dropped); False if it is not running."""
+        """Kill the worker running ``uid`` (a task waiting in a worker's chunk: when its turn
+        comes, its result dropped); False if it is not running."""
         with self._lock:
             running = self._running.get(uid)
             if running is None:
@@ -223,6 +223,9 @@ class WorkerPool:
         """The outcome of ``job`` (``ready``: its result is already in the pipe)."""
         with self._lock:
             self._running[job.uid] = w
+            doomed = job.uid in self._cancelled
+        if doomed and not ready:  # cancelled while it waited in the chunk; the worker has it now
+            w.kill()
         try:
             left = None if job.timeout is None else max(job.timeout - waited, 0.0)
             if ready or w.has_outcome(left):

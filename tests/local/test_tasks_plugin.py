@@ -176,3 +176,25 @@ async def test_final_task_records_expire_after_retention(
     # a task still running is never pruned, however old its submission
     assert (await client.call("ep-ret", "tasks.get_task", uid="long"))["state"] == "RUNNING"
     await client.call("ep-ret", "tasks.cancel_task", uid="long")
+
+
+async def test_cancel_all_kills_function_tasks_waiting_in_a_workers_chunk(
+    start_endpoint: StartEndpoint, client: AsyncOrbitClient
+) -> None:
+    """Under a backlog a worker takes tasks in chunks; cancelling one that waits in the chunk
+    must stop it when its turn comes, not let it run its full length."""
+    await start(start_endpoint, "ep-chunk", workers=1)
+    sleepers = [f"s{i}" for i in range(15)]
+    tasks = [{"uid": "first", "function": "time:sleep", "args": [0.5]}]
+    tasks += [{"uid": uid, "function": "time:sleep", "args": [30]} for uid in sleepers]
+    await client.call("ep-chunk", "tasks.submit_tasks", tasks=tasks)
+    await wait(client, "ep-chunk", ["first"], 10)
+
+    async def one_running() -> bool:
+        listed = await client.call("ep-chunk", "tasks.list_tasks", state="RUNNING")
+        return bool(listed)
+
+    await eventually(one_running, interval=0.05, what="a sleeper runs")
+    assert (await client.call("ep-chunk", "tasks.cancel_all_tasks"))["cancelled"] == 15
+    final = await wait(client, "ep-chunk", sleepers, 15)
+    assert {r["state"] for r in final} == {"CANCELED"}, [(r["uid"], r["state"]) for r in final]
