@@ -95,7 +95,8 @@ async def test_bad_specs(start_endpoint: StartEndpoint, client: AsyncOrbitClient
             spec={"executable": "true", "resources": {"node_count": -1}},
         )
     with pytest.raises(
-        InvalidArgs, match=r"executor: Input should be 'local', 'slurm', 'pbs', 'lsf', 'cobalt' or 'flux'"
+        InvalidArgs,
+        match=r"executor: Input should be 'local', 'slurm', 'pbs', 'lsf', 'cobalt' or 'flux'",
     ):
         await call("jobs3", "psij.submit_job", spec={"executable": "true"}, executor="condor")
     with pytest.raises(Unavailable, match="executor 'slurm' needs 'sbatch', which is not on"):
