@@ -48,6 +48,7 @@ from .errors import (
     ResourceLocked,
     Unroutable,
 )
+from .tlscause import tls_cause
 
 _LOST = (
     aiormq.exceptions.AMQPConnectionError,
@@ -390,9 +391,8 @@ class AioPikaTransport:
                 raise AuthenticationFailed(
                     f"the broker at {mask_url(url)} refused the credentials of {user!r}"
                 ) from None
-            raise BrokerError(
-                f"cannot reach the broker at {mask_url(url)}: {type(exc).__name__}: {exc}"
-            ) from None
+            cause = tls_cause(exc, url) or f"{type(exc).__name__}: {exc}"
+            raise BrokerError(f"cannot reach the broker at {mask_url(url)}: {cause}") from None
         return _Connection(connection, user)
 
 

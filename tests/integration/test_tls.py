@@ -7,13 +7,16 @@ refusal test has a positive control on the same path, so it cannot pass by accid
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import ssl
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import aio_pika
 import pytest
@@ -24,7 +27,7 @@ from orbit_broker.local import LocalNode, free_port, port_in_use
 from orbit_broker.management import ConnectionInfo, ManagementClient
 from orbit_broker.provision import ClientSpec, EndpointSpec, Provisioner, ProvisionSpec
 from orbit_broker.tls import CertificateAuthority, CertPair
-from orbit_client import AsyncOrbitClient
+from orbit_client import AsyncOrbitClient, BrokerError
 from orbit_endpoint.settings import EndpointSettings
 from tests.testkit.cli import Ran, orbit_sync
 from tests.testkit.eventually import eventually
@@ -154,6 +157,71 @@ async def test_client_library_refuses_foreign_server(tls: TlsWorld, tmp_path: Pa
     assert url != good
     with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
         await aio_pika.connect(url, timeout=10, connection_class=_ClosedOnFailure)
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
+@pytest.mark.parametrize("version", ["TLSv1", "TLSv1_1"])
+def test_tls_1_0_and_1_1_refused_by_the_broker(tls: TlsWorld, version: str) -> None:
+    """A client forcing an old TLS version (its own security level lowered so that it really
+    offers it) gets the broker's protocol_version alert; the same client on TLS 1.2 logs in."""
+    ca = tls.node.certificate_authority()
+
+    def offering(v: ssl.TLSVersion) -> ssl.SSLContext:
+        ctx = context(ca.cert, ca.client("alice"))
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+        ctx.minimum_version = ctx.maximum_version = v
+        return ctx
+
+    assert tls.node.tls_port is not None
+    address = (tls.node.host, tls.node.tls_port)
+    old = offering(getattr(ssl.TLSVersion, version))
+    with (
+        pytest.raises(ssl.SSLError, match="TLSV1_ALERT_PROTOCOL_VERSION"),
+        socket.create_connection(address, 5) as raw,
+    ):
+        old.wrap_socket(raw, server_hostname=tls.node.host)
+    assert amqp_login_ok(
+        tls.node.host,
+        tls.node.tls_port,
+        "alice",
+        tls.passwords["alice"],
+        5.0,
+        VHOST,
+        ssl_context=offering(ssl.TLSVersion.TLSv1_2),
+    )
+
+
+async def test_client_errors_name_the_tls_cause(tls: TlsWorld, tmp_path: Path) -> None:
+    """What the Orbit client says for a wrong CA, a missing client certificate and a broker
+    certificate issued for another host (a TLS stand-in with such a certificate)."""
+    ca = tls.node.certificate_authority()
+    good = tls.url("alice")
+    base = good.split("?")[0]
+    other = CertificateAuthority.create(tmp_path / "other-ca", "Mallory CA")
+    wrong_ca = base + "?" + ca.client("alice").query(other.cert)
+    with pytest.raises(BrokerError, match="does not verify against the CA this client trusts"):
+        await AsyncOrbitClient(url=wrong_ca, timeout=10).connect()
+    no_cert = f"{base}?cafile={quote(str(ca.cert), safe='')}"
+    with pytest.raises(BrokerError, match="no client certificate"):
+        await AsyncOrbitClient(url=no_cert, timeout=10).connect()
+
+    elsewhere = ca.issue_server("elsewhere", ["broker.example"])
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(str(elsewhere.cert), str(elsewhere.key))
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        def serve_one() -> None:
+            conn, _ = listener.accept()
+            with contextlib.suppress(OSError), conn, server_ctx.wrap_socket(conn, server_side=True):
+                pass
+
+        stand_in = threading.Thread(target=serve_one, daemon=True)
+        stand_in.start()
+        mismatched = good.replace(f":{tls.node.tls_port}/", f":{port}/")
+        with pytest.raises(BrokerError, match=r"not valid for '127\.0\.0\.1'"):
+            await AsyncOrbitClient(url=mismatched, timeout=10).connect()
+        stand_in.join(5)
 
 
 async def test_x509_external_login_for_an_endpoint(tls: TlsWorld, tmp_path: Path) -> None:

@@ -92,3 +92,31 @@ def test_a_failed_connect_leaves_no_unawaited_close() -> None:
     )
     assert ran.returncode == 0 and "cannot reach" in ran.stdout, ran.stderr
     assert "never awaited" not in ran.stderr, ran.stderr
+
+
+def test_tls_causes_are_named() -> None:
+    from orbit_amqp.tlscause import tls_cause
+
+    url = "amqps://u:p@broker.example:5671/orbit?cafile=%2Fca.pem&certfile=%2Fc.pem&keyfile=%2Fk"
+    verify = OSError(
+        "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate"
+        " in certificate chain (_ssl.c:1006)"
+    )
+    cause = tls_cause(RuntimeError("wrapped"), url)
+    assert cause is None  # not a TLS problem
+    wrapped = RuntimeError("error when creating transport")
+    wrapped.__cause__ = verify
+    assert "does not verify against the CA" in (tls_cause(wrapped, url) or "")
+    assert "self-signed certificate in chain" not in (tls_cause(wrapped, url) or "x")
+    mismatch = OSError(
+        "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: IP address mismatch,"
+        " certificate is not valid for '127.0.0.1'. (_ssl.c:1006)"
+    )
+    assert "not valid for 'broker.example'" in (tls_cause(mismatch, url) or "")
+    old = OSError("[SSL: TLSV1_ALERT_PROTOCOL_VERSION] tlsv1 alert protocol version")
+    assert "share no TLS version" in (tls_cause(old, url) or "")
+    reset = ConnectionResetError(104, "Connection reset by peer")
+    assert tls_cause(reset, url) is None  # it had a certificate: nothing to guess
+    no_cert = url.split("&certfile")[0]
+    assert "client certificate" in (tls_cause(reset, no_cert) or "")
+    assert tls_cause(verify, url.replace("amqps://", "amqp://")) is None
