@@ -273,6 +273,16 @@ class LocalNode(NodeFiles):
             self.kill()
         self.start(wait=True, timeout=timeout)
 
+    def rotate_server_certificate(self) -> Path:
+        """A new server key and certificate from the node's CA, for new TLS connections from
+        now on; connections already open keep their session (none is dropped). Returns the
+        certificate's path."""
+        if self.tls_port is None:
+            raise BrokerError(f"RabbitMQ node {self.nodename} has no TLS listener")
+        pair = self.certificate_authority().issue_server("server", [self.host, "localhost"])
+        self.rabbitmqctl("eval", "ssl:clear_pem_cache().")  # else read again within 2 min
+        return pair.cert
+
     def rabbitmqctl(self, *args: str, timeout: float = 60.0) -> str:
         """Run ``rabbitmqctl -n <node> ARGS`` against this node; its output, or BrokerError."""
         ctl = self.rabbitmq_home / "bin" / "rabbitmqctl"

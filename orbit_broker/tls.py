@@ -60,10 +60,12 @@ def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
-    os.chmod(path, 0o600)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)  # a reader sees the old key or the new one, never half of one
 
 
 def _name(common_name: str, org: str) -> x509.Name:
@@ -196,7 +198,9 @@ class CertificateAuthority:
         cert = builder.sign(ca_key, hashes.SHA256())
         pair = CertPair(self.directory / f"{stem}.pem", self.directory / f"{stem}.key")
         _write_key(pair.key, key)
-        pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        tmp = pair.cert.with_name(f".{pair.cert.name}.tmp")
+        tmp.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        os.replace(tmp, pair.cert)
         return pair
 
     def client(self, user: str) -> CertPair:

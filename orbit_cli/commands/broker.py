@@ -44,6 +44,27 @@ def down(data_dir: DataDirOpt = None, port: PortOpt = None) -> None:
 
 
 @app.command(
+    "rotate-cert",
+    epilog="[bold]Examples[/]\n\n  [cyan]orbit broker rotate-cert[/]",
+)
+def rotate_cert(data_dir: DataDirOpt = None, port: PortOpt = None) -> None:
+    """Give the local node's TLS listener a new server key and certificate (same CA).
+
+    New connections get it at once; connected endpoints and clients keep their sessions."""
+    from cryptography import x509
+
+    n = localbroker.node(data_dir, port)
+    apply_saved_tls(n)
+    if not n.is_running():
+        raise CliError(f"RabbitMQ node {n.nodename} is not running", code="UNAVAILABLE")
+    cert = x509.load_pem_x509_certificate(n.rotate_server_certificate().read_bytes())
+    render.success(
+        f"new server certificate for {n.nodename}: serial {cert.serial_number:x},"
+        f" valid until {cert.not_valid_after_utc:%Y-%m-%d}; connected clients keep theirs"
+    )
+
+
+@app.command(
     "status",
     epilog="[bold]Examples[/]\n\n  [cyan]orbit broker status[/]\n  [cyan]orbit broker status --json[/]",  # noqa: E501
 )

@@ -7,6 +7,7 @@ refusal test has a positive control on the same path, so it cannot pass by accid
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -222,6 +223,46 @@ async def test_client_errors_name_the_tls_cause(tls: TlsWorld, tmp_path: Path) -
         with pytest.raises(BrokerError, match=r"not valid for '127\.0\.0\.1'"):
             await AsyncOrbitClient(url=mismatched, timeout=10).connect()
         stand_in.join(5)
+
+
+def served_serial(world: TlsWorld) -> int:
+    """The serial of the certificate the TLS listener presents to a new connection."""
+    from cryptography import x509
+
+    ca = world.node.certificate_authority()
+    assert world.node.tls_port is not None
+    ctx = context(ca.cert, ca.client("alice"))
+    with (
+        socket.create_connection((world.node.host, world.node.tls_port), 5) as raw,
+        ctx.wrap_socket(raw, server_hostname=world.node.host) as tls_socket,
+    ):
+        der = tls_socket.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+async def test_server_certificate_rotation_drops_no_connection(
+    tls: TlsWorld, tmp_path: Path
+) -> None:
+    """``orbit broker rotate-cert`` (``LocalNode.rotate_server_certificate``): new connections
+    get the new certificate at once; the endpoint and the client stay on their connections."""
+    proc = EndpointProcess("ep1", tls.url("ep1"), tmp_path / "ep1", allowed_users=["alice"])
+    await proc.start()
+    try:
+        async with AsyncOrbitClient(url=tls.url("alice"), timeout=30) as client:
+            assert (await client.call("ep1", "orbit.ping"))["pong"]
+            before = {c.name for c in await connections(tls, {"ep1", "alice"})}
+            old = served_serial(tls)
+            await asyncio.to_thread(tls.node.rotate_server_certificate)
+            assert served_serial(tls) != old
+            assert (await client.call("ep1", "orbit.ping"))["pong"]  # same connections
+            after = {c.name for c in await connections(tls, {"ep1", "alice"})}
+            assert after == before, (before, after)
+            async with AsyncOrbitClient(url=tls.url("alice"), timeout=30) as fresh:
+                assert (await fresh.call("ep1", "orbit.ping"))["endpoint"] == "ep1"
+    finally:
+        await proc.stop()
+    assert "reconnecting" not in proc.log()  # the endpoint never lost its connections
 
 
 async def test_x509_external_login_for_an_endpoint(tls: TlsWorld, tmp_path: Path) -> None:
