@@ -18,6 +18,7 @@ _ = _Whitelist()
 
 # -- typer commands: registered by @app.command ------------------------------------------------
 _.down  # orbit_cli/commands/broker.py
+_.rotate_cert  # orbit_cli/commands/broker.py
 _.lint  # orbit_cli/commands/broker.py
 _.list_jobs  # orbit_plugins/psij/cli.py
 _.logs  # orbit_plugins/psij/cli.py

@@ -327,6 +327,9 @@ async def test_cli_broker_up_tls_no_plaintext(tmp_path: Path) -> None:
         try:
             async with AsyncOrbitClient(url=client_url, timeout=30) as client:
                 assert (await client.call("demo", "orbit.ping"))["endpoint"] == "demo"
+                rotated = _orbit(env, "broker", "rotate-cert", *flags)
+                assert rotated.rc == 0 and "new server certificate" in rotated.stderr, rotated
+                assert (await client.call("demo", "orbit.ping"))["endpoint"] == "demo"
         finally:
             await proc.stop()
     finally:
