@@ -8,12 +8,11 @@ import typer
 from pydantic import BaseModel
 
 from orbit_cli.kit import CliError, EndpointArg, JsonOpt, TimeoutOpt, UrlOpt, render, session
-from orbit_plugins.globus.schema import Task
 
 if TYPE_CHECKING:
     from orbit_client import AsyncOrbitClient
     from orbit_plugins.globus.client import AsyncGlobus
-    from orbit_plugins.globus.schema import Listing, Outcome, Registered, Submitted
+    from orbit_plugins.globus.schema import Listing, Outcome, Registered, Task
 
 transfer_app = typer.Typer(
     help="Globus transfers driven by an endpoint's globus plugin (no data through Orbit).",
@@ -142,6 +141,7 @@ def submit(
     url: UrlOpt = None,
 ) -> None:
     """Submit a Globus transfer (optionally wait for it)."""
+    from orbit_plugins.globus.schema import Submitted
 
     async def work(t: AsyncGlobus) -> Submitted | Task:
         items = [(source_path, destination_path, recursive)]
@@ -151,7 +151,7 @@ def submit(
         return await t.wait(submitted.task_id)
 
     result = _run(endpoint, token, url, timeout, work)
-    if isinstance(result, Task):
+    if not isinstance(result, Submitted):
         _show_task(result, json_out)
     elif json_out:
         _json(result)
