@@ -34,7 +34,8 @@ EPILOG = """\
   [cyan]orbit task wait demo UID ...[/]
   [cyan]orbit task list demo --state RUNNING[/]
   [cyan]orbit task cancel demo --all[/]
-  [cyan]orbit run demo -- python -c 'print(6*7)'[/]                one-shot, exit code mirrored"""
+  [cyan]orbit run demo -- python -c 'print(6*7)'[/]                one-shot, exit code mirrored
+  [cyan]orbit run hpc1 --mpi 4 -- ./solver input.nml[/]             4 MPI ranks (mpiexec -n 4)"""
 
 task_app = typer.Typer(
     help="Run tasks (executables, functions) through an endpoint's tasks plugin.",
@@ -318,6 +319,15 @@ def run(
     task_timeout: Annotated[
         float | None, typer.Option("--task-timeout", help="Kill the task after S seconds.")
     ] = None,
+    mpi: Annotated[
+        int | None,
+        typer.Option(
+            "--mpi",
+            metavar="RANKS",
+            min=1,
+            help="Run it as an MPI task with RANKS processes (the endpoint's mpi_launcher).",
+        ),
+    ] = None,
     timeout: TimeoutOpt = None,
     url: UrlOpt = None,
 ) -> None:
@@ -332,6 +342,8 @@ def run(
         cwd=cwd,
         task_timeout=task_timeout,
     )
+    if mpi is not None:
+        specs = [{**spec, "type": "mpi", "ranks": mpi} for spec in specs]
 
     async def work(client: AsyncOrbitClient) -> dict[str, Any]:
         [record] = await submit_and_follow(

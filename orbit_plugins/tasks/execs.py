@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import signal
+from collections.abc import Sequence
 from typing import Any
 
 from .schema import TaskSpec
@@ -30,15 +31,20 @@ async def run_executable(
     procs: dict[str, asyncio.subprocess.Process],
     uid: str,
     cancelled: set[str],
+    mpi_launcher: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Run ``spec``; the result fields of the task (``state`` included). Its process is in
-    ``procs`` while it runs, and killed at once if ``uid`` is in ``cancelled`` by then."""
+    """Run ``spec`` (an MPI task under ``mpi_launcher``); the result fields of the task
+    (``state`` included). Its process is in ``procs`` while it runs, and killed at once if
+    ``uid`` is in ``cancelled`` by then."""
     assert spec.executable is not None
     env = {**os.environ, **spec.environment} if spec.environment else None
+    argv = [spec.executable, *spec.arguments]
+    if spec.type == "mpi":
+        ranks = str(spec.ranks or 1)
+        argv = [part.replace("{ranks}", ranks) for part in mpi_launcher] + argv
     try:
         proc = await asyncio.create_subprocess_exec(
-            spec.executable,
-            *spec.arguments,
+            *argv,
             cwd=spec.cwd,
             env=env,
             stdin=asyncio.subprocess.DEVNULL,
@@ -47,7 +53,7 @@ async def run_executable(
             start_new_session=True,
         )
     except OSError as exc:
-        return {"state": "FAILED", "error": f"cannot start {spec.executable!r}: {exc}"}
+        return {"state": "FAILED", "error": f"cannot start {argv[0]!r}: {exc}"}
     procs[uid] = proc
     if uid in cancelled:
         kill_group(proc)

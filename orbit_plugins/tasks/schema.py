@@ -51,6 +51,14 @@ class TaskSpec(_Model):
         " then the same blob in every task and is unpickled once per worker).",
     )
     timeout: float | None = Field(default=None, gt=0, description="Seconds; then it is killed.")
+    type: Literal["default", "mpi"] = Field(
+        default="default",
+        description="'mpi': run the executable under the endpoint's MPI launcher"
+        " (tasks setting mpi_launcher, e.g. mpiexec -n RANKS) with `ranks` processes.",
+    )
+    ranks: int | None = Field(
+        default=None, ge=1, le=65536, description="Processes of an MPI task (type 'mpi')."
+    )
     metadata: dict[str, Any] = Field(default_factory=dict, description="Kept, returned as is.")
 
     @model_validator(mode="after")
@@ -68,6 +76,12 @@ class TaskSpec(_Model):
             )
         if self.pickled_args is not None and self.pickled is None:
             raise ValueError("pickled_args needs pickled")
+        if self.type == "mpi" and self.executable is None:
+            raise ValueError(
+                "an MPI task runs an executable under the MPI launcher (functions: not supported)"
+            )
+        if self.ranks is not None and self.type != "mpi":
+            raise ValueError("ranks is for MPI tasks: give type 'mpi' too")
         return self
 
     @property
@@ -187,6 +201,12 @@ class TasksSettings(_Model):
         default=1 << 20, ge=1024, description="Bytes of an encoded return value kept."
     )
     default_timeout: float | None = Field(default=None, gt=0)
+    mpi_launcher: list[str] = Field(
+        default_factory=lambda: ["mpiexec", "-n", "{ranks}"],
+        min_length=1,
+        description="Command line put before an MPI task's executable; {ranks} is replaced by"
+        " its ranks (default 1). E.g. ['srun', '-n', '{ranks}'] inside a Slurm allocation.",
+    )
     retention: float = Field(
         default=7 * 86400,
         gt=0,

@@ -182,7 +182,13 @@ class TaskTracker:
                 return
             try:
                 result = await run_executable(
-                    spec, timeout, self.cfg.max_output, self._procs, uid, self._cancel_requested
+                    spec,
+                    timeout,
+                    self.cfg.max_output,
+                    self._procs,
+                    uid,
+                    self._cancel_requested,
+                    self.cfg.mpi_launcher,
                 )
             except Exception as exc:
                 result = {"state": "FAILED", "error": f"{type(exc).__name__}: {exc}"}

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
+
+import pytest
 
 from tests.local.conftest import StartEndpoint
 from tests.testkit.local import local_env
@@ -56,3 +59,15 @@ async def test_run_submit_list_cancel(
     code, out, _ = await orbit(env, "task", "submit", "ep1", "--json", "--", "/no/such/program")
     [failed] = json.loads(out)
     assert code == 1 and failed["state"] == "FAILED" and "cannot start" in failed["error"]
+
+
+@pytest.mark.skipif(shutil.which("mpiexec") is None, reason="needs an MPI launcher (openmpi-bin)")
+async def test_run_mpi_ranks(start_endpoint: StartEndpoint, amqp_url: str, tmp_path: Path) -> None:
+    launcher = ["mpiexec", "--allow-run-as-root", "--oversubscribe", "-n", "{ranks}"]
+    settings = {"tasks": {"mpi_launcher": launcher}}
+    await start_endpoint("ep-mpi", plugins=TASKS, plugin_settings=settings)
+    env = cli_env(amqp_url, tmp_path)
+    report = "echo rank $OMPI_COMM_WORLD_RANK"
+    code, out, err = await orbit(env, "run", "ep-mpi", "--mpi", "2", "--", "sh", "-c", report)
+    assert code == 0, err
+    assert sorted(out.splitlines()) == ["rank 0", "rank 1"]

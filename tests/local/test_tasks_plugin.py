@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import cloudpickle
 import pytest
 
-from orbit_client import AsyncOrbitClient, NotAuthorized, NotFound
+from orbit_client import AsyncOrbitClient, InvalidArgs, NotAuthorized, NotFound
 from orbit_protocol import Event
 from tests.local.conftest import StartEndpoint
 from tests.testkit.eventually import eventually
@@ -198,3 +199,36 @@ async def test_cancel_all_kills_function_tasks_waiting_in_a_workers_chunk(
     assert (await client.call("ep-chunk", "tasks.cancel_all_tasks"))["cancelled"] == 15
     final = await wait(client, "ep-chunk", sleepers, 15)
     assert {r["state"] for r in final} == {"CANCELED"}, [(r["uid"], r["state"]) for r in final]
+
+
+@pytest.mark.skipif(shutil.which("mpiexec") is None, reason="needs an MPI launcher (openmpi-bin)")
+async def test_mpi_task_runs_its_ranks_under_the_launcher(
+    start_endpoint: StartEndpoint, client: AsyncOrbitClient
+) -> None:
+    """A real Open MPI ``mpiexec`` starts the ranks (root and 2 cores here: the two flags)."""
+    launcher = ["mpiexec", "--allow-run-as-root", "--oversubscribe", "-n", "{ranks}"]
+    await start(start_endpoint, "ep-mpi", mpi_launcher=launcher)
+    report = "echo rank $OMPI_COMM_WORLD_RANK of $OMPI_COMM_WORLD_SIZE"
+    task = {"uid": "mpi3", "executable": "sh", "arguments": ["-c", report], "type": "mpi"}
+    await client.call("ep-mpi", "tasks.submit_tasks", tasks=[{**task, "ranks": 3}])
+    [done] = await wait(client, "ep-mpi", ["mpi3"], 60)
+    assert done["state"] == "DONE", done
+    assert sorted(done["stdout"].splitlines()) == [f"rank {r} of 3" for r in range(3)]
+
+
+async def test_mpi_task_specs_are_checked(
+    start_endpoint: StartEndpoint, client: AsyncOrbitClient
+) -> None:
+    await start(start_endpoint, "ep-mpi2", mpi_launcher=["no-such-mpiexec", "-n", "{ranks}"])
+    bad = [
+        ({"executable": "hostname", "ranks": 2}, "ranks is for MPI tasks"),
+        ({"function": "os:getcwd", "type": "mpi"}, "runs an executable"),
+        ({"executable": "hostname", "type": "mpi", "ranks": 0}, "greater than or equal to 1"),
+    ]
+    for spec, message in bad:
+        with pytest.raises(InvalidArgs, match=message):
+            await client.call("ep-mpi2", "tasks.submit_tasks", tasks=[spec])
+    task = {"uid": "nolauncher", "executable": "hostname", "type": "mpi", "ranks": 2}
+    await client.call("ep-mpi2", "tasks.submit_tasks", tasks=[task])
+    [failed] = await wait(client, "ep-mpi2", ["nolauncher"], 30)
+    assert failed["state"] == "FAILED" and "cannot start 'no-such-mpiexec'" in failed["error"]
