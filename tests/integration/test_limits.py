@@ -21,6 +21,7 @@ import aiormq.exceptions
 import pytest
 import pytest_asyncio
 
+from orbit_amqp.aiopika import _ClosedOnFailure
 from orbit_amqp.probe import amqp_login_error
 from orbit_broker.provision import (
     ClientSpec,
@@ -99,7 +100,11 @@ async def test_connection_loop_hits_its_limit_others_served(world: World) -> Non
     async def storm() -> None:
         for _ in range(ATTEMPTS):
             try:
-                held.append(await aio_pika.connect(world.urls["greedy"], timeout=10))
+                # a refused connect leaves aio-pika's object "open": _ClosedOnFailure closes it
+                url = world.urls["greedy"]
+                held.append(
+                    await aio_pika.connect(url, timeout=10, connection_class=_ClosedOnFailure)
+                )
             except (aiormq.exceptions.AMQPError, ConnectionError) as exc:
                 refusals.append(str(exc))
         # aiormq hides the broker's reason ("Expected Connection.OpenOk, got Close"): ask raw
