@@ -13,7 +13,6 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from subprocess import Popen
-from urllib.parse import urlsplit
 
 from .. import render
 
@@ -46,13 +45,10 @@ class ForwardTunnel:
         return ssh_options(ChildSettings(ssh_config=config))
 
     def _open(self) -> None:
-        from orbit_plugins.psij.tunnel import forward_port
+        from orbit_plugins.psij.tunnel import broker_address, forward_port
 
-        parts = urlsplit(self.url)
-        default_port = 5671 if parts.scheme == "amqps" else 5672
         self._proc, self.port = forward_port(
-            parts.hostname or "127.0.0.1",
-            parts.port or default_port,
+            *broker_address(self.url),
             self.via,
             self._options(),
             self.log,

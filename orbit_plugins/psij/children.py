@@ -40,7 +40,7 @@ from .jobdir import (
     tail,
 )
 from .schema import TERMINAL, JobIdArgs, JobSpec, SubmitArgs
-from .tunnel import ALLOCATED, ended, spawn_ssh, ssh_options, stop_ssh
+from .tunnel import ALLOCATED, broker_address, ended, spawn_ssh, ssh_options, stop_ssh
 
 if TYPE_CHECKING:
     from .plugin import PsijPlugin
@@ -89,8 +89,7 @@ def submit(plugin: PsijPlugin, args: SubmitEndpointArgs, call: Call) -> ChildInf
     if rec is None:
         url = child_url(cfg, args.name)
         _refuse_twins(plugin, args.name)
-        parts = urlsplit(url)
-        default_port = 5671 if parts.scheme == "amqps" else 5672
+        broker_host, broker_port = broker_address(url)
         setup = args.setup if args.setup is not None else cfg.setup
         job_dir = Path(plugin.ctx.state_dir) / "jobs" / call.request_id
         job_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -99,8 +98,8 @@ def submit(plugin: PsijPlugin, args: SubmitEndpointArgs, call: Call) -> ChildInf
             parent=plugin.ctx.endpoint,
             job_id=call.request_id,
             tunnel=args.tunnel,
-            broker_host=parts.hostname or "127.0.0.1",
-            broker_port=parts.port or default_port,
+            broker_host=broker_host,
+            broker_port=broker_port,
             login_host=cfg.login_host or socket.gethostname(),
             ssh_options=ssh_options(cfg),
             tunnel_timeout=cfg.tunnel_timeout,

@@ -88,6 +88,13 @@ def stop_ssh(proc: subprocess.Popen[bytes] | None) -> None:
         proc.wait()
 
 
+def broker_address(url: str) -> tuple[str, int]:
+    """The host and port an AMQP(S) ``url`` connects to (5671/5672 when it names none)."""
+    parts = urlsplit(url)
+    default_port = 5671 if parts.scheme == "amqps" else 5672
+    return parts.hostname or "127.0.0.1", parts.port or default_port
+
+
 def with_address(url: str, host: str, port: int) -> str:
     """``url`` with another host and port (user, password and vhost kept)."""
     parts = urlsplit(url)
