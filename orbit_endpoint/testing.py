@@ -79,7 +79,7 @@ async def memory_endpoint(
         )
         task = asyncio.create_task(endpoint.run(), name=f"endpoint {name}")
         try:
-            await _started(endpoint, task, timeout)
+            await wait_accepting(endpoint, task, timeout)
             async with AsyncOrbitClient(url=url, timeout=timeout) as client:
                 yield MemoryStack(broker, endpoint, client)
         finally:
@@ -87,7 +87,9 @@ async def memory_endpoint(
             await asyncio.wait_for(task, 30)
 
 
-async def _started(endpoint: Endpoint, task: asyncio.Task[None], timeout: float) -> None:
+async def wait_accepting(endpoint: Endpoint, task: asyncio.Task[None], timeout: float) -> None:
+    """Until ``endpoint`` (running as ``task``) accepts requests; what stopped it, raised, if
+    it stopped first; ``TimeoutError`` after ``timeout`` seconds."""
     ready = asyncio.create_task(endpoint.accepting.wait())
     done, _ = await asyncio.wait([ready, task], timeout=timeout, return_when="FIRST_COMPLETED")
     if task in done:
@@ -99,4 +101,4 @@ async def _started(endpoint: Endpoint, task: asyncio.Task[None], timeout: float)
         raise TimeoutError(f"endpoint {endpoint.name} did not start within {timeout} s")
 
 
-__all__ = ["MemoryStack", "memory_endpoint"]
+__all__ = ["MemoryStack", "memory_endpoint", "wait_accepting"]

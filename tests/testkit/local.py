@@ -34,6 +34,7 @@ from orbit_broker.topology import declare_all
 from orbit_client import AsyncOrbitClient
 from orbit_endpoint.runtime import Endpoint
 from orbit_endpoint.settings import EndpointSettings
+from orbit_endpoint.testing import wait_accepting
 from orbit_protocol import topology
 
 KIT = "tests.testkit.plugin:KitPlugin"
@@ -95,16 +96,7 @@ class LocalEndpoint:
         self.endpoint = Endpoint(self.settings)
         self.task = asyncio.create_task(self.endpoint.run(), name=f"endpoint {self.name}")
         self.starts += 1
-        ready = asyncio.create_task(self.endpoint.accepting.wait())
-        done, _ = await asyncio.wait(
-            [ready, self.task], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-        )
-        if self.task in done:
-            ready.cancel()
-            self.task.result()  # raises what stopped it
-            raise RuntimeError(f"endpoint {self.name} stopped while starting")
-        if ready not in done:
-            raise TimeoutError(f"endpoint {self.name} did not start within {timeout} s")
+        await wait_accepting(self.endpoint, self.task, timeout)
         return self
 
     async def stop(self) -> int:
