@@ -217,6 +217,11 @@ def _batch_rows(job: JobInfo) -> dict[str, str]:
     return {key: escape(value) for key, value in rows.items() if value}
 
 
+def _exit(job: JobInfo) -> str:
+    """`` 3`` after the state of a job that ended with exit code 3; nothing otherwise."""
+    return "" if job.exit_code is None else f" {job.exit_code}"
+
+
 def _ran(job: JobInfo) -> str:
     """How long since submission: until it ended, or until now."""
     end = job.finished_at if job.finished_at is not None else time.time()
@@ -255,7 +260,7 @@ def list_jobs(
     rows = [
         [
             j.job_id,
-            j.state + ("" if j.exit_code is None else f" {j.exit_code}"),
+            j.state + _exit(j),
             j.executor,
             j.native_id or "–",
             "/".join(x for x in (j.queue_name, j.account) if x) or "–",
@@ -278,9 +283,9 @@ def list_jobs(
         table.add_column(column, no_wrap=True, min_width=width)
     table.add_column("command", no_wrap=True, overflow="ellipsis")
     for j, row in zip(jobs, rows, strict=True):
-        state = _state(j.state) + row[1][len(j.state) :]
         cells = [escape(cell) for cell in row]
-        table.add_row(cells[0], state, *cells[2:], escape(" ".join([j.executable, *j.arguments])))
+        cells[1] = _state(j.state) + _exit(j)  # the plain text measured the width
+        table.add_row(*cells, escape(" ".join([j.executable, *j.arguments])))
     render.console.print(table)
 
 
