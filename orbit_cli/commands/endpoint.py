@@ -171,8 +171,11 @@ def _tunnel(
 
 def _plugin_settings(name: str, items: list[str]) -> dict[str, dict[str, Any]]:
     env = os.environ.get(ENV_PREFIX + "PLUGIN_SETTINGS")
-    base = json.loads(env) if env else profile.endpoint_entry(name).get("plugin_settings", {})
-    return parsing.plugin_settings(items, base)
+    try:
+        base = json.loads(env) if env else profile.endpoint_entry(name).get("plugin_settings", {})
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{ENV_PREFIX}PLUGIN_SETTINGS is not JSON: {exc}") from None
+    return parsing.plugin_settings(items, base if isinstance(base, dict) else {})
 
 
 def resolve_settings(name: str, flags: dict[str, Any]) -> EndpointSettings:

@@ -371,6 +371,10 @@ def test_plugin_settings_set_merge_over_env_or_profile(
     }
     monkeypatch.setenv("ORBIT_ENDPOINT_PLUGIN_SETTINGS", '{"tasks": {"workers": 8}}')
     assert _plugin_settings("demo", ["tasks.workers=1"]) == {"tasks": {"workers": 1}}
+    monkeypatch.setenv("ORBIT_ENDPOINT_PLUGIN_SETTINGS", "{not json")
+    with pytest.raises(UsageError, match="ORBIT_ENDPOINT_PLUGIN_SETTINGS is not JSON"):
+        _plugin_settings("demo", ["tasks.workers=1"])
+    monkeypatch.delenv("ORBIT_ENDPOINT_PLUGIN_SETTINGS")
     for bad in ("tasks", "tasks.=1", ".x=1", "workers=4"):
         with pytest.raises(UsageError, match=r"PLUGIN\.KEY=VALUE"):
             _plugin_settings("demo", [bad])
