@@ -32,6 +32,7 @@ from .errors import (
     ResourceLocked,
     Unroutable,
 )
+from .lastvalue import peek
 from .link import Link, backoff_delays
 from .messages import event_message, reply_message, request_message
 from .registry import transport_for
@@ -62,6 +63,7 @@ __all__ = [
     "declare",
     "declare_at",
     "event_message",
+    "peek",
     "reply_message",
     "request_message",
     "transport_for",

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aio_pika
@@ -22,11 +21,11 @@ from aio_pika.abc import (
     AbstractQueue,
     TimeoutType,
 )
-from pamqp.commands import Basic
 
 from orbit_protocol.errors import AuthenticationFailed, BrokerError
 from orbit_protocol.urls import mask_url
 
+from ._pamqp import from_pamqp, to_pamqp, translated
 from .base import (
     Channel,
     Connection,
@@ -35,93 +34,10 @@ from .base import (
     Message,
     OnClose,
     OnMessage,
-    Properties,
     QueueState,
 )
-from .errors import (
-    AccessRefused,
-    ChannelError,
-    ConnectionLost,
-    EntityNotFound,
-    PreconditionFailed,
-    PublishNacked,
-    ResourceLocked,
-    Unroutable,
-)
+from .errors import ConnectionLost
 from .tlscause import tls_cause
-
-_LOST = (
-    aiormq.exceptions.AMQPConnectionError,
-    aiormq.exceptions.ChannelInvalidStateError,
-    ConnectionError,
-    OSError,
-)
-
-
-@contextlib.contextmanager
-def _translated() -> Iterator[None]:
-    """aiormq's exceptions as Orbit's transport errors (order matters: subclasses first)."""
-    try:
-        yield
-    except aiormq.exceptions.PublishError as exc:  # basic.return, a DeliveryError subclass
-        raise Unroutable(f"NO_ROUTE: {exc}") from None
-    except aiormq.exceptions.DeliveryError as exc:
-        raise PublishNacked(f"the broker refused the message: {exc}") from None
-    except aiormq.exceptions.ChannelAccessRefused as exc:
-        raise AccessRefused(str(exc)) from None
-    except aiormq.exceptions.ChannelNotFoundEntity as exc:
-        raise EntityNotFound(str(exc)) from None
-    except aiormq.exceptions.ChannelPreconditionFailed as exc:
-        raise PreconditionFailed(str(exc)) from None
-    except aiormq.exceptions.ChannelLockedResource as exc:
-        raise ResourceLocked(str(exc)) from None
-    except aiormq.exceptions.ChannelClosed as exc:
-        raise ChannelError(str(exc)) from None
-    except (BrokerError, TimeoutError):  # TimeoutError is an OSError: not a lost connection
-        raise
-    except _LOST as exc:
-        raise ConnectionLost(f"{type(exc).__name__}: {exc}") from None
-    except RuntimeError as exc:  # aiormq/aio-pika: "<Connection ...> closed", "... not ready"
-        if not any(word in str(exc) for word in ("closed", "not ready", "not opened")):
-            raise
-        raise ConnectionLost(f"{type(exc).__name__}: {exc}") from None
-
-
-def _to_pamqp(props: Properties) -> Basic.Properties:
-    stamp = (
-        None
-        if props.timestamp is None
-        else datetime.datetime.fromtimestamp(props.timestamp, datetime.UTC)
-    )
-    return Basic.Properties(
-        content_type=props.content_type,
-        headers=props.headers or None,
-        delivery_mode=props.delivery_mode,
-        correlation_id=props.correlation_id,
-        reply_to=props.reply_to,
-        expiration=props.expiration,
-        message_id=props.message_id,
-        timestamp=stamp,
-        message_type=props.type,
-        user_id=props.user_id,
-    )
-
-
-def _from_pamqp(raw: Basic.Properties) -> Properties:
-    stamp = raw.timestamp
-    return Properties(
-        content_type=raw.content_type,
-        delivery_mode=raw.delivery_mode,
-        correlation_id=raw.correlation_id,
-        message_id=raw.message_id,
-        reply_to=raw.reply_to,
-        user_id=raw.user_id,
-        type=raw.message_type,
-        expiration=raw.expiration,
-        timestamp=None if stamp is None else int(stamp.timestamp()),
-        headers=dict(raw.headers or {}),
-    )
-
 
 SETTLE_TIMEOUT = 30.0
 """Backstop for an ack or reject whose frame never leaves the write queue."""
@@ -152,7 +68,7 @@ async def _settle(
         future.add_done_callback(cut)
     backstop = asyncio.get_running_loop().call_later(SETTLE_TIMEOUT, cut)
     try:
-        with _translated():
+        with translated():
             await operation()
     except asyncio.CancelledError:
         if state["cut"] and task.uncancel() == 0:
@@ -196,7 +112,7 @@ class _Delivery(Delivery):
         self._message = message
         self._lost = lost
         self.body = message.body
-        self.properties = _from_pamqp(message.properties)
+        self.properties = from_pamqp(message.properties)
         self.exchange = message.exchange or ""
         self.routing_key = message.routing_key or ""
         self.redelivered = bool(message.redelivered)
@@ -231,13 +147,13 @@ class _Channel(Channel):
         mandatory: bool = False,
         timeout: float | None = None,
     ) -> None:
-        with _translated():
+        with translated():
             channel = await self._channel.get_underlay_channel()
             await channel.basic_publish(
                 message.body,
                 exchange=exchange,
                 routing_key=routing_key,
-                properties=_to_pamqp(message.properties),
+                properties=to_pamqp(message.properties),
                 mandatory=mandatory,
                 timeout=timeout,
             )
@@ -245,7 +161,7 @@ class _Channel(Channel):
     async def declare_exchange(
         self, name: str, kind: ExchangeKind, *, durable: bool = True
     ) -> None:
-        with _translated():
+        with translated():
             await self._channel.declare_exchange(name, aio_pika.ExchangeType(kind), durable=durable)
 
     async def declare_queue(
@@ -258,7 +174,7 @@ class _Channel(Channel):
         arguments: dict[str, Any] | None = None,
         passive: bool = False,
     ) -> QueueState:
-        with _translated():
+        with translated():
             queue = await self._channel.declare_queue(
                 name,
                 durable=durable,
@@ -271,23 +187,23 @@ class _Channel(Channel):
         return QueueState(name, result.message_count or 0, result.consumer_count or 0)
 
     async def delete_queue(self, name: str) -> int:
-        with _translated():
+        with translated():
             channel = await self._channel.get_underlay_channel()
             result = await channel.queue_delete(name)
         return int(result.message_count or 0)
 
     async def bind(self, queue: str, exchange: str, routing_key: str) -> None:
-        with _translated():
+        with translated():
             channel = await self._channel.get_underlay_channel()
             await channel.queue_bind(queue, exchange, routing_key=routing_key)
 
     async def unbind(self, queue: str, exchange: str, routing_key: str) -> None:
-        with _translated():
+        with translated():
             channel = await self._channel.get_underlay_channel()
             await channel.queue_unbind(queue, exchange, routing_key=routing_key)
 
     async def set_prefetch(self, count: int) -> None:
-        with _translated():
+        with translated():
             await self._channel.set_qos(prefetch_count=count)
 
     async def consume(
@@ -296,16 +212,22 @@ class _Channel(Channel):
         async def on_message(message: AbstractIncomingMessage) -> None:
             await callback(_Delivery(message, self._lost))
 
-        with _translated():
+        with translated():
             q = await self._channel.get_queue(queue, ensure=False)
             tag = str(await q.consume(on_message, no_ack=no_ack, exclusive=exclusive))
         self._queues[tag] = q
         return tag
 
+    async def get(self, queue: str, *, no_ack: bool = False) -> Delivery | None:
+        with translated():
+            q = await self._channel.get_queue(queue, ensure=False)
+            message = await q.get(no_ack=no_ack, fail=False)
+        return None if message is None else _Delivery(message, self._lost)
+
     async def cancel(self, tag: str) -> None:
         queue = self._queues.pop(tag, None)
         if queue is not None:
-            with _translated():
+            with translated():
                 await queue.cancel(tag)
 
     async def close(self) -> None:
@@ -336,7 +258,7 @@ class _Connection(Connection):
         self._connection.close_callbacks.add(lambda _c, exc=None: callback(exc))
 
     async def channel(self, *, confirms: bool = False) -> Channel:
-        with _translated():
+        with translated():
             channel = self._connection.channel(
                 publisher_confirms=confirms, on_return_raises=confirms
             )

@@ -167,6 +167,14 @@ class Channel(ABC):
         """Start a consumer; ``callback`` runs as a task per delivery. Returns its tag."""
 
     @abstractmethod
+    async def get(self, queue: str, *, no_ack: bool = False) -> Delivery | None:
+        """``basic.get``: the queue's head message, or ``None`` when it holds none ready.
+
+        Settle it like a consumer's delivery; ``reject(requeue=True)`` puts it back at
+        the head of a classic queue, so a reader can look without taking.
+        """
+
+    @abstractmethod
     async def cancel(self, tag: str) -> None:
         """Stop a consumer; its unacknowledged deliveries stay with the channel."""
 

@@ -130,14 +130,18 @@ class Endpoint:
             allocation=batch_allocation(os.environ),
         ).model_dump()
 
+    async def _announce(self, state: Literal["online", "offline"]) -> None:
+        """Persistent, so the last-seen queues of the directory keep it over a broker restart."""
+        await self.publisher.event(
+            naming.BUILTIN_PLUGIN, naming.PRESENCE_TOPIC, self._presence(state), persistent=True
+        )
+
     async def _heartbeat(self) -> None:
         while True:
             await self.publisher.link.ready.wait()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.settings.heartbeat):
-                    await self.publisher.event(
-                        naming.BUILTIN_PLUGIN, naming.PRESENCE_TOPIC, self._presence("online")
-                    )
+                    await self._announce("online")
             await asyncio.sleep(self.settings.heartbeat)
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -213,12 +217,7 @@ class Endpoint:
         if self.publisher.link.ready.is_set():
             with contextlib.suppress(Exception):
                 await outbox.flush(2.0)
-                await asyncio.wait_for(
-                    self.publisher.event(
-                        naming.BUILTIN_PLUGIN, naming.PRESENCE_TOPIC, self._presence("offline")
-                    ),
-                    5,
-                )
+                await asyncio.wait_for(self._announce("offline"), 5)
         for task in list(self._tasks):
             task.cancel()
         await self.publisher.link.close()

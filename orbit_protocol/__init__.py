@@ -27,7 +27,16 @@ from .errors import (
     UnknownPlugin,
     error_for,
 )
-from .messages import ErrorInfo, Event, Presence, Reply, Request, decode_reply, decode_request
+from .messages import (
+    Directory,
+    ErrorInfo,
+    Event,
+    Presence,
+    Reply,
+    Request,
+    decode_reply,
+    decode_request,
+)
 from .version import PROTOCOL_VERSION
 
 __all__ = [
@@ -38,6 +47,7 @@ __all__ = [
     "Cancelled",
     "Conflict",
     "DeadlineExceeded",
+    "Directory",
     "EndpointBusy",
     "EndpointOffline",
     "ErrorCode",

@@ -139,6 +139,20 @@ class Presence(BaseModel):
     )
 
 
+class Directory(_Body):
+    """What one client was granted: the only message of ``orbit.sub.<user>.directory``.
+
+    Written by the provisioner whenever a grant changes (the broker's topic permissions
+    are the source); read by the user with ``basic.get`` and a requeue.
+    """
+
+    v: Literal[1] = PROTOCOL_VERSION
+    user: str = Field(pattern=NAME_PATTERN)
+    endpoints: tuple[str, ...] = ()
+    pools: tuple[str, ...] = ()
+    updated: float = Field(default_factory=time.time, description="epoch seconds")
+
+
 def decode_request(body: bytes) -> Request:
     """Parse a request body, raising :class:`BadRequest` with a readable reason."""
     try:

@@ -66,6 +66,16 @@ def subscription_queue(user: str, token: str | None = None) -> str:
     return f"orbit.sub.{validate_name(user, 'user')}.{token or secrets.token_hex(8)}"
 
 
+def directory_queue(user: str) -> str:
+    """``orbit.sub.<user>.directory``: holds one message, the user's :class:`Directory`."""
+    return f"orbit.sub.{validate_name(user, 'user')}.directory"
+
+
+def last_seen_queue(user: str, endpoint: str) -> str:
+    """``orbit.sub.<user>.seen.<endpoint>``: the last presence event of a granted endpoint."""
+    return f"orbit.sub.{validate_name(user, 'user')}.seen.{validate_name(endpoint)}"
+
+
 def event_routing_key(endpoint: str, plugin: str, topic: str) -> str:
     """``<endpoint>.<plugin>.<topic>``: routing key of an event."""
     for word, kind in ((plugin, "plugin"), (topic, "topic")):

@@ -135,17 +135,39 @@ def client_queue_arguments(
     return args
 
 
+LAST_VALUE_ARGUMENTS: Final = (("x-max-length", 1), ("x-overflow", "drop-head"))
+"""A classic queue that keeps only its newest message (no ``x-expires``: it stays)."""
+
+
+def directory(user: str, endpoints: tuple[str, ...] | list[str]) -> Topology:
+    """A client's directory queue, and one last-seen queue per granted endpoint, bound to
+    that endpoint's presence key: the broker keeps each endpoint's last presence event."""
+    seen = [(naming.last_seen_queue(user, ep), ep) for ep in endpoints]
+    return Topology(
+        queues=(
+            QueueSpec(naming.directory_queue(user), LAST_VALUE_ARGUMENTS),
+            *(QueueSpec(queue, LAST_VALUE_ARGUMENTS) for queue, _ in seen),
+        ),
+        bindings=tuple(
+            BindingSpec(naming.EVENT_EXCHANGE, queue, naming.presence_routing_key(ep))
+            for queue, ep in seen
+        ),
+    )
+
+
 __all__ = [
     "DEFAULT_CLIENT_QUEUE_EXPIRES_MS",
     "DEFAULT_DELIVERY_LIMIT",
     "DEFAULT_MAX_LENGTH",
     "DEFAULT_MESSAGE_TTL_MS",
+    "LAST_VALUE_ARGUMENTS",
     "BindingSpec",
     "ExchangeSpec",
     "QueueSpec",
     "Topology",
     "client_queue_arguments",
     "core",
+    "directory",
     "endpoint",
     "pool",
     "pool_queue_arguments",

@@ -110,7 +110,8 @@ class MemoryChannel(_Closable, Channel):
         self._confirms = confirms
         self._prefetch = 0
         self._consumers: dict[str, tuple[Queue, Consumer]] = {}
-        self._unacked: dict[int, tuple[Consumer, Queue, Stored]] = {}
+        self._unacked: dict[int, tuple[Consumer | None, Queue, Stored]] = {}
+        """delivery tag → (consumer, or None for a ``get``, queue, message)."""
         self._tags = itertools.count(1)
         self._callbacks_by_tag: dict[str, OnMessage] = {}
 
@@ -224,16 +225,29 @@ class MemoryChannel(_Closable, Channel):
             return tag
 
     def _deliver(self, consumer: Consumer, queue: Queue, msg: Stored) -> None:
+        if not consumer.no_ack:
+            consumer.unacked += 1
+        delivery = self._delivery(consumer, queue, msg, no_ack=consumer.no_ack)
+        callback = self._callbacks_by_tag[consumer.tag]
+        self._soon(self._spawn, callback, delivery)
+
+    def _delivery(
+        self, consumer: Consumer | None, queue: Queue, msg: Stored, *, no_ack: bool
+    ) -> MemoryDelivery:
         tag = next(self._tags)
         headers = dict(msg.properties.headers)
         if queue.quorum and msg.delivery_count:
             headers["x-delivery-count"] = msg.delivery_count
-        if not consumer.no_ack:
-            consumer.unacked += 1
+        if not no_ack:
             self._unacked[tag] = (consumer, queue, msg)
-        delivery = MemoryDelivery(self, tag, msg, headers)
-        callback = self._callbacks_by_tag[consumer.tag]
-        self._soon(self._spawn, callback, delivery)
+        return MemoryDelivery(self, tag, msg, headers)
+
+    async def get(self, queue: str, *, no_ack: bool = False) -> Delivery | None:
+        with self._op():
+            self._grants.check("read", "queue", queue)
+            q = self._vhost.queue(queue)
+            msg = self._vhost.take(q)
+            return None if msg is None else self._delivery(None, q, msg, no_ack=no_ack)
 
     def _spawn(self, callback: OnMessage, delivery: Delivery) -> None:
         asyncio.get_running_loop().create_task(self._run(callback, delivery))
@@ -251,7 +265,8 @@ class MemoryChannel(_Closable, Channel):
             if entry is None:
                 raise PreconditionFailed(f"PRECONDITION_FAILED - unknown delivery tag {tag}")
             consumer, queue, msg = entry
-            consumer.unacked -= 1
+            if consumer is not None:
+                consumer.unacked -= 1
             self._vhost.settle(queue, msg, how)
 
     async def cancel(self, tag: str) -> None:
@@ -271,7 +286,8 @@ class MemoryChannel(_Closable, Channel):
         returned: dict[str, tuple[Queue, list[Stored]]] = {}
         for tag in sorted(self._unacked):
             consumer, queue, msg = self._unacked.pop(tag)
-            consumer.unacked -= 1
+            if consumer is not None:
+                consumer.unacked -= 1
             returned.setdefault(queue.name, (queue, []))[1].append(msg)
         touched = {q.name: q for q, _ in self._consumers.values()}
         for queue, consumer in self._consumers.values():  # atomically with the returns:

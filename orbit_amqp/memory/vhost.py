@@ -261,17 +261,33 @@ class VHost:
                 queue.ready.appendleft(msg)
             else:
                 queue.ready.append(msg)
+        limit = queue.arguments.get("x-max-length")
+        if limit is not None and queue.arguments.get("x-overflow", "drop-head") == "drop-head":
+            while len(queue.ready) > int(limit):  # a requeue does not overfill the queue
+                self._dead_letter(queue, queue.ready.popleft(), "maxlen")
         self.pump(queue)
+
+    def _expire_head(self, queue: Queue) -> None:
+        while queue.ready:
+            head = queue.ready[0]
+            if head.expires_at is None or head.expires_at > time.monotonic():
+                return
+            queue.ready.popleft()
+            self._dead_letter(queue, head, "expired")
+
+    def take(self, queue: Queue) -> Stored | None:
+        """``basic.get``: the head message (after expiring the head), or ``None``."""
+        self._expire_head(queue)
+        queue.last_used = time.monotonic()
+        return queue.ready.popleft() if queue.ready else None
 
     def pump(self, queue: Queue) -> None:
         """Deliver ready messages to active consumers with room; expire at the head."""
         active = queue.active()
-        while queue.ready:
-            head = queue.ready[0]
-            if head.expires_at is not None and head.expires_at <= time.monotonic():
-                queue.ready.popleft()
-                self._dead_letter(queue, head, "expired")
-                continue
+        while True:
+            self._expire_head(queue)
+            if not queue.ready:
+                return
             room = [c for c in active if c.has_room]
             if not room:
                 return
