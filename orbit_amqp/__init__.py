@@ -32,7 +32,7 @@ from .errors import (
     ResourceLocked,
     Unroutable,
 )
-from .lastvalue import peek
+from .lastvalue import peek, read_directory
 from .link import Link, backoff_delays
 from .messages import event_message, reply_message, request_message
 from .registry import transport_for
@@ -64,6 +64,7 @@ __all__ = [
     "declare_at",
     "event_message",
     "peek",
+    "read_directory",
     "reply_message",
     "request_message",
     "transport_for",

@@ -243,6 +243,13 @@ class ManagementClient:
     def list_queues(self, vhost: str) -> list[QueueInfo]:
         return [_queue_info(r) for r in self._request("GET", f"/queues/{_q(vhost)}")]
 
+    def peek(self, vhost: str, name: str) -> str | None:
+        """The head message's payload, requeued (``None``: no queue, or it is empty)."""
+        body = {"count": 1, "ackmode": "reject_requeue_true", "encoding": "auto"}
+        path = f"/queues/{_q(vhost)}/{_q(name)}/get"
+        rows = self._request("POST", path, json=body, ok_missing=True)
+        return str(rows[0]["payload"]) if rows else None
+
     def get_exchange(self, vhost: str, name: str) -> ExchangeInfo | None:
         row = self._request("GET", f"/exchanges/{_q(vhost)}/{_q(name)}", ok_missing=True)
         if row is None:
@@ -250,6 +257,32 @@ class ManagementClient:
         return ExchangeInfo(
             row["name"], row["vhost"], row["type"], row["durable"], row.get("arguments") or {}
         )
+
+    def declare_queue(self, vhost: str, name: str, arguments: dict[str, Any]) -> None:
+        """A durable queue; 400 (a ``BrokerError``) if it exists with other arguments."""
+        body = {"durable": True, "auto_delete": False, "arguments": arguments}
+        self._request("PUT", f"/queues/{_q(vhost)}/{_q(name)}", json=body)
+
+    def delete_queue(self, vhost: str, name: str) -> None:
+        """Delete a queue and its messages; a missing queue is no error."""
+        self._request("DELETE", f"/queues/{_q(vhost)}/{_q(name)}", ok_missing=True)
+
+    def bind_queue(self, vhost: str, exchange: str, queue: str, routing_key: str) -> None:
+        path = f"/bindings/{_q(vhost)}/e/{_q(exchange)}/q/{_q(queue)}"
+        self._request("POST", path, json={"routing_key": routing_key, "arguments": {}})
+
+    def publish(
+        self, vhost: str, routing_key: str, payload: str, properties: dict[str, Any]
+    ) -> bool:
+        """Publish through the default exchange (to queue ``routing_key``); routed or not."""
+        body = {
+            "properties": properties,
+            "routing_key": routing_key,
+            "payload": payload,
+            "payload_encoding": "string",
+        }
+        answer = self._request("POST", f"/exchanges/{_q(vhost)}/amq.default/publish", json=body)
+        return bool(answer and answer.get("routed"))
 
     def list_all_bindings(self, vhost: str) -> set[tuple[str, str, str]]:
         """(exchange, queue, routing key) of every queue binding in ``vhost``."""

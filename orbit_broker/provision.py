@@ -17,18 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
 import secrets
-import tempfile
-from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from orbit_amqp import declare_at
 from orbit_protocol import naming
 from orbit_protocol.errors import BrokerError
 
+from . import directory
 from .management import ManagementClient, Permissions, TopicPermission
 from .permissions import (
     CLIENT_LIMITS,
@@ -57,6 +53,7 @@ from .plans import (
     ProvisionSpec,
     make_url,
 )
+from .profilefile import write_profile
 from .topology import full_topology, queue_differences
 
 # -- the provisioner --------------------------------------------------------------------------
@@ -75,6 +72,9 @@ class Provisioner:
         self.amqp_url = amqp_url  # an admin URL; its vhost path is replaced
         self.vhost = vhost
         self.admin_user = unquote(urlsplit(amqp_url).username or "guest")
+
+    def _store(self) -> directory.ManagementStore:
+        return directory.ManagementStore(self.management, self.vhost)
 
     def _admin_url(self) -> str:
         parts = urlsplit(self.amqp_url)
@@ -128,6 +128,8 @@ class Provisioner:
                         plan.actions.append(
                             Action("set-user-limit", name, f"{key} {value}", (key, value))
                         )
+            if role == "client":
+                self._plan_directory(plan, name, spec, topic_rows.get(name, {}), exists)
             for exchange, row in topics.items():
                 if topic_rows.get(name, {}).get(exchange) != row:
                     plan.actions.append(
@@ -161,6 +163,14 @@ class Provisioner:
         if role == "endpoint":
             ep = next(e for e in spec.endpoints if e.name == name)
             return endpoint_permissions(name, ep.pools), endpoint_topic_permissions(name)
+        endpoints, pools = self._client_grants(name, spec, current)
+        return client_permissions(name), client_topic_permissions(name, endpoints, pools)
+
+    @staticmethod
+    def _client_grants(
+        name: str, spec: ProvisionSpec, current: dict[str, TopicPermission]
+    ) -> tuple[set[str], set[str]]:
+        """The grants a client keeps (provisioning never revokes) plus the spec's."""
         endpoints: set[str] = set()
         pools: set[str] = set()
         if naming.REQUEST_EXCHANGE in current:
@@ -169,7 +179,23 @@ class Provisioner:
             if cl.name == name:
                 endpoints.update(cl.endpoints)
                 pools.update(cl.pools)
-        return client_permissions(name), client_topic_permissions(name, endpoints, pools)
+        return endpoints, pools
+
+    def _plan_directory(
+        self,
+        plan: Plan,
+        name: str,
+        spec: ProvisionSpec,
+        current: dict[str, TopicPermission],
+        vhost_exists: bool,
+    ) -> None:
+        endpoints, pools = self._client_grants(name, spec, current)
+        want = (tuple(sorted(endpoints)), tuple(sorted(pools)))
+        queue = naming.directory_queue(name)
+        have = directory.parse(self.management.peek(self.vhost, queue) if vhost_exists else None)
+        if have is None or (have.endpoints, have.pools) != want:
+            listed = ", ".join(want[0]) or "–"
+            plan.actions.append(Action("write-directory", name, f"endpoints {listed}", want))
 
     def _plan_topology(self, plan: Plan, vhost_exists: bool) -> None:
         m, vhost, topo = self.management, self.vhost, plan.topology
@@ -228,6 +254,9 @@ class Provisioner:
             elif action.kind in ("declare-exchange", "declare-queue", "bind") and not declared:
                 await declare_at(self._admin_url(), plan.topology, name="orbit-provision")
                 declared = True
+        for action in plan.actions:  # after the topology: last-seen queues bind to orbit.events
+            if action.kind == "write-directory":
+                await directory.write(self._store(), action.target, *action.payload)
         return ProvisionResult(plan, applied=True, credentials=credentials)
 
     async def provision(self, spec: ProvisionSpec, *, dry_run: bool = False) -> ProvisionResult:
@@ -292,8 +321,10 @@ class Provisioner:
             rows = client_topic_permissions(client, endpoints, pools)
             for exchange in (naming.REQUEST_EXCHANGE, naming.EVENT_EXCHANGE):
                 self.management.set_topic_permission(client, self.vhost, rows[exchange])
-            if not add and disconnect:
-                self.management.close_user_connections(client, "orbit: permission revoked")
+        # also when unchanged: a directory that is missing or stale is written again
+        directory.blocking(directory.write(self._store(), client, endpoints, pools))
+        if changed and not add and disconnect:
+            self.management.close_user_connections(client, "orbit: permission revoked")
         return GrantResult(
             client=client,
             target=target,
@@ -319,43 +350,10 @@ class Provisioner:
         """Delete user ``name`` and close its connections; returns the connections closed."""
         conns = self.management.list_connections(name)
         self.management.delete_user(name)
+        directory.blocking(directory.remove(self._store(), name))
         for conn in conns:
             self.management.close_connection(conn.name, "orbit: user revoked")
         return len(conns)
-
-
-# -- profile file -----------------------------------------------------------------------------
-
-
-def write_profile(
-    path: str | os.PathLike[str], url: str, *, section: str = "client", **fields: Any
-) -> Path:
-    """Write ``{section: {"url": url, **fields}}`` into a JSON profile with mode 0600.
-
-    Other sections already in the file are kept. The file is replaced atomically and is
-    never readable by group or others, also not for an instant.
-    """
-    target = Path(path).expanduser()
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    data: dict[str, Any] = {}
-    if target.is_file():
-        with contextlib.suppress(ValueError, OSError):
-            loaded = json.loads(target.read_text())
-            if isinstance(loaded, dict):
-                data = loaded
-    data[section] = {**data.get(section, {}), "url": url, **fields}
-    fd, tmp = tempfile.mkstemp(prefix=".profile-", dir=target.parent)  # created 0600
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return target
 
 
 __all__ = [

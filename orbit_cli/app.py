@@ -27,7 +27,7 @@ EPILOG = """\
 
   [cyan]orbit broker up[/]                                      start a private local broker
   [cyan]orbit endpoint start --name demo --detach[/]            run an endpoint in the background
-  [cyan]orbit endpoints[/]                                      who is online
+  [cyan]orbit endpoints[/]                                      your endpoints, online or not
   [cyan]orbit call demo orbit.ping[/]                           call an operation
   [cyan]orbit sysinfo demo[/]                                   host metrics of an endpoint
   [cyan]orbit events demo --count 5[/]                          tail events

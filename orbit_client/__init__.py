@@ -31,6 +31,7 @@ from orbit_protocol.errors import (
 )
 
 from ._async import AsyncOrbitClient
+from ._directory import DirectoryEntry
 from ._presence import EndpointInfo
 from ._subscription import Subscription
 from ._sync import OrbitClient, SyncSubscription
@@ -80,6 +81,7 @@ __all__ = [
     "ClientSettings",
     "Conflict",
     "DeadlineExceeded",
+    "DirectoryEntry",
     "EndpointBusy",
     "EndpointInfo",
     "EndpointOffline",

@@ -17,13 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from orbit_amqp import (
-    AccessRefused,
-    Connection,
-    ConnectionLost,
-    Link,
-    request_message,
-)
+from orbit_amqp import AccessRefused, Connection, ConnectionLost, Link, request_message
 from orbit_protocol import (
     AuthenticationFailed,
     BrokerError,
@@ -38,6 +32,7 @@ from orbit_protocol import (
 )
 from orbit_protocol.topology import client_queue_arguments
 
+from ._directory import DirectoryEntry, DirectoryReader
 from ._online import OnlineCheck
 from ._presence import EndpointInfo, PresenceTable, TopologyCallback
 from ._proxy import AsyncPluginProxy
@@ -380,6 +375,15 @@ class AsyncOrbitClient:
     def register_topology_callback(self, callback: TopologyCallback) -> None:
         """Call ``callback(endpoint, info)`` whenever an endpoint comes online or goes offline."""
         self.presence.callbacks.append(callback)
+
+    async def directory(self) -> list[DirectoryEntry]:
+        """Every endpoint and pool granted to this user, online or not (docs/directory.md);
+        ``NotFound`` for a user the broker keeps no directory for (see :meth:`endpoints`)."""
+        entries = await DirectoryReader(self.user, self._connection).read()
+        for entry in entries:
+            if entry.kind == "endpoint":
+                await self._online.follow(entry.name)  # live presence from now on
+        return entries
 
     def endpoints(self) -> dict[str, EndpointInfo]:
         """Endpoints seen through presence so far (refreshed every heartbeat)."""

@@ -9,6 +9,8 @@ from typing import Any
 
 from orbit_protocol import Event, Presence
 
+from ._directory import DirectoryEntry
+
 TopologyCallback = Callable[[str, "EndpointInfo"], Any]
 
 
@@ -27,6 +29,11 @@ class EndpointInfo:
         """Announced online, and heard from within two heartbeat intervals."""
         fresh = time.monotonic() - self.seen_at <= 2 * self.presence.heartbeat + 1
         return self.presence.state == "online" and fresh
+
+    def as_entry(self) -> DirectoryEntry:
+        """This presence as a directory entry (queue facts unknown: shown as 0)."""
+        last = time.time() - (time.monotonic() - self.seen_at)
+        return DirectoryEntry(self.name, "endpoint", True, 0, 0, self.presence, last, self.user)
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from orbit_protocol import Event, Reply
 
 from ._async import _DEFAULT, AsyncOrbitClient, EventCallback
+from ._directory import DirectoryEntry
 from ._presence import EndpointInfo, TopologyCallback
 from ._proxy import PluginProxy
 from ._subscription import Subscription
@@ -150,6 +151,9 @@ class OrbitClient:
 
     def register_topology_callback(self, callback: TopologyCallback) -> None:
         self._async.register_topology_callback(callback)
+
+    def directory(self) -> list[DirectoryEntry]:
+        return self._run(self._async.directory())
 
     def endpoints(self) -> dict[str, EndpointInfo]:
         return self._async.endpoints()

@@ -59,8 +59,9 @@ async def test_last_value_queue_keeps_the_newest_message_only(transport: Harness
         await transport.publish(
             naming.EVENT_EXCHANGE, naming.presence_routing_key("hpc1"), b"%d" % i
         )
-    assert await peek(channel, queue) == b"2"
-    assert await peek(channel, queue) == b"2"
+    for _ in range(2):
+        seen = await peek(channel, queue)
+        assert seen is not None and seen.body == b"2"
     await eventually(lambda: _count(channel, queue, 1), timeout=3, what="one message left")
 
 
@@ -76,7 +77,8 @@ async def test_a_requeue_behind_a_newer_message_keeps_only_the_newer(transport: 
     await transport.publish("", queue, b"new")
     await held.reject(requeue=True)
     await eventually(lambda: _count(channel, queue, 1), timeout=3, what="one message left")
-    assert await peek(channel, queue) == b"new"
+    newest = await peek(channel, queue)
+    assert newest is not None and newest.body == b"new"
 
 
 async def test_get_needs_read_permission_and_an_existing_queue(transport: Harness) -> None:

@@ -173,7 +173,26 @@ async def attacks(world: Tenants, attacker: str, own: str, victim: str) -> dict[
         exchange = await ch.get_exchange(naming.REQUEST_EXCHANGE, ensure=False)
         await exchange.publish(message(effect(world, "forged"), victim_client, "x"), own)
 
+    directory = naming.directory_queue(victim_client)
+    seen = naming.last_seen_queue(victim_client, victim)
+
+    async def get_directory(ch: aio_pika.abc.AbstractChannel) -> None:
+        await (await ch.get_queue(directory, ensure=False)).get(no_ack=False, fail=False)
+
+    async def get_seen(ch: aio_pika.abc.AbstractChannel) -> None:
+        await (await ch.get_queue(seen, ensure=False)).get(no_ack=False, fail=False)
+
+    async def bind_directory(ch: aio_pika.abc.AbstractChannel) -> None:
+        await (await ch.get_queue(directory, ensure=False)).bind(naming.EVENT_EXCHANGE, "#")
+
+    async def delete_directory(ch: aio_pika.abc.AbstractChannel) -> None:
+        await (await ch.get_queue(directory, ensure=False)).delete(if_unused=False)
+
     for name, action in {
+        "read victim client's directory": get_directory,
+        "read victim client's last-seen": get_seen,
+        "bind victim client's directory": bind_directory,
+        "delete victim client's directory": delete_directory,
         "consume victim queue": consume,
         "basic.get victim queue": get,
         "purge victim queue": purge,
@@ -291,6 +310,8 @@ async def test_isolation_matrix(tenants: Tenants, capsys: pytest.CaptureFixture[
             info = c.endpoints()[endpoint]
             assert info.online and info.user == endpoint
             assert set(c.endpoints()) == {endpoint}  # and sees no one else's
+            listed = await c.directory()  # the directory names its grants, no others
+            assert [(e.name, e.state, e.user) for e in listed] == [(endpoint, "online", endpoint)]
     allowed_tokens = {f"ok-{c}" for c in world.clients}
 
     matrix: dict[tuple[str, str], dict[str, Outcome]] = {}
