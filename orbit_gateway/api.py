@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Annotated, Any
 
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from orbit_protocol import BadRequest, BrokerError, ErrorCode, OrbitError, Reply
+from orbit_protocol import BadRequest, BrokerError, ErrorCode, NotFound, OrbitError, Reply
 
 from .auth import COOKIE, SessionStore, UserSession, current_session, login_or_401
 
@@ -66,13 +67,32 @@ async def logout(session: Session, request: Request, response: Response) -> dict
 
 @router.get("/whoami")
 async def whoami(session: Session) -> dict[str, Any]:
-    return {"user": session.user, "follows_all": session.hub.wildcard}
+    hub = session.hub
+    return {
+        "user": session.user,
+        "follows_all": hub.follows_all,
+        "directory": hub.granted is not None,
+    }
 
 
 @router.get("/endpoints")
 async def endpoints(session: Session) -> dict[str, Any]:
-    """Endpoints this user has seen through presence, by name."""
-    return {name: info.as_dict() for name, info in sorted(session.client.endpoints().items())}
+    """Every endpoint of the user's directory (online or not), and every other endpoint
+    heard through presence, by name (docs/directory.md)."""
+    found = {name: info.as_entry() for name, info in session.client.endpoints().items()}
+    with contextlib.suppress(NotFound):
+        entries = await session.hub.directory()
+        found |= {e.name: e for e in entries if e.kind == "endpoint"}
+    return {name: entry.as_dict() for name, entry in sorted(found.items())}
+
+
+@router.get("/directory")
+async def directory(session: Session) -> list[dict[str, Any]]:
+    """The user's directory: granted endpoints, then pools; 404 if the broker keeps none."""
+    try:
+        return [entry.as_dict() for entry in await session.hub.directory()]
+    except NotFound as exc:
+        raise HTTPException(404, {"code": "NOT_FOUND", "message": exc.message}) from None
 
 
 @router.post("/{endpoint}/{plugin}/{method}")

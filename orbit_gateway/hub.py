@@ -19,8 +19,8 @@ from typing import Any
 
 from sse_starlette import ServerSentEvent
 
-from orbit_client import AsyncOrbitClient, Subscription
-from orbit_protocol import Event, NotAuthorized, naming
+from orbit_client import AsyncOrbitClient, DirectoryEntry, Subscription
+from orbit_protocol import Event, NotAuthorized, NotFound, naming
 
 log = logging.getLogger(__name__)
 
@@ -103,20 +103,47 @@ class EventHub:
         self.seq = 0
         self.listeners: set[Listener] = set()
         self.wildcard = False
+        self.granted: frozenset[str] | None = None
+        """Endpoints of the user's directory (``None``: the broker keeps none)."""
         self._subs: dict[str, Subscription] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        """Follow every endpoint if the broker allows this user a wildcard binding."""
+        """Follow every endpoint if the broker allows this user a wildcard binding, else
+        every endpoint of the user's directory (if the broker keeps one)."""
         with contextlib.suppress(NotAuthorized):
             await self._follow(None)
             self.wildcard = True
+            return
+        with contextlib.suppress(NotFound):
+            await self.directory()
+
+    async def directory(self) -> list[DirectoryEntry]:
+        """The user's directory; its endpoints' events flow in from now on."""
+        try:
+            entries = await self.client.directory()
+        except NotFound:
+            self.granted = None
+            raise
+        self.granted = frozenset(e.name for e in entries if e.kind == "endpoint")
+        if not self.wildcard:
+            for name in sorted(self.granted):
+                with contextlib.suppress(NotAuthorized):  # a grant newer than this link
+                    await self._follow(name)
+        return entries
+
+    @property
+    def follows_all(self) -> bool:
+        """Every endpoint this user may see is followed without naming it."""
+        return self.wildcard or self.granted is not None
 
     async def ensure(self, endpoints: frozenset[str] | None) -> None:
         """Make sure events of ``endpoints`` flow in; ``NotAuthorized`` if the broker refuses."""
         if self.wildcard:
             return
         if endpoints is None:
+            if self.granted is not None:
+                return
             raise NotAuthorized(
                 f"user {self.client.user!r} may not follow all endpoints: add ?endpoint=NAME"
             )

@@ -1,6 +1,8 @@
 // Orbit Explorer: login, live endpoint sidebar, plugin pages, event log, toasts.
 import { getJSON, login, logout, rpc } from "./api.js";
 import { el, operationForm } from "./forms.js";
+import overviewPage from "./overview.js";
+import { forget, loadWork, trackEvent, workList } from "./work.js";
 
 const $ = (id) => document.getElementById(id);
 const state = { endpoints: {}, describe: {}, log: [], source: null, lastId: null, retry: 0, loggedIn: false,
@@ -17,17 +19,29 @@ function toast(text) {
 
 function setStatus(kind, text) { const s = $("status"); s.className = `status ${kind}`; s.textContent = text; }
 
+// "#/ep/plugin?job=ID" -> { endpoint, plugin, params }
+function parseHash() {
+  const [path, query] = location.hash.slice(1).split("?");
+  const [, endpoint, plugin] = path.split("/");
+  return { endpoint, plugin, params: new URLSearchParams(query || "") };
+}
+
+let sidebarTimer = null;  // events redraw the sidebar at most every 200 ms
+function sidebarSoon() { sidebarTimer ??= setTimeout(() => { sidebarTimer = null; renderSidebar(); }, 200); }
+
 function renderSidebar() {
-  const [, curEp, curPlugin] = location.hash.split("/");
+  const { endpoint: curEp, plugin: curPlugin } = parseHash();
   const list = $("endpoints");
   list.replaceChildren(...Object.values(state.endpoints).sort((a, b) => a.endpoint.localeCompare(b.endpoint)).map((ep) => {
     const plugins = ["orbit", ...Object.keys(ep.plugins || {}).filter((p) => p !== "orbit").sort()];
-    return el("li", { dataset: { endpoint: ep.endpoint } },
-      el("span", { className: `dot ${ep.online ? "online" : ""}`, title: ep.online ? "online" : "offline" }),
+    const shown = ep.online ? "online" : ep.state || "offline";
+    const seen = ep.age == null ? "" : `, last seen ${Math.round(ep.age)} s ago`;
+    return el("li", { dataset: { endpoint: ep.endpoint, state: shown } },
+      el("span", { className: `dot ${shown}`, title: `${shown === "unknown" ? "never seen" : shown}${seen}` }),
       el("a", { href: `#/${ep.endpoint}`, textContent: ep.endpoint, className: curEp === ep.endpoint && !curPlugin ? "active" : "" }),
       el("ul", {}, ...plugins.map((p) => el("li", {}, el("a", {
         href: `#/${ep.endpoint}/${p}`, textContent: p, className: curEp === ep.endpoint && curPlugin === p ? "active" : "",
-      })))));
+      })))), workList(ep.endpoint) || "");
   }));
 }
 
@@ -61,7 +75,7 @@ async function pageOf(plugin) {
   return loadedPages[plugin];
 }
 
-async function pluginPage(endpoint, plugin) {
+async function pluginPage(endpoint, plugin, params) {
   const d = await describe(endpoint);
   const info = d.plugins[plugin];
   if (!info) return [el("p", { className: "error", textContent: `no plugin ${plugin} on ${endpoint}` })];
@@ -70,7 +84,7 @@ async function pluginPage(endpoint, plugin) {
   const page = await pageOf(plugin);
   if (page) {
     const ctx = {
-      endpoint, plugin, info, toast,
+      endpoint, plugin, info, toast, params,
       call: (method, args = {}) => rpc(endpoint, plugin, method, args),
       rpc: (plug, method, args = {}) => rpc(endpoint, plug, method, args),
       on: (handler) => pageListeners.push((f) => {
@@ -96,22 +110,22 @@ function eventsPage() {
 
 async function route() {
   pageListeners = [];
-  const [, endpoint, plugin] = location.hash.split("/");
+  const { endpoint, plugin, params } = parseHash();
   if (endpoint && endpoint !== "events" && !state.endpoints[endpoint]) placeholder(endpoint, false);  // deep link before its presence
   renderSidebar();
   const page = $("page");
   try {
     if (endpoint === "events") page.replaceChildren(...eventsPage());
-    else if (endpoint && plugin) page.replaceChildren(...(await pluginPage(endpoint, plugin)));
+    else if (endpoint && plugin) page.replaceChildren(...(await pluginPage(endpoint, plugin, params)));
     else if (endpoint) page.replaceChildren(...(await endpointPage(endpoint)));
-    else page.replaceChildren(el("h2", { textContent: "Welcome" }),
-      el("p", { textContent: "Pick an endpoint and a plugin on the left. Events appear as toasts and in the event log." }));
+    else page.replaceChildren(...(await overviewPage({ toast, refresh: () => setTimeout(route, 1500), on: (h) => pageListeners.push(h) })));
   } catch (err) { page.replaceChildren(el("p", { className: "error", textContent: err.message })); }
 }
 
 function onTopology(f) {
   const known = state.endpoints[f.endpoint];
-  state.endpoints[f.endpoint] = { ...(known || {}), endpoint: f.endpoint, ...f.data, online: f.data.state === "online" };
+  const online = f.data.state === "online";
+  state.endpoints[f.endpoint] = { ...(known || {}), endpoint: f.endpoint, ...f.data, online, state: f.data.state, age: 0 };
   if (!known || known.online !== (f.data.state === "online")) toast(`${f.endpoint} is ${f.data.state}`);
   renderSidebar();
 }
@@ -122,6 +136,7 @@ function onNotification(f) {
   for (const handler of pageListeners) {
     try { handler(f); } catch (err) { console.error(err); }
   }
+  trackEvent(f, sidebarSoon);
   if (!QUIET.has(f.topic)) toast(`${f.endpoint}.${f.plugin}: ${f.topic}`);
   const log = $("log");
   if (log) log.prepend(logLine(f));
@@ -153,13 +168,17 @@ function connect() {
 
 async function loadEndpoints() {
   const eps = await getJSON("api/endpoints");
-  for (const [name, info] of Object.entries(eps)) state.endpoints[name] = { ...info, endpoint: name };
+  for (const [name, info] of Object.entries(eps)) {
+    state.endpoints[name] = { ...info, endpoint: name };
+    if (info.online) loadWork(state.endpoints[name]).then((got) => got && renderSidebar()).catch(() => {});
+  }
   renderSidebar();
 }
 
 function showLogin(message) {
   if (state.source) { state.source.close(); state.source = null; }
   state.lastId = null;  // event ids are per session: a new session starts a new sequence
+  forget();  // the next user's work is loaded afresh
   $("login").hidden = false; $("main").hidden = true; $("logout").hidden = true; $("who").textContent = "";
   $("login-error").textContent = message;
   setStatus("off", "logged out");
@@ -183,6 +202,7 @@ async function start() {
   $("who").textContent = me.user;
   state.followsAll = me.follows_all;
   $("follow").hidden = me.follows_all;
+  $("sidebar-hint").textContent = me.directory ? "Your endpoints, online or not." : "Endpoints appear when their presence arrives.";
   for (const name of me.follows_all ? [] : state.follow) placeholder(name);
   connect();
   await loadEndpoints();
@@ -196,6 +216,7 @@ function placeholder(name, eager = true) {
     const known = state.endpoints[name] || { endpoint: name };
     state.endpoints[name] = { ...known, plugins: Object.keys(known.plugins || {}).length ? known.plugins : plugins, online: true };
     renderSidebar();
+    return loadWork(state.endpoints[name]).then((got) => got && renderSidebar());
   }).catch(() => {});
 }
 

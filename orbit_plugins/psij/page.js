@@ -1,4 +1,5 @@
-// psij: submit a job, list my jobs, monitor one with live output (job_output events) and cancel.
+// psij: submit a job, list my jobs, monitor one with live output (job_output events) and cancel;
+// `?job=ID` in the page's address opens that job's monitor.
 import { badge, button, el, field, input, section, show, table, when } from "../ui.js";
 
 const TERMINAL = new Set(["COMPLETED", "FAILED", "CANCELED"]);
@@ -118,6 +119,8 @@ export default function psijPage(ctx) {
   });
 
   refresh();
+  const linked = ctx.params?.get("job");  // #/<endpoint>/psij?job=ID (the sidebar's links)
+  if (linked) watch(linked);
   return [section("Submit a job", form, submitted),
     section("My jobs", button("Refresh", refresh), listBox), monitor];
 }

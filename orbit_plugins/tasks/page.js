@@ -1,4 +1,5 @@
-// tasks: submit a command or a function, watch task_status events, inspect and cancel tasks.
+// tasks: submit a command or a function, watch task_status events, inspect and cancel tasks;
+// `?task=UID` in the page's address opens that task.
 import { badge, button, el, field, input, section, show, table, when } from "../ui.js";
 
 const FINAL = new Set(["DONE", "FAILED", "CANCELED"]);
@@ -69,5 +70,7 @@ export default function tasksPage(ctx) {
   });
 
   refresh();
+  const linked = ctx.params?.get("task");  // #/<endpoint>/tasks?task=UID (the sidebar's links)
+  if (linked) open(linked);
   return [section("Submit a task", form, out), section("My tasks", button("Refresh", refresh), listBox), detail];
 }

@@ -4,7 +4,10 @@ whose directory is part of the isolation matrix (test_isolation.py)."""
 
 from __future__ import annotations
 
+import re
 import secrets
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,8 @@ from orbit_protocol import naming
 from tests.testkit.eventually import eventually
 
 from .endpoints import EndpointProcess
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "directory.md"
 
 pytestmark = [pytest.mark.rabbit, pytest.mark.slow]
 
@@ -58,6 +63,7 @@ async def test_directory_follows_provision_grant_and_revoke(
             assert (listed[a].state, listed[a].user) == ("online", a)
             assert listed[a].presence is not None and listed[a].presence.plugins["testkit"]
             assert listed["gpu"].kind == "pool" and listed["gpu"].provisioned
+            assert f"{a} consumers 1 backlog 0" in _doc_reader(url[alice], alice)
 
             prov.grant(alice, b)  # seen at once, no reconnect
             listed = {e.name: e for e in await client.directory()}
@@ -96,3 +102,14 @@ async def _names_after_reconnect(client: AsyncOrbitClient) -> set[str]:
 
     await eventually(read, timeout=15, what="the directory read after the revoke")
     return names
+
+
+def _doc_reader(url: str, user: str) -> str:
+    """Run the raw-pika reader of docs/directory.md as written, for ``user`` at ``url``."""
+    code = re.search(r"```python\n(.*?)```", DOC.read_text(), re.S)
+    assert code is not None
+    script = code[1].replace("amqp://alice:secret@127.0.0.1:5672/orbit", url)
+    script = script.replace("orbit.sub.alice.directory", naming.directory_queue(user))
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, run.stderr
+    return run.stdout

@@ -107,14 +107,26 @@ async def test_explorer_end_to_end(
         await expect(monitor.locator("#job-stderr")).to_have_text("oops\n")
         await expect(page.locator("#psij-jobs tr", has_text="COMPLETED")).to_have_count(1)
         await shoot(page, "explorer-job.png", "#job-monitor")
+        done_id = await monitor.get_attribute("data-job")
+        sidebar_job = entry.locator(f"li.work[data-job='{done_id}']")
+        await expect(sidebar_job.locator(".badge")).to_have_text("COMPLETED")
         # cancel a long job from the monitor
         await form.locator("[name=executable]").fill("/bin/sleep")
         await form.locator("[name=arguments]").fill("60")
         await form.locator("button[type=submit]").click()
         # 60 s: once, under make test's load, the job was still QUEUED after 20 s (open)
         await expect(monitor.locator(".state .badge")).to_have_text("ACTIVE", timeout=60_000)
+        sleep_id = await monitor.get_attribute("data-job")
+        sidebar_sleep = entry.locator(f"li.work[data-job='{sleep_id}'] .badge")
+        await expect(sidebar_sleep).to_have_text("ACTIVE")  # live in the sidebar too
         await monitor.locator("#job-cancel").click()
         await expect(monitor.locator(".state .badge")).to_have_text("CANCELED", timeout=20_000)
+        await expect(sidebar_sleep).to_have_text("CANCELED")
+        # click-through: the sidebar's entry opens that job's monitor with its output
+        await sidebar_job.locator("a").click()
+        await expect(page).to_have_url(f"{gateway.base}/#/ep1/psij?job={done_id}")
+        await expect(monitor).to_have_attribute("data-job", str(done_id))
+        await expect(stdout).to_have_text("line-1\nline-2\nline-3\n", timeout=20_000)
 
         # staging: browse, upload through the gateway, download it back
         await page.goto(gateway.base + "/#/ep1/staging")
@@ -161,10 +173,36 @@ async def test_explorer_end_to_end(
         await tform.locator("button[type=submit]").click()
         sleeper = page.locator("#tasks-list tr", has=page.locator("button", has_text="Cancel"))
         await expect(sleeper).to_have_count(1, timeout=30_000)
+        running = entry.locator("li.work[data-batch]", has=page.locator(".badge.running"))
+        await expect(running).to_have_count(1, timeout=20_000)  # the sleeper, live in the sidebar
+        batch = entry.locator(f"li.work[data-batch='{await running.get_attribute('data-batch')}']")
+        await shoot(page, "explorer-sidebar-work.png", "#sidebar")
+        # the overview counts it (a running task) next to the endpoint's state
+        await page.goto(gateway.base + "/#/")
+        row = page.locator("#overview tr", has_text="ep1")
+        await expect(row.locator(".badge")).to_have_text("online")
+        await expect(row.locator("td").nth(7)).to_have_text("1", timeout=20_000)
+        await expect(row.locator("button", has_text="Shut down")).to_be_visible()
+        await shoot(page, "explorer-overview.png")
+        await page.goto(gateway.base + "/#/ep1/tasks")
+        await expect(sleeper).to_have_count(1, timeout=30_000)
         await sleeper.locator("button", has_text="Cancel").click()
         await expect(page.locator("#tasks-list tr", has_text="CANCELED")).to_have_count(
             1, timeout=30_000
         )
+        await expect(batch.locator(".badge")).to_have_text("CANCELED", timeout=20_000)
+        await batch.locator("a").click()
+        await expect(page.locator("#task-detail .badge")).to_have_text("CANCELED")
+        # one submit_tasks call is one batch in the sidebar, its badge the batch's state
+        submitted = await page.evaluate(
+            """() => fetch("api/ep1/tasks/submit_tasks", {method: "POST",
+                 headers: {"Content-Type": "application/json"},
+                 body: JSON.stringify({tasks: [1, 2, 3].map((i) => ({executable: "/bin/echo",
+                   arguments: [String(i)]}))})}).then((r) => r.json())"""
+        )
+        assert submitted["ok"], submitted
+        trio = entry.locator("li.work[data-batch]", has_text="3 tasks")
+        await expect(trio.locator(".badge")).to_have_text("DONE", timeout=30_000)
         assert errors == []
         await page.close()
     finally:

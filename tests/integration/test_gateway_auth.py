@@ -59,6 +59,8 @@ async def world(broker: Any, vhost: str, tmp_path: Path) -> AsyncIterator[dict[s
             "password": result.credentials[c].password,
             "gateway": gateway,
             "admin_url": broker.amqp_url(vhost),
+            "management": broker.management,
+            "vhost": vhost,
         }
     finally:
         gateway.stop()
@@ -74,15 +76,18 @@ async def test_a_user_sees_and_calls_only_granted_endpoints(world: dict[str, Any
     async with httpx.AsyncClient(base_url=world["gateway"].base, auth=auth, timeout=30) as http:
         assert (await http.get("/api/whoami")).json() == {
             "user": world["user"],
-            "follows_all": False,
+            "follows_all": True,  # every endpoint of the user's directory, without naming it
+            "directory": True,
         }
+        listed = (await http.get("/api/directory")).json()
+        assert [(e["endpoint"], e["state"]) for e in listed] == [(a, "online")]
+        assert set((await http.get("/api/endpoints")).json()) == {a}
         ok = await http.post(f"/api/{a}/testkit/echo", json={"value": 1})
         assert ok.json() == {"v": 1, "ok": True, "result": {"value": 1}}
         refused = await http.post(f"/api/{b}/testkit/echo", json={"value": 1})
         assert (refused.status_code, refused.json()["error"]["code"]) == (403, "NOT_AUTHORIZED")
-        assert (await http.get("/events")).status_code == 403  # no wildcard for this user
         assert (await http.get(f"/events?endpoint={b}")).status_code == 403
-        async with http.stream("GET", f"/events?endpoint={a}") as response:
+        async with http.stream("GET", "/events") as response:  # the directory's endpoints
             stream = frames(response)
             await take(stream, 1, "hello")
             await publish_event(world["admin_url"], b, "secret")  # B's event, by the admin
@@ -101,6 +106,24 @@ async def test_a_user_sees_and_calls_only_granted_endpoints(world: dict[str, Any
 async def test_a_restricted_user_follows_granted_endpoints_in_the_explorer(
     world: dict[str, Any], browser: Browser
 ) -> None:
+    page = await browser.new_page()
+    await page.goto(world["gateway"].base + "/")
+    await page.fill("#login-form [name=user]", world["user"])
+    await page.fill("#login-form [name=password]", world["password"])
+    await page.click("#login-form button[type=submit]")
+    # the directory lists the granted endpoint at once: nothing to type
+    await expect(page.locator("#status")).to_have_text("live")
+    granted = page.locator(f"#endpoints li[data-endpoint={world['a']}]")
+    await expect(granted.locator(".dot.online")).to_be_visible()
+    await expect(page.locator("#follow")).to_be_hidden()
+    await expect(page.locator("#overview")).to_contain_text(world["a"])
+    await expect(page.locator(f"#endpoints li[data-endpoint={world['b']}]")).to_have_count(0)
+    await page.click("#logout")  # the next login makes a new session
+    await expect(page.locator("#login-form")).to_be_visible()
+    await page.close()
+
+    # a user the broker keeps no directory for names the endpoints to follow
+    world["management"].delete_queue(world["vhost"], naming.directory_queue(world["user"]))
     page = await browser.new_page()
     await page.goto(world["gateway"].base + "/")
     await page.fill("#login-form [name=user]", world["user"])
