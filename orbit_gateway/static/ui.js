@@ -47,3 +47,21 @@ export function show(box, reply, ok = (r) => JSON.stringify(r, null, 2)) {
 }
 
 export const section = (title, ...kids) => el("div", { className: "card" }, el("h3", { textContent: title }), ...kids);
+
+// Editable NAME=value rows (environment, custom attributes): `.node` to show, `.value()` the object.
+export function keyValueRows(id, { key = "NAME", value = "value", add = "+ add" } = {}) {
+  const rows = el("div", { className: "kv-rows" });
+  const row = () => {
+    const r = el("div", { className: "row kv" }, input("key", { placeholder: key }), input("value", { placeholder: value }));
+    r.append(button("×", () => r.remove(), { className: "small", title: "remove" }));
+    rows.append(r);
+  };
+  const node = el("div", { id }, rows, button(add, row, { className: "small secondary" }));
+  const valueOf = () => Object.fromEntries([...rows.querySelectorAll(".kv")]
+    .map((r) => [r.querySelector("[name=key]").value.trim(), r.querySelector("[name=value]").value])
+    .filter(([k]) => k));
+  return { node, value: valueOf, clear: () => rows.replaceChildren() };
+}
+
+// Fill <datalist id=`id`> with options [{value, label}].
+export const fillList = (list, options) => list.replaceChildren(...options.map((o) => el("option", { value: o.value, label: o.label || "" })));

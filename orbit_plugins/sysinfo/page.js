@@ -1,4 +1,6 @@
-// The sysinfo page: System, CPU, Memory, Disks, Network and GPU cards from `sysinfo.metrics`.
+// The sysinfo page: a live history chart (CPU, memory, disk; sampled every 5 s while shown, and
+// from `metrics` events) above System, CPU, Memory, Disks, Network and GPU cards.
+import { History, lineChart } from "../chart.js";
 import { el } from "../forms.js";
 
 const gib = (b) => (b == null ? "–" : `${(b / 2 ** 30).toFixed(1)} GiB`);
@@ -32,10 +34,33 @@ export function sysinfoCards(m) {
   return el("div", { className: "cards" }, ...cards);
 }
 
+const POLL = 5000;  // ms between fresh samples while the page is on screen
+const histories = {};  // endpoint -> History of cpu / memory / disk percent
+
+const seconds = (iso) => (iso ? Date.parse(iso) / 1000 : undefined);  // collected_at is ISO 8601
+
+function sample(m) {
+  const disk = (m.disks || []).find((d) => d.mountpoint === "/") || (m.disks || [])[0];
+  return { cpu: m.cpu?.percent, memory: m.memory?.percent, disk: disk && disk.total ? (100 * disk.used) / disk.total : undefined };
+}
+
 export default function sysinfoPage(ctx) {
+  const history = (histories[ctx.endpoint] ??= new History(`sysinfo.${ctx.endpoint}`));
+  const chartBox = el("div", { className: "card", id: "sysinfo-history" });
+  const drawChart = () => chartBox.replaceChildren(el("h3", { textContent: "History" }),
+    lineChart(history, ["cpu", "memory", "disk"], { id: "chart-sysinfo", title: "busy and used, % (disk: /)", unit: "%", max: 100 }));
   const box = el("div", { id: "sysinfo-cards", textContent: "loading…" });
-  const load = () => ctx.call("metrics").then((r) => box.replaceChildren(
-    r.ok ? sysinfoCards(r.result) : el("p", { className: "error", textContent: r.error.message })));
-  load();
-  return [box];
+  const load = (fresh) => ctx.call("metrics", fresh ? { fresh, sections: ["cpu", "memory", "disks"] } : {}).then((r) => {
+    if (r.ok) { history.add(sample(r.result), seconds(r.result.collected_at)); drawChart(); }
+    if (!fresh) box.replaceChildren(r.ok ? sysinfoCards(r.result) : el("p", { className: "error", textContent: r.error.message }));
+  });
+  ctx.on((f) => {  // the endpoint's own periodic summary (cpu and memory)
+    if (f.topic !== "metrics") return;
+    history.add({ cpu: f.data.cpu_percent, memory: f.data.memory_percent }, seconds(f.data.collected_at));
+    drawChart();
+  });
+  const timer = setInterval(() => (chartBox.isConnected ? load(true) : clearInterval(timer)), POLL);
+  drawChart();
+  load(false);
+  return [chartBox, box];
 }

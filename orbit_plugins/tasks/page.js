@@ -1,16 +1,20 @@
 // tasks: submit a command or a function, watch task_status events, inspect and cancel tasks;
 // `?task=UID` in the page's address opens that task.
+import { STATE_COLORS, countsCard } from "../chart.js";
 import { badge, button, el, field, input, section, show, table, when } from "../ui.js";
 
 const FINAL = new Set(["DONE", "FAILED", "CANCELED"]);
+const STATES = ["QUEUED", "RUNNING", "DONE", "FAILED", "CANCELED"];
 
 export default function tasksPage(ctx) {
   const tasks = new Map();
   const listBox = el("div", { id: "tasks-list" });
   const detail = el("div", { id: "task-detail", className: "card", hidden: true });
   let shown = null;
+  const overTime = countsCard(`tasks.${ctx.endpoint}`, STATES, () => [...tasks.values()],
+    { id: "chart-tasks", colors: STATE_COLORS, title: "your latest tasks (up to 200) by state" });
 
-  const render = () => listBox.replaceChildren(table([
+  const render = () => { overTime.record(); listBox.replaceChildren(table([
     ["task", (t) => t.uid], ["kind", (t) => t.kind], ["state", (t) => badge(t.state)], ["exit", (t) => t.exit_code],
     ["submitted", (t) => when(t.submitted)],
     ["", (t) => (FINAL.has(t.state) ? "" : button("Cancel", async (ev) => {
@@ -18,7 +22,7 @@ export default function tasksPage(ctx) {
       const r = await ctx.call("cancel_task", { uid: t.uid });
       if (!r.ok) ctx.toast(`[${r.error.code}] ${r.error.message}`);
     }, { className: "danger small" }))],
-  ], [...tasks.values()].sort((a, b) => b.submitted - a.submitted), { empty: "no tasks yet", onRow: (t) => open(t.uid) }));
+  ], [...tasks.values()].sort((a, b) => b.submitted - a.submitted), { empty: "no tasks yet", onRow: (t) => open(t.uid) })); };
 
   async function refresh() {
     const r = await ctx.call("list_tasks", { limit: 200 });
@@ -69,8 +73,14 @@ export default function tasksPage(ctx) {
     if (r) { await refresh(); open(r[0].uid); }
   });
 
+  const cancelAll = button("Cancel all", async () => {
+    if (!window.confirm(`Cancel every unfinished task of yours on ${ctx.endpoint}?`)) return;
+    const r = await ctx.call("cancel_all_tasks");
+    ctx.toast(r.ok ? `canceled ${r.result.cancelled} tasks` : `[${r.error.code}] ${r.error.message}`);
+    refresh();
+  }, { id: "tasks-cancel-all", className: "danger" });
   refresh();
   const linked = ctx.params?.get("task");  // #/<endpoint>/tasks?task=UID (the sidebar's links)
   if (linked) open(linked);
-  return [section("Submit a task", form, out), section("My tasks", button("Refresh", refresh), listBox), detail];
+  return [section("Submit a task", form, out), section("My tasks", button("Refresh", refresh), cancelAll, listBox), detail, overTime.card];
 }

@@ -5,6 +5,7 @@ Screenshots go to ``docs/img/`` (``$ORBIT_SCREENSHOT_DIR`` overrides): the docs 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from pathlib import Path
@@ -25,6 +26,7 @@ SCRIPT = "for i in 1 2 3; do echo line-$i; sleep 2; done; echo oops >&2"
 
 async def shoot(page: Page, name: str, centre: str | None = None) -> None:
     await page.locator("main").evaluate("m => m.scrollTo(0, 0)")
+    await page.locator("#toasts").evaluate("t => t.replaceChildren()")  # not over the page
     if centre:
         await page.locator(centre).evaluate("e => e.scrollIntoView({block: 'center'})")
     await page.screenshot(path=str(SHOTS / name))
@@ -84,6 +86,10 @@ async def test_explorer_end_to_end(
         await page.goto(gateway.base + "/#/ep1/sysinfo")
         await expect(page.locator("#card-cpu")).to_be_visible(timeout=20_000)
         await expect(page.locator("#card-memory")).to_contain_text("GiB")
+        # the history chart gains a sample every 5 s while the page is shown
+        cpu_line = page.locator("#chart-sysinfo polyline[data-series=cpu]")
+        await expect(cpu_line).to_have_attribute("points", re.compile(r"\S+ \S+"), timeout=20_000)
+        await expect(page.locator("#chart-sysinfo .legend [data-series=disk]")).to_contain_text("%")
         await shoot(page, "explorer-sysinfo.png")
 
         # psij: submit a local job, its output arrives live (job_output events), then done
@@ -122,6 +128,9 @@ async def test_explorer_end_to_end(
         await monitor.locator("#job-cancel").click()
         await expect(monitor.locator(".state .badge")).to_have_text("CANCELED", timeout=20_000)
         await expect(sidebar_sleep).to_have_text("CANCELED")
+        legend = page.locator("#chart-jobs .legend")
+        await expect(legend.locator("[data-series=COMPLETED]")).to_have_text("COMPLETED 1")
+        await expect(legend.locator("[data-series=CANCELED]")).to_have_text("CANCELED 1")
         # click-through: the sidebar's entry opens that job's monitor with its output
         await sidebar_job.locator("a").click()
         await expect(page).to_have_url(f"{gateway.base}/#/ep1/psij?job={done_id}")
@@ -168,6 +177,8 @@ async def test_explorer_end_to_end(
             1, timeout=30_000
         )
         await expect(page.locator("#task-detail")).to_contain_text("task says hi")
+        done_count = page.locator("#chart-tasks .legend [data-series=DONE]")
+        await expect(done_count).to_have_text("DONE 1")
         await tform.locator("[name=executable]").fill("/bin/sleep")
         await tform.locator("[name=arguments]").fill("60")
         await tform.locator("button[type=submit]").click()
@@ -203,6 +214,22 @@ async def test_explorer_end_to_end(
         assert submitted["ok"], submitted
         trio = entry.locator("li.work[data-batch]", has_text="3 tasks")
         await expect(trio.locator(".badge")).to_have_text("DONE", timeout=30_000)
+        # Cancel all (after a confirm) cancels every unfinished task of the user
+        await page.evaluate(
+            """() => fetch("api/ep1/tasks/submit_tasks", {method: "POST",
+                 headers: {"Content-Type": "application/json"},
+                 body: JSON.stringify({tasks: [{executable: "/bin/sleep", arguments: ["60"]},
+                   {executable: "/bin/sleep", arguments: ["60"]}]})})"""
+        )
+        page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+        await page.locator("#tasks-cancel-all").click()
+        await expect(page.locator(".toast", has_text="canceled 2 tasks")).to_be_visible()
+        pair = entry.locator("li.work[data-batch]", has_text="2 tasks")
+        await expect(pair.locator(".badge")).to_have_text("CANCELED", timeout=30_000)
+        await expect(page.locator("#chart-tasks .legend [data-series=CANCELED]")).to_have_text(
+            "CANCELED 3", timeout=20_000
+        )
+        await shoot(page, "explorer-tasks.png", "#chart-tasks-card")
         assert errors == []
         await page.close()
     finally:
