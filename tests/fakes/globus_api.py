@@ -187,6 +187,10 @@ class FakeTransfer:
                     {"DATA_TYPE": "file", "name": "data", "type": "dir", "size": 4096},
                     {"DATA_TYPE": "file", "name": "a.txt", "type": "file", "size": 12},
                 ]
+                if where.rstrip("/").endswith("/data"):  # one level down, for browsing
+                    entries = [
+                        {"DATA_TYPE": "file", "name": "run1.h5", "type": "file", "size": 2**20}
+                    ]
                 return 200, {"DATA_TYPE": "file_list", "path": where, "DATA": entries}
             case "POST", ["operation", "endpoint", _, "mkdir"]:
                 return 202, {"code": "DirectoryCreated", "message": "The directory was created"}

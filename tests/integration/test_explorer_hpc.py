@@ -87,6 +87,24 @@ async def test_queue_info_and_globus_pages(
         await expect(page.locator("#globus-tasks")).to_contain_text("no transfers")
         assert await reg.locator("[name=access_token]").input_value() == ""
         form = page.locator("#transfer-form")
+        # the collection browser: search, walk into a directory, pick a file as the source
+        search = page.locator("#globus-search")
+        await search.locator("[name=filter_text]").fill("lab")
+        await search.locator("button[type=submit]").click()
+        await page.locator("#globus-found tr", has_text="lab collection").click()
+        entries = page.locator("#globus-entries")
+        await expect(entries.locator("tr", has_text="a.txt")).to_contain_text("12 B")
+        await entries.locator("tr", has_text="data/").click()
+        await expect(page.locator("#globus-where")).to_contain_text(": /~/data/")
+        await entries.locator("tr", has_text="run1.h5").click()
+        await page.locator("#globus-use-source").click()
+        await expect(form.locator("[name=src]")).to_have_value("/~/data/run1.h5")
+        await expect(form.locator("[name=source]")).not_to_have_value("")
+        await page.locator("#globus-use-destination").click()
+        await expect(form.locator("[name=dst]")).to_have_value("/~/data/")
+        listed = [p for _, p, _ in fakes.requests if p.endswith("/ls")]
+        assert len(listed) == 2, listed
+        await shoot(page, "explorer-globus-browser.png", "#globus-listing")
         await form.locator("[name=source]").fill("local")
         await form.locator("[name=destination]").fill(REMOTE)
         await form.locator("[name=src]").fill("/~/in/")
