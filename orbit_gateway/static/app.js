@@ -118,7 +118,9 @@ async function route() {
     if (endpoint === "events") page.replaceChildren(...eventsPage());
     else if (endpoint && plugin) page.replaceChildren(...(await pluginPage(endpoint, plugin, params)));
     else if (endpoint) page.replaceChildren(...(await endpointPage(endpoint)));
-    else page.replaceChildren(...(await overviewPage({ toast, refresh: () => setTimeout(route, 1500), on: (h) => pageListeners.push(h) })));
+    else page.replaceChildren(...(await overviewPage({
+      toast, refresh: () => setTimeout(route, 1500), on: (h) => pageListeners.push(h),
+      known: () => Object.values(state.endpoints) })));
   } catch (err) { page.replaceChildren(el("p", { className: "error", textContent: err.message })); }
 }
 
@@ -128,6 +130,9 @@ function onTopology(f) {
   state.endpoints[f.endpoint] = { ...(known || {}), endpoint: f.endpoint, ...f.data, online, state: f.data.state, age: 0 };
   if (!known || known.online !== (f.data.state === "online")) toast(`${f.endpoint} is ${f.data.state}`);
   renderSidebar();
+  for (const handler of pageListeners) {  // the overview follows presence too
+    try { handler(f); } catch (err) { console.error(err); }
+  }
 }
 
 function onNotification(f) {

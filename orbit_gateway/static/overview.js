@@ -27,15 +27,16 @@ async function shutdown(ep, toast, refresh) {
   refresh();
 }
 
-const LIVE = new Set(["job_status", "task_status", "task_status_batch"]);
+const LIVE = new Set(["job_status", "task_status", "task_status_batch", "presence"]);
 
 // The page redraws itself when a job or task changes state (at most every second) and every 15 s.
-export default async function overviewPage({ toast, refresh, on }) {
+// `known()`: the endpoints the page has heard of so far (all a user without a directory has).
+export default async function overviewPage({ toast, refresh, on, known }) {
   const box = el("div", { id: "overview-page" });
   let timer = null;
   const redraw = async () => {
     timer = null;
-    box.replaceChildren(...(await overview(toast, refresh)));
+    box.replaceChildren(...(await overview(toast, refresh, known)));
   };
   const soon = () => { timer ??= setTimeout(redraw, 1000); };
   on((f) => { if (LIVE.has(f.topic)) soon(); });
@@ -44,9 +45,9 @@ export default async function overviewPage({ toast, refresh, on }) {
   return [box];
 }
 
-async function overview(toast, refresh) {
+async function overview(toast, refresh, heard) {
   const entries = await getJSON("api/directory").catch(() => null);
-  const known = entries ?? Object.values(await getJSON("api/endpoints"));
+  const known = entries ?? heard();
   const live = await Promise.all(known.map((e) => (e.kind !== "pool" && e.online ? counts(e) : {})));
   const rows = known.map((e, i) => ({ ...e, ...live[i] }));
   const endpoints = rows.filter((e) => e.kind !== "pool");
@@ -69,7 +70,7 @@ async function overview(toast, refresh) {
       ["tasks", (e) => e.tasks ?? "–"],
       ["last seen", (e) => (e.provisioned === false ? "not provisioned" : ago(e.age))],
       ["", (e) => (e.online ? button("Shut down", () => shutdown(e, toast, refresh), { className: "danger small" }) : "")],
-    ], endpoints, { id: "overview", empty: "no endpoint in your directory yet" })),
+    ], endpoints, { id: "overview", empty: entries ? "no endpoint in your directory yet" : "no endpoint heard from yet" })),
     ...(pools.length ? [el("h3", { textContent: "Pools" }), el("div", { className: "card" }, table([
       ["pool", (p) => p.endpoint], ["members", (p) => String(p.consumers)],
       ["backlog", (p) => String(p.backlog)], ["state", (p) => badge(p.state)],

@@ -101,9 +101,18 @@ async def test_explorer_reconnects_after_gateway_restart(
         await log_in(page, gateway.base, broker.user, broker.password)  # status "live"
         status = page.locator("#status")
         await expect(status).to_have_class(re.compile(r"\bon\b"))
-        await start_endpoint("ep1", plugins=["tests.testkit.plugin:KitPlugin"])
+        await start_endpoint("ep1", plugins=["tests.testkit.plugin:KitPlugin", "tasks", "sysinfo"])
         entry = page.locator("#endpoints li[data-endpoint=ep1]")
         await expect(entry.locator(".dot.online")).to_be_visible(timeout=15_000)
+        await page.goto(gateway.base + "/#/ep1/sysinfo")  # its chart's history is the tab's
+        await expect(page.locator("#chart-sysinfo .legend [data-series=cpu]")).to_contain_text("%")
+        await page.locator("#page").evaluate(
+            """() => fetch("api/ep1/tasks/submit_tasks", {method: "POST",
+                 headers: {"Content-Type": "application/json"},
+                 body: JSON.stringify({tasks: [{executable: "/bin/true"}]})})"""
+        )
+        work = entry.locator("li.work[data-batch]")
+        await expect(work.locator(".badge")).to_have_text("DONE", timeout=20_000)
         await page.goto(gateway.base + "/#/events")  # a hash change: the same document
         await emit(gateway, broker, "before_restart")
         log = page.locator("#log li")
@@ -132,6 +141,15 @@ async def test_explorer_reconnects_after_gateway_restart(
         await emit(gateway, broker, "after_restart")
         await expect(page.locator(".toast", has_text="ep1.testkit: after_restart")).to_be_visible()
         await expect(log.filter(has_text="ep1.testkit.after_restart")).to_be_visible()
+        # the new session's pages: the sidebar's work, the overview, the charts' history
+        await expect(work.locator(".badge")).to_have_text("DONE", timeout=20_000)
+        await page.goto(gateway.base + "/#/")
+        await expect(page.locator("#overview tr", has_text="ep1").locator(".badge")).to_have_text(
+            "online"
+        )
+        await page.goto(gateway.base + "/#/ep1/sysinfo")
+        points = page.locator("#chart-sysinfo polyline[data-series=cpu]")
+        await expect(points).to_have_attribute("points", re.compile(r"\S+ \S+"), timeout=15_000)
         assert await page.evaluate("window.__orbitNoReload === true"), "the page was reloaded"
         assert errors == []
         await page.close()
