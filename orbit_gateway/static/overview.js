@@ -1,7 +1,10 @@
 // The overview page: every endpoint and pool of the user's directory, with live counts of
 // running jobs and tasks, and an admin's shutdown control (the endpoint decides who may).
 import { getJSON, rpc } from "./api.js";
+import { History, lineChart } from "./chart.js";
 import { badge, button, el, table } from "./ui.js";
+
+const poolHistory = new History("pools");  // backlog and members of every pool, each redraw
 
 const ago = (s) => (s == null ? "never" : s < 1 ? "just now" : s < 90 ? `${Math.round(s)} s ago`
   : s < 5400 ? `${Math.round(s / 60)} min ago` : `${(s / 3600).toFixed(1)} h ago`);
@@ -74,6 +77,13 @@ async function overview(toast, refresh, heard) {
     ...(pools.length ? [el("h3", { textContent: "Pools" }), el("div", { className: "card" }, table([
       ["pool", (p) => p.endpoint], ["members", (p) => String(p.consumers)],
       ["backlog", (p) => String(p.backlog)], ["state", (p) => badge(p.state)],
-    ], pools, { id: "pools" }))] : []),
+    ], pools, { id: "pools" }), poolChart(pools))] : []),
   ];
+}
+
+function poolChart(pools) {
+  const values = {};
+  for (const p of pools) { values[`${p.endpoint} backlog`] = p.backlog; values[`${p.endpoint} members`] = p.consumers; }
+  poolHistory.add(values);
+  return lineChart(poolHistory, Object.keys(values), { id: "chart-pools", title: "backlog and members over time", step: true });
 }

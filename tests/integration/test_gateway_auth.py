@@ -41,7 +41,7 @@ async def world(broker: Any, vhost: str, tmp_path: Path) -> AsyncIterator[dict[s
     result = await prov.provision(
         ProvisionSpec(
             endpoints=[EndpointSpec(a), EndpointSpec(b)],
-            clients=[ClientSpec(c, [a])],
+            clients=[ClientSpec(c, [a], pools=[f"p-{tag}"])],
             responder_user=f"responder-{tag}",
         )
     )
@@ -55,6 +55,7 @@ async def world(broker: Any, vhost: str, tmp_path: Path) -> AsyncIterator[dict[s
         yield {
             "a": a,
             "b": b,
+            "pool": f"p-{tag}",
             "user": c,
             "password": result.credentials[c].password,
             "gateway": gateway,
@@ -80,7 +81,8 @@ async def test_a_user_sees_and_calls_only_granted_endpoints(world: dict[str, Any
             "directory": True,
         }
         listed = (await http.get("/api/directory")).json()
-        assert [(e["endpoint"], e["state"]) for e in listed] == [(a, "online")]
+        pool = world["pool"]
+        assert [(e["endpoint"], e["state"]) for e in listed] == [(a, "online"), (pool, "offline")]
         assert set((await http.get("/api/endpoints")).json()) == {a}
         ok = await http.post(f"/api/{a}/testkit/echo", json={"value": 1})
         assert ok.json() == {"v": 1, "ok": True, "result": {"value": 1}}
@@ -117,6 +119,10 @@ async def test_a_restricted_user_follows_granted_endpoints_in_the_explorer(
     await expect(granted.locator(".dot.online")).to_be_visible()
     await expect(page.locator("#follow")).to_be_hidden()
     await expect(page.locator("#overview")).to_contain_text(world["a"])
+    pool = page.locator("#pools tr", has_text=world["pool"])  # a pool with no member yet
+    await expect(pool).to_contain_text("offline")
+    legend = page.locator(f"#chart-pools .legend [data-series='{world['pool']} backlog']")
+    await expect(legend).to_have_text(f"{world['pool']} backlog 0")
     await expect(page.locator(f"#endpoints li[data-endpoint={world['b']}]")).to_have_count(0)
     await page.click("#logout")  # the next login makes a new session
     await expect(page.locator("#login-form")).to_be_visible()
