@@ -5,7 +5,7 @@ One :class:`~orbit_amqp.Link`, several channels: requests (publisher confirms,
 subscription, and short-lived ones for passive declares. After a reconnect (to the next
 node of a cluster, if several URLs are given) the link's setup hook opens them again.
 Replies are matched by ``correlation_id`` and accepted only from the addressed endpoint's
-``user_id`` once the client has learned it from presence.
+``user_id`` (learned from presence, or from the directory before the first presence).
 """
 
 from __future__ import annotations
@@ -77,7 +77,10 @@ class AsyncOrbitClient:
         self._background: set[asyncio.Task[Any]] = set()
         self.session = naming.validate_name(session, "session") if session else None
         self.reply_queue = naming.reply_queue(self.user, self.session)
-        self._inbox = ReplyInbox(self.presence, session=self.session is not None)
+        self._directory = DirectoryReader(self.user, self._connection)
+        self._inbox = ReplyInbox(
+            self.presence, session=self.session is not None, lookup=self._directory.endpoint_user
+        )
         self._connected = False
 
     # -- connection ---------------------------------------------------------------------
@@ -359,17 +362,7 @@ class AsyncOrbitClient:
     ) -> Subscription:
         """Call ``callback(event)`` (plain or async) for each matching event, as in the seed."""
         sub = await self.subscribe(endpoint, plugin, topic)
-
-        async def pump() -> None:
-            async for event in sub:
-                try:
-                    result = callback(event)
-                    if asyncio.iscoroutine(result):
-                        await result
-                except Exception:
-                    log.exception("event callback failed")
-
-        self._spawn(pump())
+        self._spawn(sub.feed(callback))
         return sub
 
     def register_topology_callback(self, callback: TopologyCallback) -> None:
@@ -379,11 +372,16 @@ class AsyncOrbitClient:
     async def directory(self) -> list[DirectoryEntry]:
         """Every endpoint and pool granted to this user, online or not (docs/directory.md);
         ``NotFound`` for a user the broker keeps no directory for (see :meth:`endpoints`)."""
-        entries = await DirectoryReader(self.user, self._connection).read()
+        entries = await self._directory.read()
         for entry in entries:
             if entry.kind == "endpoint":
                 await self._online.follow(entry.name)  # live presence from now on
         return entries
+
+    @property
+    def dropped_replies(self) -> int:
+        """Replies dropped because they came from another user than the addressed endpoint."""
+        return self._inbox.dropped
 
     def endpoints(self) -> dict[str, EndpointInfo]:
         """Endpoints seen through presence so far (refreshed every heartbeat)."""

@@ -9,6 +9,7 @@ of the request queue adds what is true right now (a consumer, a backlog). See
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 from collections.abc import Callable
@@ -110,6 +111,22 @@ class DirectoryReader:
             )
         except ConnectionLost as exc:
             raise BrokerError(f"lost the broker connection: {exc}") from None
+
+    async def endpoint_user(self, endpoint: str) -> str | None:
+        """The broker-stamped ``user_id`` of ``endpoint``'s last presence kept for this user
+        (``None``: no directory, not granted, never heard from, or no connection)."""
+        try:
+            channel = await self._connection().channel()
+        except BrokerError:
+            return None
+        try:
+            entry = await self._last_seen(channel, DirectoryEntry(endpoint, "endpoint", True, 0, 0))
+        except BrokerError:
+            return None
+        finally:
+            with contextlib.suppress(Exception):
+                await channel.close()
+        return entry.user
 
     async def _entry(
         self, conn: Connection, kind: Literal["endpoint", "pool"], name: str

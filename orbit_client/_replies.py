@@ -1,9 +1,13 @@
 """The client's reply queue: replies matched to pending calls by ``correlation_id``.
 
 A reply is accepted only for a pending request and only from the addressed endpoint's
-broker-validated ``user_id`` (once presence told the client who that is), or from the
-dead-letter responder. Each delivery is acknowledged after it is handled, so a reply in
-flight when the connection dies is delivered again after the reconnect, not lost.
+broker-validated ``user_id``, or from the dead-letter responder. The client learns that user
+from the endpoint's presence events or, before it has heard one, from the last presence its
+directory keeps (``docs/directory.md``); a reply from anyone else is dropped and counted
+(:attr:`ReplyInbox.dropped`). Only a client with neither (no directory, no presence yet)
+accepts the first replies of an endpoint from any user. Each delivery is acknowledged after
+it is handled, so a reply in flight when the connection dies is delivered again after the
+reconnect, not lost.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from orbit_amqp import Delivery
@@ -36,9 +41,20 @@ class _Pending:
 class ReplyInbox:
     """Pending calls, and replies nobody waits for yet (a session's :meth:`collect`)."""
 
-    def __init__(self, presence: PresenceTable, *, session: bool) -> None:
+    def __init__(
+        self,
+        presence: PresenceTable,
+        *,
+        session: bool,
+        lookup: Callable[[str], Awaitable[str | None]] | None = None,
+    ) -> None:
+        """``lookup(endpoint)``: the endpoint's user when no presence told it yet."""
         self._presence = presence
         self._session = session
+        self._lookup = lookup
+        self._looked_up: dict[str, str | None] = {}
+        self.dropped = 0
+        """Replies dropped because another user than the addressed endpoint's sent them."""
         self._pending: dict[str, _Pending] = {}
         self._unclaimed: dict[str, Reply] = {}
         self._held: dict[str, Delivery] = {}
@@ -74,11 +90,24 @@ class ReplyInbox:
         """Consumer callback of the reply queue."""
         held = False
         try:
+            await self._learn(message)
             held = self._route(message)
         finally:
             if not held:
                 with contextlib.suppress(Exception):  # channel gone: the broker redelivers it
                     await message.ack()
+
+    async def _learn(self, message: Delivery) -> None:
+        """Before the addressed endpoint's first presence: ask the directory, once."""
+        pending = self._pending.get(message.correlation_id or "")
+        if pending is None or not pending.endpoint or self._lookup is None:
+            return
+        if pending.endpoint in self._looked_up or self._expected(pending.endpoint):
+            return
+        self._looked_up[pending.endpoint] = await self._lookup(pending.endpoint)
+
+    def _expected(self, endpoint: str) -> str | None:
+        return self._presence.expected_user(endpoint) or self._looked_up.get(endpoint)
 
     def _route(self, message: Delivery) -> bool:
         """Handle one reply; ``True`` when it is held unacknowledged for ``collect``."""
@@ -99,8 +128,9 @@ class ReplyInbox:
                 del self._unclaimed[oldest]
                 self._held.pop(oldest, None)
             return held
-        expected = self._presence.expected_user(pending.endpoint) if pending.endpoint else None
+        expected = self._expected(pending.endpoint) if pending.endpoint else None
         if expected is not None and message.user_id not in (expected, naming.RESPONDER_USER):
+            self.dropped += 1
             log.warning(
                 "dropping reply to %s from user %r (endpoint %s is %r)",
                 corr,

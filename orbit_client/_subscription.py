@@ -86,6 +86,17 @@ class Subscription:
             raise StopAsyncIteration
         return item
 
+    async def feed(self, callback: Callable[[Event], Any]) -> None:
+        """Call ``callback(event)`` (plain or async) for each event until closed; a failing
+        callback is logged and the next event still comes."""
+        async for event in self:
+            try:
+                result = callback(event)
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                log.exception("event callback failed")
+
     def __aiter__(self) -> AsyncIterator[Event]:
         return self
 

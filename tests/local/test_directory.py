@@ -3,11 +3,13 @@ of a user's grants (written as the provisioner writes them), on the memory broke
 
 from __future__ import annotations
 
+import asyncio
 import json
+from typing import Any
 
 import pytest
 
-from orbit_amqp import connect, declare_at
+from orbit_amqp import Message, Properties, connect, declare_at
 from orbit_broker import directory
 from orbit_client import AsyncOrbitClient, DirectoryEntry
 from orbit_protocol import NotFound, naming, topology
@@ -81,3 +83,48 @@ async def test_orbit_endpoints_shows_the_directory_at_once(local: Local) -> None
     assert "● online" in text.stdout and "never" in text.stdout  # any terminal width
     one = await orbit_inprocess(env, "endpoints", "never", "--json")
     assert [row["endpoint"] for row in json.loads(one.stdout)] == ["never"]
+
+
+async def _forge_reply(local: Local, forger: str, queue: str, corr: str) -> None:
+    """``forger`` answers first, with the pending call's correlation id and its own user_id."""
+    conn = await connect(local.url(forger), name="forger")
+    try:
+        channel = await conn.channel(confirms=True)
+        props = Properties(
+            content_type="application/json",
+            correlation_id=corr,
+            user_id=forger,
+            headers={"x-orbit-v": 1},
+        )
+        body = json.dumps({"v": 1, "ok": True, "result": {"value": "forged"}}).encode()
+        await channel.publish(naming.REPLY_EXCHANGE, queue, Message(body, props))
+    finally:
+        await conn.close()
+
+
+async def _forged_call(local: Local, user: str) -> tuple[Any, int]:
+    """A call to ``live`` that ``mallory`` answers first, before any presence reached the
+    client (heartbeat 60 s: the endpoint announced itself before the client existed)."""
+    async with AsyncOrbitClient(url=local.url(user), timeout=10) as client:
+        call = asyncio.ensure_future(client.call("live", "testkit.echo", value="real", delay=1.0))
+        await eventually(lambda: bool(client._inbox._pending), what="the call is pending")
+        corr = next(iter(client._inbox._pending))
+        assert client.presence.expected_user("live") is None  # no presence heard yet
+        await _forge_reply(local, "mallory", client.reply_queue, corr)
+        return await call, client.dropped_replies
+
+
+async def test_forged_reply_before_presence_is_dropped_by_the_directory(local: Local) -> None:
+    """The client learns the endpoint's user from the last presence its directory keeps, so
+    a reply from another user is dropped (and counted) even before the first presence."""
+    await _grant(local, "alice", ["live"], [])
+    await local.endpoint("live", heartbeat=60, allowed_users=["alice", "bob"])
+    async with AsyncOrbitClient(url=local.url("alice"), timeout=10) as client:
+
+        async def kept() -> bool:
+            return _by_name(await client.directory())["live"].user == "guest"
+
+        await eventually(kept, timeout=5, what="the last presence kept for alice")
+    assert await _forged_call(local, "alice") == ({"value": "real"}, 1)
+    # the control: a user with no directory has nothing to check the first reply against
+    assert await _forged_call(local, "bob") == ({"value": "forged"}, 0)
