@@ -84,17 +84,18 @@ bench-tasks: | $(PYTHON)
 ## 1,000 connection attempts, 10,000 fuzzed messages, 10,000 requests with 5 endpoint SIGKILLs,
 ## 3,000 requests with 3 broker kill -9s, secrets grep, revocation,
 ## frozen endpoint at heartbeat 10, broker kill -9, poison, sessions, consumer_timeout, 30 s memory alarm,
-## 1,000 concurrent clients); prints the figures
+## 1,000 concurrent clients, the gateway's HTTP API fuzzed with 200 examples per operation); prints the figures
 trust: | $(PYTHON)
 	ORBIT_FUZZ_N=10000 ORBIT_LEDGER_N=10000 ORBIT_LEDGER_KILLS=5 ORBIT_LIMITS_N=1000 ORBIT_STANDBY_HB=10 \
-	    ORBIT_BROKER_LEDGER_N=3000 ORBIT_BROKER_LEDGER_KILLS=3 \
+	    ORBIT_BROKER_LEDGER_N=3000 ORBIT_BROKER_LEDGER_KILLS=3 ORBIT_OPENAPI_FUZZ_N=200 \
 	    ORBIT_ALARM_S=30 ORBIT_CLIENTS_N=1000 $(PYTHON) -m pytest -q -s -p no:cacheprovider \
 	    tests/integration/test_isolation.py tests/integration/test_lint.py tests/integration/test_tls.py \
 	    tests/integration/test_limits.py tests/integration/test_fuzz.py tests/integration/test_ledger.py \
 	    tests/integration/test_standby.py tests/integration/test_reliability.py \
 	    tests/integration/test_session.py tests/integration/test_consumer_timeout.py \
 	    tests/integration/test_alarm.py tests/integration/test_many_clients.py \
-	    tests/integration/test_secrets.py tests/integration/test_broker_infra.py
+	    tests/integration/test_secrets.py tests/integration/test_broker_infra.py \
+	    tests/integration/test_gateway_openapi_fuzz.py
 
 ## soak: long fault tests (~17 min): a 5-minute operation with the broker's consumer_timeout at 60 s;
 ## a session client away for 10 minutes collects all its replies

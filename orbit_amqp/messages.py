@@ -8,6 +8,7 @@ Bodies come from :mod:`orbit_protocol.messages`; the properties here are the pro
 
 from __future__ import annotations
 
+import math
 import time
 
 from orbit_protocol import Event
@@ -15,6 +16,9 @@ from orbit_protocol.headers import CONTENT_TYPE, DEADLINE_HEADER, REPLY_TYPE, VE
 from orbit_protocol.version import PROTOCOL_VERSION
 
 from .base import PERSISTENT, TRANSIENT, Message, Properties
+
+MAX_TIMEOUT = 366 * 86400.0
+"""Seconds: the longest deadline a request may carry (a year, and a day)."""
 
 
 def request_message(
@@ -31,6 +35,8 @@ def request_message(
     headers: dict[str, object] = {VERSION_HEADER: PROTOCOL_VERSION}
     expiration = None
     if timeout is not None:
+        if not (math.isfinite(timeout) and timeout <= MAX_TIMEOUT):
+            raise ValueError(f"timeout must be a number of seconds up to {MAX_TIMEOUT:.0f}")
         headers[DEADLINE_HEADER] = int((time.time() + timeout) * 1000)
         expiration = str(max(0, int(timeout * 1000)))
     return Message(

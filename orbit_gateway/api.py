@@ -6,7 +6,7 @@ import contextlib
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -102,7 +102,9 @@ async def call(
     method: str,
     request: Request,
     session: Session,
-    timeout: float | None = None,
+    timeout: Annotated[
+        float | None, Query(gt=0, le=86400, description="seconds (default: the gateway's)")
+    ] = None,
 ) -> JSONResponse:
     """Call ``plugin.method`` on ``endpoint`` with the JSON body as arguments."""
     raw = await request.body()

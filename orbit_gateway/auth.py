@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from fastapi import HTTPException, Request
 
 from orbit_client import AsyncOrbitClient
-from orbit_protocol import AuthenticationFailed, BrokerError
+from orbit_protocol import AuthenticationFailed, BrokerError, naming
 
 from .hub import EventHub
 from .settings import GatewaySettings
@@ -105,6 +105,14 @@ def unauthorized(message: str) -> HTTPException:
 
 
 async def login_or_401(store: SessionStore, user: str, password: str) -> UserSession:
+    """The session of ``user``, or 401. An empty user or password is refused here: the AMQP
+    client would put the broker's default ``guest`` in its place."""
+    if not password:
+        raise unauthorized("give the password of your broker user")
+    try:
+        naming.validate_name(user, "user")
+    except ValueError as exc:
+        raise unauthorized(str(exc)) from None
     try:
         return await store.login(user, password)
     except AuthenticationFailed:
