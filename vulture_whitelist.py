@@ -116,6 +116,7 @@ _.transient  # OrbitError.transient: may the same call succeed later (for caller
 _.__cause__  # orbit_plugins/tasks/client_tasks.py: the remote traceback of a failed task
 _.row_factory  # sqlite3
 _._current_user  # orbit_plugins/psij/launch.py: patches PSI/J's executor
+_.dropped_replies  # AsyncOrbitClient: replies dropped from the wrong sender (for monitoring)
 
 # -- used by the tests only (tests/ is not scanned) ----------------------------------------------
 _.queue_leader  # LocalCluster: tests/integration/test_cluster.py
