@@ -71,7 +71,8 @@ class DirectoryEntry:
 
     def as_dict(self) -> dict[str, Any]:
         age = None if self.last_seen is None else round(max(0.0, time.time() - self.last_seen), 1)
-        return {
+        return {  # the presence first: its own "state" is what the endpoint last said
+            **(self.presence.model_dump() if self.presence else {"plugins": {}}),
             "endpoint": self.name,
             "kind": self.kind,
             "state": self.state,
@@ -82,7 +83,6 @@ class DirectoryEntry:
             "last_seen": self.last_seen,
             "age": age,
             "user": self.user,
-            **(self.presence.model_dump() if self.presence else {"plugins": {}}),
         }
 
 

@@ -2,6 +2,7 @@
 import { getJSON, login, logout, rpc } from "./api.js";
 import { el, operationForm } from "./forms.js";
 import overviewPage from "./overview.js";
+import { resetHistories } from "./chart.js";
 import { forget, loadWork, trackEvent, workList } from "./work.js";
 
 const $ = (id) => document.getElementById(id);
@@ -75,7 +76,7 @@ async function pageOf(plugin) {
   return loadedPages[plugin];
 }
 
-async function pluginPage(endpoint, plugin, params) {
+async function pluginPage(endpoint, plugin, params, listeners) {
   const d = await describe(endpoint);
   const info = d.plugins[plugin];
   if (!info) return [el("p", { className: "error", textContent: `no plugin ${plugin} on ${endpoint}` })];
@@ -87,7 +88,7 @@ async function pluginPage(endpoint, plugin, params) {
       endpoint, plugin, info, toast, params,
       call: (method, args = {}) => rpc(endpoint, plugin, method, args),
       rpc: (plug, method, args = {}) => rpc(endpoint, plug, method, args),
-      on: (handler) => pageListeners.push((f) => {
+      on: (handler) => listeners.push((f) => {
         if (f.endpoint === endpoint && f.plugin === plugin) handler(f);
       }),
     };
@@ -108,20 +109,25 @@ function eventsPage() {
   return [el("h2", { textContent: "Event log" }), el("ul", { id: "log" }, ...state.log.slice().reverse().map(logLine))];
 }
 
+let routeSeq = 0;  // the navigation on screen: a slower, older page build must not replace it
+
 async function route() {
-  pageListeners = [];
+  const seq = ++routeSeq;
+  const mine = [];  // the handlers of this navigation's page only
+  pageListeners = mine;
   const { endpoint, plugin, params } = parseHash();
   if (endpoint && endpoint !== "events" && !state.endpoints[endpoint]) placeholder(endpoint, false);  // deep link before its presence
   renderSidebar();
-  const page = $("page");
+  let parts;
   try {
-    if (endpoint === "events") page.replaceChildren(...eventsPage());
-    else if (endpoint && plugin) page.replaceChildren(...(await pluginPage(endpoint, plugin, params)));
-    else if (endpoint) page.replaceChildren(...(await endpointPage(endpoint)));
-    else page.replaceChildren(...(await overviewPage({
-      toast, refresh: () => setTimeout(route, 1500), on: (h) => pageListeners.push(h),
-      known: () => Object.values(state.endpoints) })));
-  } catch (err) { page.replaceChildren(el("p", { className: "error", textContent: err.message })); }
+    if (endpoint === "events") parts = eventsPage();
+    else if (endpoint && plugin) parts = await pluginPage(endpoint, plugin, params, mine);
+    else if (endpoint) parts = await endpointPage(endpoint);
+    else parts = await overviewPage({
+      toast, refresh: () => setTimeout(() => seq === routeSeq && route(), 1500), on: (h) => mine.push(h),
+      known: () => Object.values(state.endpoints) });
+  } catch (err) { parts = [el("p", { className: "error", textContent: err.message })]; }
+  if (seq === routeSeq) $("page").replaceChildren(...parts);
 }
 
 function onTopology(f) {
@@ -183,7 +189,7 @@ async function loadEndpoints() {
 function showLogin(message) {
   if (state.source) { state.source.close(); state.source = null; }
   state.lastId = null;  // event ids are per session: a new session starts a new sequence
-  forget();  // the next user's work is loaded afresh
+
   $("login").hidden = false; $("main").hidden = true; $("logout").hidden = true; $("who").textContent = "";
   $("login-error").textContent = message;
   setStatus("off", "logged out");
@@ -203,6 +209,8 @@ async function start() {
     return;
   }
   state.loggedIn = true;
+  if (localStorage.getItem("orbit.user") !== me.user) forgetUser();  // another user: nothing of theirs
+  localStorage.setItem("orbit.user", me.user);
   $("login").hidden = true; $("main").hidden = false; $("logout").hidden = false;
   $("who").textContent = me.user;
   state.followsAll = me.follows_all;
@@ -245,7 +253,19 @@ $("login-form").addEventListener("submit", async (ev) => {
   try { await login(f.user.value, f.password.value); $("login-error").textContent = ""; await start(); }
   catch (err) { $("login-error").textContent = err.message; }
 });
-$("logout").addEventListener("click", async () => { if (state.source) state.source.close(); await logout(); location.reload(); });
+$("logout").addEventListener("click", async () => {
+  if (state.source) state.source.close();
+  forgetUser();
+  await logout();
+  location.reload();
+});
+
+// Drop what the browser keeps of a user: work, endpoints, event log, chart histories.
+function forgetUser() {
+  forget(); resetHistories();
+  state.endpoints = {}; state.describe = {}; state.log = [];
+  localStorage.removeItem("orbit.user");
+}
 window.addEventListener("hashchange", route);
 setInterval(() => { if (!$("main").hidden) loadEndpoints().catch(() => {}); }, 10000);
 start();

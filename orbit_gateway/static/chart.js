@@ -15,15 +15,26 @@ function svg(tag, attrs = {}, ...kids) {
   return node;
 }
 
+const PREFIX = "orbit.history.";
+const histories = new Set();  // every History made, emptied by resetHistories()
+
+// Forget every history, in memory and in sessionStorage (another user logs in).
+export function resetHistories() {
+  for (const h of histories) h.samples = [];
+  for (const key of Object.keys(sessionStorage)) if (key.startsWith(PREFIX)) sessionStorage.removeItem(key);
+}
+
 // Samples {t: epoch seconds, values: {name: number}}, at most `cap`, stored under `key`.
 export class History {
   constructor(key, cap = 720) {
-    this.key = `orbit.history.${key}`;
+    this.key = PREFIX + key;
     this.cap = cap;
     try { this.samples = JSON.parse(sessionStorage.getItem(this.key) || "[]"); } catch { this.samples = []; }
+    histories.add(this);
   }
 
   add(values, t = Date.now() / 1000) {
+    if (!Number.isFinite(t)) t = Date.now() / 1000;
     const last = this.samples.at(-1);
     if (last && t <= last.t) return;  // older than what is shown (a late event)
     if (last && t - last.t < 0.5) this.samples.pop();  // a burst of changes: keep the newest

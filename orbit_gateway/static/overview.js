@@ -37,14 +37,17 @@ const LIVE = new Set(["job_status", "task_status", "task_status_batch", "presenc
 export default async function overviewPage({ toast, refresh, on, known }) {
   const box = el("div", { id: "overview-page" });
   let timer = null;
+  let drawn = 0;  // the newest redraw started: an older one that ends later is not shown
   const redraw = async () => {
     timer = null;
-    box.replaceChildren(...(await overview(toast, refresh, known)));
+    const mine = ++drawn;
+    const parts = await overview(toast, refresh, known);
+    if (mine === drawn) box.replaceChildren(...parts);
   };
   const soon = () => { timer ??= setTimeout(redraw, 1000); };
   on((f) => { if (LIVE.has(f.topic)) soon(); });
-  const tick = setInterval(() => { if (box.isConnected) soon(); else clearInterval(tick); }, 15000);
   await redraw();
+  const tick = setInterval(() => { if (box.isConnected) soon(); else clearInterval(tick); }, 15000);
   return [box];
 }
 
@@ -67,7 +70,7 @@ async function overview(toast, refresh, heard) {
       el("a", { href: "asyncapi.json", target: "_blank", textContent: "AsyncAPI" })),
     el("div", { className: "card" }, table([
       ["endpoint", (e) => el("a", { href: `#/${e.endpoint}`, textContent: e.endpoint })],
-      ["state", (e) => badge(e.state === "unknown" ? "never seen" : e.state)],
+      ["state", (e) => badge(e.state === "unknown" ? "never seen" : e.state ?? (e.online ? "online" : "offline"))],
       ["host", (e) => e.host], ["plugins", plugins], ["version", (e) => e.version],
       ["backlog", (e) => String(e.backlog ?? "–")], ["jobs", (e) => e.jobs ?? "–"],
       ["tasks", (e) => e.tasks ?? "–"],

@@ -11,6 +11,7 @@ const SHOWN = 5;  // jobs and batches under each endpoint: the unfinished, then 
 const jobs = {};  // endpoint -> Map(job_id -> {job_id, state, executable, submitted_at})
 const tasks = {};  // endpoint -> Map(uid -> {uid, state, submitted})
 const loaded = new Set();
+const reloads = new Map();  // "endpoint plugin" -> timer: events about work we have not listed
 
 const mapOf = (store, ep) => (store[ep] ??= new Map());
 
@@ -28,14 +29,22 @@ async function fetchLists(endpoint, psij, withTasks) {
 export async function loadWork(ep) {
   if (loaded.has(ep.endpoint)) return false;
   loaded.add(ep.endpoint);
-  const got = await fetchLists(ep.endpoint, ep.plugins?.psij, ep.plugins?.tasks);
-  if (!got) loaded.delete(ep.endpoint);  // try again with the next refresh
+  let got = false;
+  try {
+    got = await fetchLists(ep.endpoint, ep.plugins?.psij, ep.plugins?.tasks);
+  } finally {
+    if (!got) loaded.delete(ep.endpoint);  // try again with the next refresh
+  }
   return got;
 }
 
-export const forget = () => loaded.clear();
-
-const reloads = new Map();  // "endpoint plugin" -> timer: events about work we have not listed
+// Forget all work (another user logs in).
+export function forget() {
+  loaded.clear();
+  for (const store of [jobs, tasks]) for (const ep of Object.keys(store)) delete store[ep];
+  reloads.forEach(clearTimeout);
+  reloads.clear();
+}
 
 // Apply one notification frame; `redraw` is called when the sidebar should be drawn again
 // (at once, and after work it did not know of was listed: events carry no submission time).

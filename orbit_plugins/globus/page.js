@@ -67,7 +67,12 @@ function browser(ctx, form) {
 
   async function open(collection, path) {
     const r = await ctx.call("ls", { collection, path });
-    if (!r.ok) { fail(listing, r); return; }
+    if (!r.ok) {  // nothing of the old place stays chosen
+      fail(listing, r);
+      Object.assign(at, { collection: null, picked: null });
+      where.textContent = "pick a collection";
+      return;
+    }
     Object.assign(at, { collection: r.result.collection, path: r.result.path, picked: null });
     where.textContent = `${collection} : ${at.path}`;
     const dir = (e) => e.type === "dir";

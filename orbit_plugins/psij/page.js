@@ -22,6 +22,9 @@ export default function psijPage(ctx) {
   ], [...jobs.values()].sort((a, b) => b.submitted_at - a.submitted_at),
   { empty: "no jobs yet", onRow: (j) => watch(j.job_id) })); };
 
+  let again = null;  // events about jobs not listed yet: one list_jobs for a burst of them
+  const refreshSoon = () => { again ??= setTimeout(() => { again = null; refresh(); }, 300); };
+
   async function refresh() {
     const r = await ctx.call("list_jobs", {});
     if (r.ok) { for (const j of r.result.jobs) jobs.set(j.job_id, j); renderList(); }
@@ -43,8 +46,17 @@ export default function psijPage(ctx) {
 
   async function catchUp() {  // fetch whatever the events did not bring (start, gaps, the end)
     const w = watched;
+    if (w.busy) { w.again = true; return; }  // one read at a time: the same offsets twice would repeat text
     w.busy = true;
-    const r = await ctx.call("get_job_status", { job_id: w.id, stdout_offset: w.offsets.stdout, stderr_offset: w.offsets.stderr });
+    const before = { ...w.offsets };
+    let r = null;
+    try {
+      r = await ctx.call("get_job_status", { job_id: w.id, stdout_offset: w.offsets.stdout, stderr_offset: w.offsets.stderr });
+    } catch (err) {  // the gateway is unreachable: the next event or state change reads again
+      r = { ok: false, error: { code: "HTTP", message: String(err) } };
+    } finally {
+      w.busy = false;
+    }
     if (w !== watched) return;
     if (r.ok) {
       const s = r.result;
@@ -52,9 +64,11 @@ export default function psijPage(ctx) {
       if (s.stderr) append("stderr", s.stderr, s.stderr_offset);
       setState(s);
     } else monitor.querySelector(".state").textContent = `[${r.error.code}] ${r.error.message}`;
-    w.busy = false;
-    if (r.ok && (r.result.stdout_offset < r.result.stdout_size || r.result.stderr_offset < r.result.stderr_size)) {
-      catchUp();  // more than one reply's worth (max_bytes) of output: keep reading
+    const moved = r.ok && (w.offsets.stdout > before.stdout || w.offsets.stderr > before.stderr);
+    const more = r.ok && (r.result.stdout_offset < r.result.stdout_size || r.result.stderr_offset < r.result.stderr_size);
+    if ((more && moved) || w.again) {  // more than one reply's worth of output, or asked meanwhile
+      w.again = false;
+      catchUp();
       return;
     }
     const pending = w.queue.splice(0);
@@ -87,7 +101,7 @@ export default function psijPage(ctx) {
     if (f.topic === "job_output") onOutput(f.data);
     if (f.topic === "job_status") {
       const known = jobs.get(f.data.job_id);
-      if (known) { Object.assign(known, f.data); renderList(); } else refresh();
+      if (known) { Object.assign(known, f.data); renderList(); } else refreshSoon();
       if (watched && watched.id === f.data.job_id) {
         setState(f.data);
         if (TERMINAL.has(f.data.state)) catchUp();

@@ -41,7 +41,7 @@ const seconds = (iso) => (iso ? Date.parse(iso) / 1000 : undefined);  // collect
 
 function sample(m) {
   const disk = (m.disks || []).find((d) => d.mountpoint === "/") || (m.disks || [])[0];
-  return { cpu: m.cpu?.percent, memory: m.memory?.percent, disk: disk && disk.total ? (100 * disk.used) / disk.total : undefined };
+  return { cpu: m.cpu?.percent, memory: m.memory?.percent, disk: disk?.total && disk.used != null ? (100 * disk.used) / disk.total : undefined };
 }
 
 export default function sysinfoPage(ctx) {

@@ -24,6 +24,9 @@ export default function tasksPage(ctx) {
     }, { className: "danger small" }))],
   ], [...tasks.values()].sort((a, b) => b.submitted - a.submitted), { empty: "no tasks yet", onRow: (t) => open(t.uid) })); };
 
+  let again = null;  // a task_status_batch of tasks not listed yet: one list_tasks for all
+  const refreshSoon = () => { again ??= setTimeout(() => { again = null; refresh(); }, 300); };
+
   async function refresh() {
     const r = await ctx.call("list_tasks", { limit: 200 });
     if (r.ok) { for (const t of r.result) tasks.set(t.uid, t); render(); }
@@ -45,7 +48,7 @@ export default function tasksPage(ctx) {
 
   const update = (change) => {
     const t = tasks.get(change.uid);
-    if (t) Object.assign(t, change); else refresh();
+    if (t) Object.assign(t, change); else refreshSoon();
     if (shown === change.uid && FINAL.has(change.state)) open(change.uid);
   };
   ctx.on((f) => {
@@ -65,8 +68,13 @@ export default function tasksPage(ctx) {
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const f = form.elements;
+    let args = [];
+    try { args = f.args.value ? JSON.parse(f.args.value) : []; } catch (err) {
+      show(out, { ok: false, error: { code: "BAD_REQUEST", message: `function args are not JSON: ${err.message}` } });
+      return;
+    }
     const spec = f.function.value
-      ? { function: f.function.value, args: f.args.value ? JSON.parse(f.args.value) : [] }
+      ? { function: f.function.value, args }
       : { executable: f.executable.value, arguments: f.arguments.value.split("\n").filter((a) => a !== "") };
     if (f.timeout.value) spec.timeout = Number(f.timeout.value);
     const r = show(out, await ctx.call("submit_tasks", { tasks: [spec] }), (res) => res.map((t) => `${t.uid} ${t.state}`).join("\n"));

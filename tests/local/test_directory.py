@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from orbit_amqp import Message, Properties, connect, declare_at
 from orbit_broker import directory
 from orbit_client import AsyncOrbitClient, DirectoryEntry
-from orbit_protocol import NotFound, naming, topology
+from orbit_protocol import NotFound, Presence, naming, topology
 from tests.testkit.eventually import eventually
 from tests.testkit.local import Local, local_env, orbit_inprocess
 
@@ -128,3 +129,10 @@ async def test_forged_reply_before_presence_is_dropped_by_the_directory(local: L
     assert await _forged_call(local, "alice") == ({"value": "real"}, 1)
     # the control: a user with no directory has nothing to check the first reply against
     assert await _forged_call(local, "bob") == ({"value": "forged"}, 0)
+
+
+def test_a_stale_entry_says_stale_not_what_its_last_presence_said() -> None:
+    said = Presence(state="online", plugins={}, version="x", host="h", heartbeat=2.0)
+    entry = DirectoryEntry("quiet", "endpoint", True, 0, 0, said, time.time() - 60, "quiet")
+    shown = entry.as_dict()
+    assert (shown["state"], shown["online"], shown["host"]) == ("stale", False, "h")
