@@ -31,6 +31,7 @@ from .conftest import StartEndpoint
 from .gateway_kit import GatewayProcess, browser_fixture, log_in  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.rabbit, pytest.mark.slow]
+HOME = str(Path.home())
 
 
 class TcpProxy:
@@ -101,7 +102,8 @@ async def test_explorer_reconnects_after_gateway_restart(
         await log_in(page, gateway.base, broker.user, broker.password)  # status "live"
         status = page.locator("#status")
         await expect(status).to_have_class(re.compile(r"\bon\b"))
-        await start_endpoint("ep1", plugins=["tests.testkit.plugin:KitPlugin", "tasks", "sysinfo"])
+        plugins = ["tests.testkit.plugin:KitPlugin", "tasks", "sysinfo", "psij", "staging"]
+        await start_endpoint("ep1", plugins=[*plugins, "queue_info"])
         entry = page.locator("#endpoints li[data-endpoint=ep1]")
         await expect(entry.locator(".dot.online")).to_be_visible(timeout=15_000)
         await page.goto(gateway.base + "/#/ep1/sysinfo")  # its chart's history is the tab's
@@ -150,6 +152,24 @@ async def test_explorer_reconnects_after_gateway_restart(
         await page.goto(gateway.base + "/#/ep1/sysinfo")
         points = page.locator("#chart-sysinfo polyline[data-series=cpu]")
         await expect(points).to_have_attribute("points", re.compile(r"\S+ \S+"), timeout=15_000)
+        # and every other page of the endpoint works in the new session
+        await page.goto(gateway.base + "/#/ep1/tasks")
+        await expect(page.locator("#tasks-list tr", has_text="DONE")).to_have_count(1)
+        await page.goto(gateway.base + "/#/ep1/psij")
+        await expect(page.locator("#psij-jobs")).to_have_text("no jobs yet")
+        await page.goto(gateway.base + "/#/ep1/queue_info")
+        await expect(page.locator("#qi-backend")).to_have_text("batch system: none")
+        await page.goto(gateway.base + "/#/ep1/staging")
+        # the staging page opens the user's home directory
+        await expect(page.locator("#staging-list")).to_have_attribute("data-path", HOME)
+        await expect(page.locator("#staging-list tr", has_text="name")).to_have_count(1)
+        await page.goto(gateway.base + "/#/ep1/testkit")
+        echo = page.locator("#op-echo")
+        await echo.locator("[name=value]").fill('"after the restart"')
+        await echo.locator("button[type=submit]").click()
+        await expect(echo.locator("pre.result.ok")).to_contain_text("after the restart")
+        await page.goto(gateway.base + "/#/ep1")
+        await expect(page.locator("#page")).to_contain_text("platform")
         assert await page.evaluate("window.__orbitNoReload === true"), "the page was reloaded"
         assert errors == []
         await page.close()
