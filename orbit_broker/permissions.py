@@ -88,6 +88,34 @@ def client_topic_permissions(
     )
 
 
+def orchestrator_permissions(endpoint: str, pools: Iterable[str] = ()) -> Permissions:
+    """An endpoint that also calls other endpoints (``orbit broker grant ENDPOINT TARGET``):
+    its endpoint rows plus a client's own reply and subscription queues."""
+    ep, own = endpoint_permissions(endpoint, pools), client_permissions(endpoint)
+    return Permissions(
+        configure=own.configure,
+        write=f"^(?:{ep.write[1:-1]}|{own.write[1:-1]})$",  # each without its ^ and $
+        read=f"^(?:{ep.read[1:-1]}|{own.read[1:-1]})$",
+    )
+
+
+def orchestrator_topic_permissions(
+    endpoint: str, endpoints: Iterable[str] = (), pools: Iterable[str] = ()
+) -> dict[str, TopicPermission]:
+    """Its own events; requests to, and events from, the endpoints it was granted."""
+    client = client_topic_permissions(endpoint, endpoints, pools)
+    return _rows(
+        requests=(client[naming.REQUEST_EXCHANGE].write, NOTHING),
+        events=(f"^{endpoint}\\.", client[naming.EVENT_EXCHANGE].read),
+        replies=(r"^orbit\.reply\.", client[naming.REPLY_EXCHANGE].read),
+    )
+
+
+def pools_of(permissions: Permissions) -> set[str]:
+    """The pools an endpoint's read regex names (what :func:`endpoint_permissions` wrote)."""
+    return set(re.findall(r"pool\\\.([a-z0-9_-]+)", permissions.read))
+
+
 def responder_permissions() -> Permissions:
     """The dead-letter responder reads ``orbit.dead`` and writes ``orbit.replies``."""
     return Permissions(NOTHING, r"^orbit\.replies$", r"^orbit\.dead$")
@@ -147,7 +175,10 @@ __all__ = [
     "client_topic_permissions",
     "endpoint_permissions",
     "endpoint_topic_permissions",
+    "orchestrator_permissions",
+    "orchestrator_topic_permissions",
     "parse_grants",
+    "pools_of",
     "responder_permissions",
     "responder_topic_permissions",
 ]

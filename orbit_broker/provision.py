@@ -16,7 +16,6 @@ Passwords are generated here, returned to the caller once and never logged or st
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 from urllib.parse import unquote, urlsplit
 
@@ -25,6 +24,7 @@ from orbit_protocol import naming
 from orbit_protocol.errors import BrokerError
 
 from . import directory
+from .grants import Grants
 from .management import ManagementClient, Permissions, TopicPermission
 from .permissions import (
     CLIENT_LIMITS,
@@ -38,6 +38,8 @@ from .permissions import (
     client_topic_permissions,
     endpoint_permissions,
     endpoint_topic_permissions,
+    orchestrator_permissions,
+    orchestrator_topic_permissions,
     parse_grants,
     responder_permissions,
     responder_topic_permissions,
@@ -59,7 +61,7 @@ from .topology import full_topology, queue_differences
 # -- the provisioner --------------------------------------------------------------------------
 
 
-class Provisioner:
+class Provisioner(Grants):
     """Plans and applies changes through the management API (+ AMQP for the topology)."""
 
     def __init__(
@@ -72,9 +74,6 @@ class Provisioner:
         self.amqp_url = amqp_url  # an admin URL; its vhost path is replaced
         self.vhost = vhost
         self.admin_user = unquote(urlsplit(amqp_url).username or "guest")
-
-    def _store(self) -> directory.ManagementStore:
-        return directory.ManagementStore(self.management, self.vhost)
 
     def _admin_url(self) -> str:
         parts = urlsplit(self.amqp_url)
@@ -162,6 +161,12 @@ class Provisioner:
             return responder_permissions(), responder_topic_permissions()
         if role == "endpoint":
             ep = next(e for e in spec.endpoints if e.name == name)
+            reaches = self._client_grants(name, spec, current)
+            if any(reaches):  # an orchestrator keeps its grants (provisioning never revokes)
+                return (
+                    orchestrator_permissions(name, ep.pools),
+                    orchestrator_topic_permissions(name, *reaches),
+                )
             return endpoint_permissions(name, ep.pools), endpoint_topic_permissions(name)
         endpoints, pools = self._client_grants(name, spec, current)
         return client_permissions(name), client_topic_permissions(name, endpoints, pools)
@@ -269,80 +274,6 @@ class Provisioner:
     def provision_sync(self, spec: ProvisionSpec, *, dry_run: bool = False) -> ProvisionResult:
         """:meth:`provision` for synchronous callers (the CLI); not inside a running loop."""
         return asyncio.run(self.provision(spec, dry_run=dry_run))
-
-    # -- grants ---------------------------------------------------------------------------
-
-    def grants(self, client: str) -> tuple[set[str], set[str]]:
-        """(endpoints, pools) the client may call, read back from the broker."""
-        self._require_client(client)
-        rows = self.management.get_topic_permissions(client, self.vhost)
-        row = rows.get(naming.REQUEST_EXCHANGE)
-        return parse_grants(row.write) if row else (set(), set())
-
-    def allowed_users(self, endpoint: str) -> list[str]:
-        """Clients whose topic permission lets them call ``endpoint``."""
-        naming.validate_name(endpoint)
-        users = []
-        for user, rows in self.management.list_topic_permissions(self.vhost).items():
-            row = rows.get(naming.REQUEST_EXCHANGE)
-            if row is None:
-                continue
-            with contextlib.suppress(BrokerError, ValueError):
-                if endpoint in parse_grants(row.write)[0]:
-                    users.append(user)
-        return sorted(users)
-
-    def grant(self, client: str, endpoint: str, *, pool: bool = False) -> GrantResult:
-        """Let ``client`` call ``endpoint`` (or pool ``endpoint`` when ``pool``); idempotent."""
-        return self._update(client, endpoint, pool=pool, add=True, disconnect=False)
-
-    def revoke(
-        self, client: str, endpoint: str, *, pool: bool = False, disconnect: bool = True
-    ) -> GrantResult:
-        """Stop ``client`` calling ``endpoint``; idempotent.
-
-        RabbitMQ caches permission checks per channel, so by default the client's
-        connections are closed to make the revocation take effect now (clients reconnect).
-        """
-        return self._update(client, endpoint, pool=pool, add=False, disconnect=disconnect)
-
-    def _update(
-        self, client: str, target: str, *, pool: bool, add: bool, disconnect: bool
-    ) -> GrantResult:
-        naming.validate_name(target, "pool" if pool else "endpoint")
-        endpoints, pools = self.grants(client)
-        chosen = pools if pool else endpoints
-        changed = (target not in chosen) if add else (target in chosen)
-        if add:
-            chosen.add(target)
-        else:
-            chosen.discard(target)
-        if changed:
-            rows = client_topic_permissions(client, endpoints, pools)
-            for exchange in (naming.REQUEST_EXCHANGE, naming.EVENT_EXCHANGE):
-                self.management.set_topic_permission(client, self.vhost, rows[exchange])
-        # also when unchanged: a directory that is missing or stale is written again
-        directory.blocking(directory.write(self._store(), client, endpoints, pools))
-        if changed and not add and disconnect:
-            self.management.close_user_connections(client, "orbit: permission revoked")
-        return GrantResult(
-            client=client,
-            target=target,
-            changed=changed,
-            endpoints=tuple(sorted(endpoints)),
-            pools=tuple(sorted(pools)),
-            allowed_users=() if pool else tuple(self.allowed_users(target)),
-        )
-
-    def _require_client(self, client: str) -> None:
-        naming.validate_name(client, "user")
-        perms = self.management.get_permissions(client, self.vhost)
-        if perms is None:
-            raise BrokerError(
-                f"user {client!r} has no permissions in vhost {self.vhost!r}: provision it first"
-            )
-        if perms != client_permissions(client):
-            raise BrokerError(f"user {client!r} is not an Orbit client in vhost {self.vhost!r}")
 
     # -- removal --------------------------------------------------------------------------
 

@@ -7,6 +7,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from orbit_client import AsyncOrbitClient, EndpointInfo
+
+from .outbound import Outbound
 from .publisher import Publisher
 
 log = logging.getLogger(__name__)
@@ -60,11 +63,14 @@ class EventOutbox:
 class EndpointContext:
     """Per-plugin view of the endpoint."""
 
-    def __init__(self, endpoint: str, plugin: str, state_root: Path, outbox: EventOutbox) -> None:
+    def __init__(
+        self, endpoint: str, plugin: str, state_root: Path, outbox: EventOutbox, outbound: Outbound
+    ) -> None:
         self._endpoint = endpoint
         self._plugin = plugin
         self._state_dir = state_root / "plugins" / plugin
         self._outbox = outbox
+        self._outbound = outbound
         self._logger = logging.getLogger(f"orbit.plugin.{plugin}")
 
     @property
@@ -82,6 +88,12 @@ class EndpointContext:
 
     def emit(self, topic: str, data: dict[str, Any], *, persistent: bool = False) -> None:
         self._outbox.put(self._plugin, topic, data, persistent)
+
+    async def client(self) -> AsyncOrbitClient:
+        return await self._outbound.client()
+
+    def topology(self) -> dict[str, EndpointInfo]:
+        return self._outbound.topology()
 
 
 __all__ = ["EndpointContext", "EventOutbox"]

@@ -2,10 +2,11 @@
 
 What happens to one request is :mod:`orbit_endpoint.lifecycle`; this module only connects
 it to the links and runs the start and stop sequences. Order of start: journal → plugins
-``setup`` → publishing link → recovery of journaled work → plugins ``start`` → consuming
-link. Order of stop: stop consuming → wait for
-in-flight work (grace period; what is left stays journaled and is recovered at the next
-start) → plugins ``stop`` → ``offline`` presence → close links.
+``setup`` → publishing link → recovery of journaled work → plugins ``start`` → the
+endpoint's own client, if a plugin follows topology (:mod:`orbit_endpoint.outbound`) →
+consuming link. Order of stop: stop consuming → wait for in-flight work (grace period; what
+is left stays journaled and is recovered at the next start) → plugins ``stop`` → the own
+client → ``offline`` presence → close links.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Coroutine
 from typing import Any, Literal
 
 from orbit_amqp import Connection, EntityNotFound, FatalLinkError, Link
+from orbit_plugins.base import Plugin
 from orbit_protocol import Presence, naming
 
 from .allocation import batch_allocation
@@ -28,6 +30,7 @@ from .builtin import OrbitPlugin, orbit_version
 from .context import EndpointContext, EventOutbox
 from .journal import Journal
 from .lifecycle import Lifecycle, Policy
+from .outbound import Outbound
 from .publisher import Publisher
 from .recovery import Recovery
 from .registry import LoadedPlugin, Registry, load
@@ -71,6 +74,7 @@ class Endpoint:
             debug=settings.debug,
         )
         self.accepting = asyncio.Event()
+        self.outbound = Outbound(url, self.spawn)
 
     def _policy(self) -> Policy:
         s = self.settings
@@ -178,6 +182,7 @@ class Endpoint:
                 for slot in self.plugins.values():
                     if slot.plugin is not None:
                         await slot.plugin.start()
+                await self._connect_outbound()
                 self.spawn(self._heartbeat())
                 self.spawn(outbox.drain())
                 links.append(loop.create_task(self.consumer_link.run(), name="consume-link"))
@@ -193,12 +198,26 @@ class Endpoint:
         for name, slot in self.plugins.items():
             if slot.plugin is None:
                 continue
-            ctx = EndpointContext(self.name, name, self.settings.state_dir / self.name, outbox)
+            state = self.settings.state_dir / self.name
+            ctx = EndpointContext(self.name, name, state, outbox, self.outbound)
             try:
                 await slot.plugin.setup(ctx)
             except Exception as exc:
                 log.error("plugin %s failed to set up: %s", name, exc)
                 slot.error, slot.plugin = f"{type(exc).__name__}: {exc}", None
+                continue
+            if type(slot.plugin).on_topology_change is not Plugin.on_topology_change:
+                self.outbound.follow(slot.plugin)
+
+    async def _connect_outbound(self) -> None:
+        """Connect the endpoint's own client now if a plugin follows topology (a failure is
+        logged: the plugins that need it get the error on their first ``ctx.client()``)."""
+        if not self.outbound.wanted_at_start:
+            return
+        try:
+            await self.outbound.client()
+        except Exception as exc:
+            log.error("the endpoint's own client could not connect: %s", exc)
 
     async def _shutdown(self, links: list[asyncio.Task[None]], outbox: EventOutbox) -> None:
         log.info("endpoint %s stopping", self.name)
@@ -214,6 +233,7 @@ class Endpoint:
             if slot.plugin is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(slot.plugin.stop(), SHUTDOWN_GRACE)
+        await self.outbound.close()
         if self.publisher.link.ready.is_set():
             with contextlib.suppress(Exception):
                 await outbox.flush(2.0)

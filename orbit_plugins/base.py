@@ -21,11 +21,23 @@ import threading
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Protocol, TypeVar, overload, runtime_checkable
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Generic,
+    Protocol,
+    TypeVar,
+    overload,
+    runtime_checkable,
+)
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from orbit_protocol import Cancelled
+
+if TYPE_CHECKING:
+    from orbit_client import AsyncOrbitClient, EndpointInfo
 
 
 class NoArgs(BaseModel):
@@ -78,6 +90,16 @@ class PluginContext(Protocol):
 
     def emit(self, topic: str, data: dict[str, Any], *, persistent: bool = False) -> None:
         """Publish an event ``<endpoint>.<plugin>.<topic>``; thread-safe, never blocks."""
+        ...
+
+    async def client(self) -> AsyncOrbitClient:
+        """An Orbit client that acts as this endpoint's own broker user (the broker stamps
+        that user on every call it makes): connected on first use, shared by the endpoint's
+        plugins, closed after they stop. See docs/plugins/orchestration.md."""
+        ...
+
+    def topology(self) -> dict[str, EndpointInfo]:
+        """The endpoints this endpoint's client has heard through presence, by name."""
         ...
 
 
@@ -248,6 +270,11 @@ class Plugin:
 
     async def stop(self) -> None:
         """Called on graceful shutdown; stop background work. Must not hang."""
+
+    def on_topology_change(self, endpoint: str, info: EndpointInfo) -> Any:
+        """Called (on the event loop; a coroutine is run as a task) when an endpoint this
+        endpoint can hear comes online or goes offline. Overriding it connects the
+        endpoint's client at start."""
 
     async def invoke(self, spec: OperationSpec, args: BaseModel, call: Call) -> Any:
         """Run one operation (sync ones in a worker thread); return its JSON-able result."""

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from orbit_client import AsyncOrbitClient, EndpointInfo
 
 
 class FakeContext:
@@ -30,6 +33,15 @@ class FakeContext:
 
     def emit(self, topic: str, data: dict[str, Any], *, persistent: bool = False) -> None:
         self.events.append((topic, data))
+
+    async def client(self) -> AsyncOrbitClient:
+        raise RuntimeError(
+            "FakeContext has no broker: test a plugin that calls out with"
+            " orbit_endpoint.testing.memory_endpoint"
+        )
+
+    def topology(self) -> dict[str, EndpointInfo]:
+        return {}
 
 
 __all__ = ["FakeContext"]

@@ -210,14 +210,19 @@ def _profile_data(
 
 
 def grant(
-    client: Annotated[str, typer.Argument(help="Client user.")],
+    client: Annotated[
+        str, typer.Argument(help="Client user, or an endpoint whose plugins call ENDPOINT.")
+    ],
     endpoint: Annotated[str, typer.Argument(help="Endpoint (or pool with --pool).")],
     pool: Annotated[bool, typer.Option("--pool", help="ENDPOINT names a pool.")] = False,
     management_url: ManagementOpt = None,
     admin_url: AdminOpt = None,
     vhost: VhostOpt = None,
 ) -> None:
-    """Let CLIENT call ENDPOINT at the broker; print the endpoint-side allow-list."""
+    """Let CLIENT call ENDPOINT at the broker; print the endpoint-side allow-list.
+
+    CLIENT may be an endpoint: its plugins then call ENDPOINT as that endpoint's own
+    broker user (docs/plugins/orchestration.md)."""
     prov = localbroker.provisioner(management_url, admin_url, vhost)
     result = prov.grant(client, endpoint, pool=pool)
     verb = "may now call" if result.changed else "could already call"

@@ -369,8 +369,13 @@ async def test_grant_revoke_round_trip(world: World) -> None:
         )
     )
     assert again.empty, str(again)
-    with pytest.raises(BrokerError, match="not an Orbit client"):
-        prov.grant(world.ep_a, b)
+    # an endpoint may be granted too (an orchestrator: docs/plugins/orchestration.md) ...
+    assert prov.grant(world.ep_a, b).changed and prov.grants(world.ep_a) == ({b}, set())
+    assert prov.plan(  # ... and provisioning keeps its grant and its orchestrator rights
+        ProvisionSpec(endpoints=[EndpointSpec(world.ep_a)], responder_user=world.responder)
+    ).empty
+    with pytest.raises(BrokerError, match="not an Orbit client or endpoint"):
+        prov.grant(world.responder, b)  # the dead-letter responder is neither
 
 
 async def test_revoke_user_closes_connections(broker: Any, world: World) -> None:

@@ -12,6 +12,11 @@ import pytest
 
 from orbit_broker.local import LocalNode, free_port
 from orbit_broker.management import ManagementClient, Permissions
+from orbit_broker.permissions import (
+    orchestrator_permissions,
+    orchestrator_topic_permissions,
+    pools_of,
+)
 from orbit_broker.provision import (
     Credentials,
     client_permissions,
@@ -236,3 +241,19 @@ def test_free_port_is_below_the_kernels_source_port_range() -> None:
     ports = {free_port() for _ in range(20)}
     assert all(20000 <= port < low for port in ports)
     assert len(ports) > 1
+
+
+def test_an_orchestrator_is_an_endpoint_with_a_clients_own_queues() -> None:
+    rows = orchestrator_permissions("orch", ["gpu"])
+    assert rows.configure == client_permissions("orch").configure
+    assert rows.read == (
+        r"^(?:orbit\.(ep\.orch|pool\.gpu)|(orbit\.replies|orbit\.events|orbit\.(reply|sub)\.orch\..+))$"
+    )
+    assert pools_of(rows) == {"gpu"} and pools_of(endpoint_permissions("e", ["a", "b"])) == {
+        "a",
+        "b",
+    }
+    topic = orchestrator_topic_permissions("orch", ["t1"])
+    assert topic["orbit.requests"].write == "^(t1)$"
+    assert (topic["orbit.events"].write, topic["orbit.events"].read) == (r"^orch\.", r"^(t1)\.")
+    assert topic["orbit.replies"].read == r"^orbit\.reply\.orch\."
