@@ -22,7 +22,14 @@ export function table(columns, rows, { id, empty = "nothing here", onRow } = {})
       const v = get(row);
       return v instanceof Node ? el("td", {}, v) : el("td", { textContent: v ?? "–" });
     }));
-    if (onRow) { tr.className = "clickable"; tr.addEventListener("click", () => onRow(row)); }
+    if (onRow) {  // by mouse, or by keyboard: Tab to the row, then Enter or Space
+      tr.className = "clickable";
+      tr.tabIndex = 0;
+      tr.addEventListener("click", () => onRow(row));
+      tr.addEventListener("keydown", (ev) => {
+        if (ev.target === tr && (ev.key === "Enter" || ev.key === " ")) { ev.preventDefault(); onRow(row); }
+      });
+    }
     return tr;
   });
   return el("table", { id: id || "" }, el("thead", {}, head), el("tbody", {}, ...body));
@@ -52,7 +59,8 @@ export const section = (title, ...kids) => el("div", { className: "card" }, el("
 export function keyValueRows(id, { key = "NAME", value = "value", add = "+ add" } = {}) {
   const rows = el("div", { className: "kv-rows" });
   const row = () => {
-    const r = el("div", { className: "row kv" }, input("key", { placeholder: key }), input("value", { placeholder: value }));
+    const r = el("div", { className: "row kv" }, input("key", { placeholder: key, ariaLabel: "name" }),
+      input("value", { placeholder: value, ariaLabel: "value" }));
     r.append(button("×", () => r.remove(), { className: "small", title: "remove" }));
     rows.append(r);
   };
@@ -65,3 +73,11 @@ export function keyValueRows(id, { key = "NAME", value = "value", add = "+ add" 
 
 // Fill <datalist id=`id`> with options [{value, label}].
 export const fillList = (list, options) => list.replaceChildren(...options.map((o) => el("option", { value: o.value, label: o.label || "" })));
+
+// Put a listed record in `map` unless an event already brought it to a final state (a list
+// reply may be older than the events that arrived while it was on its way).
+export function keepNewer(map, key, record, final) {
+  const known = map.get(key);
+  if (known && final.has(known.state) && !final.has(record.state)) return;
+  map.set(key, record);
+}

@@ -1,7 +1,7 @@
 // psij: submit a job, list my jobs, monitor one with live output (job_output events) and cancel;
 // `?job=ID` in the page's address opens that job's monitor.
 import { STATE_COLORS, countsCard } from "../chart.js";
-import { badge, button, dur, el, fillList, field, input, keyValueRows, section, show, table, when } from "../ui.js";
+import { badge, button, dur, el, fillList, field, input, keepNewer, keyValueRows, section, show, table, when } from "../ui.js";
 
 const TERMINAL = new Set(["COMPLETED", "FAILED", "CANCELED"]);
 const STATES = ["QUEUED", "ACTIVE", "COMPLETED", "FAILED", "CANCELED"];
@@ -27,7 +27,7 @@ export default function psijPage(ctx) {
 
   async function refresh() {
     const r = await ctx.call("list_jobs", {});
-    if (r.ok) { for (const j of r.result.jobs) jobs.set(j.job_id, j); renderList(); }
+    if (r.ok) { for (const j of r.result.jobs) keepNewer(jobs, j.job_id, j, TERMINAL); renderList(); }
   }
 
   // ---- monitor: status + output, kept exact by byte offsets

@@ -1,7 +1,7 @@
 // tasks: submit a command or a function, watch task_status events, inspect and cancel tasks;
 // `?task=UID` in the page's address opens that task.
 import { STATE_COLORS, countsCard } from "../chart.js";
-import { badge, button, el, field, input, section, show, table, when } from "../ui.js";
+import { badge, button, el, field, input, keepNewer, section, show, table, when } from "../ui.js";
 
 const FINAL = new Set(["DONE", "FAILED", "CANCELED"]);
 const STATES = ["QUEUED", "RUNNING", "DONE", "FAILED", "CANCELED"];
@@ -29,7 +29,7 @@ export default function tasksPage(ctx) {
 
   async function refresh() {
     const r = await ctx.call("list_tasks", { limit: 200 });
-    if (r.ok) { for (const t of r.result) tasks.set(t.uid, t); render(); }
+    if (r.ok) { for (const t of r.result) keepNewer(tasks, t.uid, t, FINAL); render(); }
   }
 
   async function open(uid) {
