@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -97,3 +100,29 @@ async def log_in(page: Page, base: str, user: str, password: str) -> None:
     await page.fill("#login-form [name=password]", password)
     await page.click("#login-form button[type=submit]")
     await expect(page.locator("#status")).to_have_text("live", timeout=15_000)
+
+
+@dataclass
+class Explorer:
+    """A gateway process and a logged-in Chromium page on it; ``errors``: the page's."""
+
+    gateway: GatewayProcess
+    page: Page
+    errors: list[str]
+
+
+@contextlib.asynccontextmanager
+async def explorer(
+    browser: Browser, amqp_url: str, broker: Any, log: Path, height: int = 860
+) -> AsyncIterator[Explorer]:
+    """Start a gateway, open a page, log in as the broker's admin; stop it all at the end."""
+    gateway = await GatewayProcess(amqp_url, log).start()
+    try:
+        page = await browser.new_page(viewport={"width": 1280, "height": height})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await log_in(page, gateway.base, broker.user, broker.password)
+        yield Explorer(gateway, page, errors)
+        await page.close()
+    finally:
+        gateway.stop()

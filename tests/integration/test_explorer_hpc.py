@@ -16,7 +16,7 @@ from playwright.async_api import Browser, expect
 
 from ..fakes.globus_api import FakeTransfer
 from .conftest import StartEndpoint
-from .gateway_kit import GatewayProcess, browser_fixture, log_in  # noqa: F401 (fixture)
+from .gateway_kit import browser_fixture, explorer  # noqa: F401 (fixture)
 from .test_child_endpoints import SCANCEL
 from .test_explorer import shoot
 
@@ -59,12 +59,8 @@ async def test_queue_info_and_globus_pages(
         plugins=["queue_info", "globus"],
         plugin_settings={"globus": {**globus, "local_collection": LOCAL}},
     )
-    gateway = await GatewayProcess(amqp_url, tmp_path / "gateway.log").start()
-    try:
-        page = await browser.new_page(viewport={"width": 1280, "height": 860})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        await log_in(page, gateway.base, broker.user, broker.password)
+    async with explorer(browser, amqp_url, broker, tmp_path / "gateway.log", 860) as ui:
+        page, gateway = ui.page, ui.gateway
 
         await page.goto(gateway.base + "/#/hpc/queue_info")
         await expect(page.locator("#qi-backend")).to_have_text("batch system: slurm")
@@ -119,10 +115,7 @@ async def test_queue_info_and_globus_pages(
         assert body["DATA"][0]["recursive"] is True and body["destination_endpoint"] == REMOTE
         await expect(page.locator("#endpoints li[data-endpoint=hpc] .dot.online")).to_be_visible()
         await shoot(page, "explorer-globus.png", "#globus-tasks")
-        assert errors == []
-        await page.close()
-    finally:
-        gateway.stop()
+        assert ui.errors == []
 
 
 async def test_psij_forms_prefilled_from_queue_info_and_a_child_launched(
@@ -150,49 +143,44 @@ async def test_psij_forms_prefilled_from_queue_info_and_a_child_launched(
     await start_endpoint(
         "hpc", plugins=["queue_info", "psij"], plugin_settings={"psij": psij}, heartbeat=2
     )
-    gateway = await GatewayProcess(amqp_url, tmp_path / "gateway.log").start()
     try:
-        page = await browser.new_page(viewport={"width": 1280, "height": 1100})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        await log_in(page, gateway.base, broker.user, broker.password)
-        await page.goto(gateway.base + "/#/hpc/psij")
-        await expect(page.locator("#job-prefill")).to_contain_text("from queue_info: slurm")
-        form = page.locator("#job-form")
-        await expect(form.locator("[name=queue_name]")).to_have_value("debug")  # the default
-        await expect(form.locator("[name=executor]")).to_have_value("slurm")
-        await expect(form.locator("#job-queues option")).to_have_count(3)
-        await form.locator("[name=executable]").fill("/bin/echo")
-        await form.locator("[name=arguments]").fill("hi")
-        await form.locator("#job-env button", has_text="environment variable").click()
-        await form.locator("#job-env [name=key]").fill("ORBIT_UI_VAR")
-        await form.locator("#job-env [name=value]").fill("from-the-form")
-        await form.locator("#job-custom button", has_text="custom attribute").click()
-        await form.locator("#job-custom [name=key]").fill("slurm.constraint")
-        await form.locator("#job-custom [name=value]").fill("a100")
-        await shoot(page, "explorer-psij-form.png", "#job-form")
-        await form.locator("button[type=submit]").click()
-        await expect(page.locator("#job-monitor .state .badge")).to_be_visible(timeout=20_000)
-        script = await _first_script(slurm)
-        assert '#SBATCH --partition="debug"' in script, script
-        assert '#SBATCH --constraint="a100"' in script, script
-        assert "ORBIT_UI_VAR" in script and "from-the-form" in script, script
+        async with explorer(browser, amqp_url, broker, tmp_path / "gateway.log", 1100) as ui:
+            page, gateway = ui.page, ui.gateway
+            await page.goto(gateway.base + "/#/hpc/psij")
+            await expect(page.locator("#job-prefill")).to_contain_text("from queue_info: slurm")
+            form = page.locator("#job-form")
+            await expect(form.locator("[name=queue_name]")).to_have_value("debug")  # the default
+            await expect(form.locator("[name=executor]")).to_have_value("slurm")
+            await expect(form.locator("#job-queues option")).to_have_count(3)
+            await form.locator("[name=executable]").fill("/bin/echo")
+            await form.locator("[name=arguments]").fill("hi")
+            await form.locator("#job-env button", has_text="environment variable").click()
+            await form.locator("#job-env [name=key]").fill("ORBIT_UI_VAR")
+            await form.locator("#job-env [name=value]").fill("from-the-form")
+            await form.locator("#job-custom button", has_text="custom attribute").click()
+            await form.locator("#job-custom [name=key]").fill("slurm.constraint")
+            await form.locator("#job-custom [name=value]").fill("a100")
+            await shoot(page, "explorer-psij-form.png", "#job-form")
+            await form.locator("button[type=submit]").click()
+            await expect(page.locator("#job-monitor .state .badge")).to_be_visible(timeout=20_000)
+            script = await _first_script(slurm)
+            assert '#SBATCH --partition="debug"' in script, script
+            assert '#SBATCH --constraint="a100"' in script, script
+            assert "ORBIT_UI_VAR" in script and "from-the-form" in script, script
 
-        child = page.locator("#child-launch")
-        await child.locator("summary").click()
-        cform = child.locator("#child-form")
-        await expect(cform.locator("[name=queue_name]")).to_have_value("debug")
-        await cform.locator("[name=name]").fill("kid")
-        await cform.locator("button[type=submit]").click()
-        await expect(child.locator("pre.result.ok")).to_contain_text("child kid in job")
-        kid = page.locator("#endpoints li[data-endpoint=kid]")
-        await expect(kid.locator(".dot.online")).to_be_visible(timeout=60_000)
-        await page.locator("#job-cancel").click()  # the monitor shows the child's job
-        await expect(kid).to_have_attribute("data-state", "offline", timeout=30_000)
-        assert errors == []
-        await page.close()
+            child = page.locator("#child-launch")
+            await child.locator("summary").click()
+            cform = child.locator("#child-form")
+            await expect(cform.locator("[name=queue_name]")).to_have_value("debug")
+            await cform.locator("[name=name]").fill("kid")
+            await cform.locator("button[type=submit]").click()
+            await expect(child.locator("pre.result.ok")).to_contain_text("child kid in job")
+            kid = page.locator("#endpoints li[data-endpoint=kid]")
+            await expect(kid.locator(".dot.online")).to_be_visible(timeout=60_000)
+            await page.locator("#job-cancel").click()  # the monitor shows the child's job
+            await expect(kid).to_have_attribute("data-state", "offline", timeout=30_000)
+            assert ui.errors == []
     finally:
-        gateway.stop()
         _kill_jobs(slurm)
 
 

@@ -15,7 +15,7 @@ from playwright.async_api import Browser, ConsoleMessage, expect
 
 from ..fakes.iri_api import FakeIri
 from .conftest import StartEndpoint
-from .gateway_kit import GatewayProcess, browser_fixture, log_in  # noqa: F401 (fixture)
+from .gateway_kit import browser_fixture, explorer  # noqa: F401 (fixture)
 from .test_explorer import shoot
 
 pytestmark = pytest.mark.rabbit
@@ -66,12 +66,8 @@ async def test_iri_page_connect_tables_jobs_events_cancel(
         "iri": {"poll_interval": 0.2},
     }
     await start_endpoint(EP, plugins=["iri_connect", "iri"], plugin_settings=settings)
-    gateway = await GatewayProcess(amqp_url, tmp_path / "gateway.log").start()
-    try:
-        page = await browser.new_page(viewport={"width": 1280, "height": 1000})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        await log_in(page, gateway.base, broker.user, broker.password)
+    async with explorer(browser, amqp_url, broker, tmp_path / "gateway.log", 1000) as ui:
+        page, gateway, errors = ui.page, ui.gateway, ui.errors
 
         def on_console(msg: ConsoleMessage) -> None:  # page handlers' exceptions end up here
             if msg.type == "error" and "Failed to load resource" not in msg.text:
@@ -228,7 +224,4 @@ async def test_iri_page_connect_tables_jobs_events_cancel(
         )
         assert token not in await page.content()
         assert errors == []
-        await page.close()
-    finally:
-        gateway.stop()
     assert files_holding(tmp_path, token) == []  # gateway log, endpoint state, journal
