@@ -74,10 +74,14 @@ export function keyValueRows(id, { key = "NAME", value = "value", add = "+ add" 
 // Fill <datalist id=`id`> with options [{value, label}].
 export const fillList = (list, options) => list.replaceChildren(...options.map((o) => el("option", { value: o.value, label: o.label || "" })));
 
-// Put a listed record in `map` unless an event already brought it to a final state (a list
-// reply may be older than the events that arrived while it was on its way).
-export function keepNewer(map, key, record, final) {
+// How far a job or task has come; states only move forward.
+export const STATE_RANK = { NEW: 0, QUEUED: 1, ACTIVE: 2, RUNNING: 2, COMPLETED: 3, DONE: 3, FAILED: 3, CANCELED: 3 };
+export const behind = (state, than) => (STATE_RANK[state] ?? 0) < (STATE_RANK[than] ?? 0);
+
+// Put a listed record in `map` unless an event already brought it further (a list reply may
+// be older than the events that arrived while it was on its way).
+export function keepNewer(map, key, record) {
   const known = map.get(key);
-  if (known && final.has(known.state) && !final.has(record.state)) return;
+  if (known && behind(record.state, known.state)) return;
   map.set(key, record);
 }

@@ -3,7 +3,7 @@
 // task_status_batch events. The tasks of one submit_tasks call share their `submitted` time:
 // they are shown as one batch.
 import { rpc } from "./api.js";
-import { badge, el } from "./ui.js";
+import { badge, el, keepNewer } from "./ui.js";
 
 const JOB_DONE = new Set(["COMPLETED", "FAILED", "CANCELED"]);
 const TASK_DONE = new Set(["DONE", "FAILED", "CANCELED"]);
@@ -20,8 +20,8 @@ async function fetchLists(endpoint, psij, withTasks) {
     psij ? rpc(endpoint, "psij", "list_jobs") : null,
     withTasks ? rpc(endpoint, "tasks", "list_tasks", { limit: 500 }) : null,
   ]);
-  if (j?.ok) for (const job of j.result.jobs) mapOf(jobs, endpoint).set(job.job_id, job);
-  if (t?.ok) for (const task of t.result) mapOf(tasks, endpoint).set(task.uid, task);
+  if (j?.ok) for (const job of j.result.jobs) keepNewer(mapOf(jobs, endpoint), job.job_id, job);
+  if (t?.ok) for (const task of t.result) keepNewer(mapOf(tasks, endpoint), task.uid, task);
   return Boolean(j?.ok || t?.ok);
 }
 

@@ -1,7 +1,7 @@
 // psij: submit a job, list my jobs, monitor one with live output (job_output events) and cancel;
 // `?job=ID` in the page's address opens that job's monitor.
 import { STATE_COLORS, countsCard } from "../chart.js";
-import { badge, button, dur, el, fillList, field, input, keepNewer, keyValueRows, section, show, table, when } from "../ui.js";
+import { badge, behind, button, dur, el, fillList, field, input, keepNewer, keyValueRows, section, show, table, when } from "../ui.js";
 
 const TERMINAL = new Set(["COMPLETED", "FAILED", "CANCELED"]);
 const STATES = ["QUEUED", "ACTIVE", "COMPLETED", "FAILED", "CANCELED"];
@@ -27,11 +27,15 @@ export default function psijPage(ctx) {
 
   async function refresh() {
     const r = await ctx.call("list_jobs", {});
-    if (r.ok) { for (const j of r.result.jobs) keepNewer(jobs, j.job_id, j, TERMINAL); renderList(); }
+    if (r.ok) { for (const j of r.result.jobs) keepNewer(jobs, j.job_id, j); renderList(); }
   }
 
   // ---- monitor: status + output, kept exact by byte offsets
   function setState(s) {
+    // states only move forward: a get_job_status reply sent before a job_status event that
+    // arrived first must not take the monitor back (QUEUED over ACTIVE)
+    if (watched && behind(s.state, watched.state)) return;
+    if (watched) watched.state = s.state;
     monitor.querySelector(".state").replaceChildren(badge(s.state),
       s.exit_code != null ? ` exit ${s.exit_code}` : "", s.message ? ` ${s.message}` : "");
     monitor.querySelector("#job-cancel").disabled = TERMINAL.has(s.state);
@@ -94,6 +98,11 @@ export default function psijPage(ctx) {
       button("Cancel job", async () => show(result, await ctx.call("cancel_job", { job_id: id })), { id: "job-cancel", className: "danger" }),
       result, el("h4", { textContent: "stdout" }), out.stdout, el("h4", { textContent: "stderr" }), out.stderr);
     catchUp();
+    const w = watched;
+    const poll = setInterval(() => {  // events may be lost (a reconnect): read every 5 s too
+      if (watched !== w || !monitor.isConnected || TERMINAL.has(w.state)) clearInterval(poll);
+      else catchUp();
+    }, 5000);
     monitor.scrollIntoView({ block: "nearest" });
   }
 

@@ -29,7 +29,7 @@ export default function tasksPage(ctx) {
 
   async function refresh() {
     const r = await ctx.call("list_tasks", { limit: 200 });
-    if (r.ok) { for (const t of r.result) keepNewer(tasks, t.uid, t, FINAL); render(); }
+    if (r.ok) { for (const t of r.result) keepNewer(tasks, t.uid, t); render(); }
   }
 
   async function open(uid) {
