@@ -14,7 +14,17 @@ export default function tasksPage(ctx) {
   const overTime = countsCard(`tasks.${ctx.endpoint}`, STATES, () => [...tasks.values()],
     { id: "chart-tasks", colors: STATE_COLORS, title: "your latest tasks (up to 200) by state" });
 
-  const render = () => { overTime.record(); listBox.replaceChildren(table([
+  // a redraw between a button's press and release would swallow the click: wait for it
+  let pressed = false, held = false;
+  listBox.addEventListener("pointerdown", () => { pressed = true; });
+  const release = () => {  // after the click that follows this release
+    pressed = false;
+    if (held) { held = false; setTimeout(render, 0); }
+  };
+  listBox.addEventListener("pointerup", release);
+  listBox.addEventListener("pointerleave", release);
+
+  const render = () => { overTime.record(); if (pressed) { held = true; return; } listBox.replaceChildren(table([
     ["task", (t) => t.uid], ["kind", (t) => t.kind], ["state", (t) => badge(t.state)], ["exit", (t) => t.exit_code],
     ["submitted", (t) => when(t.submitted)],
     ["", (t) => (FINAL.has(t.state) ? "" : button("Cancel", async (ev) => {
