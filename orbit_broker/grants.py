@@ -44,7 +44,10 @@ class Grants:
     def grants(self, client: str) -> tuple[set[str], set[str]]:
         """(endpoints, pools) the client (or orchestrating endpoint) may call."""
         self._caller(client)
-        rows = self.management.get_topic_permissions(client, self.vhost)
+        return self._granted(client)
+
+    def _granted(self, user: str) -> tuple[set[str], set[str]]:
+        rows = self.management.get_topic_permissions(user, self.vhost)
         row = rows.get(naming.REQUEST_EXCHANGE)
         return parse_grants(row.write) if row else (set(), set())
 
@@ -80,7 +83,7 @@ class Grants:
     ) -> GrantResult:
         naming.validate_name(target, "pool" if pool else "endpoint")
         caller, perms = self._caller(client)
-        endpoints, pools = self.grants(client)
+        endpoints, pools = self._granted(client)
         chosen = pools if pool else endpoints
         changed = (target not in chosen) if add else (target in chosen)
         if add:
@@ -88,7 +91,11 @@ class Grants:
         else:
             chosen.discard(target)
         if changed:
-            for row in self._rows(client, caller, perms, endpoints, pools):
+            if caller == "endpoint":  # its first grant makes it an orchestrator
+                wanted = orchestrator_permissions(client, pools_of(perms))
+                if perms != wanted:
+                    self.management.set_permissions(client, self.vhost, wanted)
+            for row in self._rows(client, caller, endpoints, pools):
                 self.management.set_topic_permission(client, self.vhost, row)
         # also when unchanged: a directory that is missing or stale is written again
         directory.blocking(directory.write(self._store(), client, endpoints, pools))
@@ -103,21 +110,14 @@ class Grants:
             allowed_users=() if pool else tuple(self.allowed_users(target)),
         )
 
+    @staticmethod
     def _rows(
-        self,
-        user: str,
-        caller: Caller,
-        perms: Permissions,
-        endpoints: set[str],
-        pools: set[str],
+        user: str, caller: Caller, endpoints: set[str], pools: set[str]
     ) -> list[TopicPermission]:
-        """The topic rows to write; an endpoint becomes an orchestrator on its first grant."""
+        """The topic rows a grant changes (an orchestrator's replies row too)."""
         if caller == "client":
             rows = client_topic_permissions(user, endpoints, pools)
             return [rows[naming.REQUEST_EXCHANGE], rows[naming.EVENT_EXCHANGE]]
-        wanted = orchestrator_permissions(user, pools_of(perms))
-        if perms != wanted:
-            self.management.set_permissions(user, self.vhost, wanted)
         return list(orchestrator_topic_permissions(user, endpoints, pools).values())
 
     def _caller(self, user: str) -> tuple[Caller, Permissions]:
