@@ -1,6 +1,7 @@
 // Orbit Explorer: login, live endpoint sidebar, plugin pages, event log, toasts.
 import { getJSON, login, logout, rpc } from "./api.js";
 import { el, operationForm } from "./forms.js";
+import { coalesce } from "./ui.js";
 import overviewPage from "./overview.js";
 import { resetHistories } from "./chart.js";
 import { forget, loadWork, trackEvent, workList } from "./work.js";
@@ -27,8 +28,7 @@ function parseHash() {
   return { endpoint, plugin, params: new URLSearchParams(query || "") };
 }
 
-let sidebarTimer = null;  // events redraw the sidebar at most every 200 ms
-function sidebarSoon() { sidebarTimer ??= setTimeout(() => { sidebarTimer = null; renderSidebar(); }, 200); }
+const sidebarSoon = coalesce(() => renderSidebar(), 200);  // events redraw it at most every 200 ms
 
 function renderSidebar() {
   const { endpoint: curEp, plugin: curPlugin } = parseHash();

@@ -2,7 +2,7 @@
 // running jobs and tasks, and an admin's shutdown control (the endpoint decides who may).
 import { getJSON, rpc } from "./api.js";
 import { History, lineChart } from "./chart.js";
-import { badge, button, el, table } from "./ui.js";
+import { badge, button, coalesce, el, table } from "./ui.js";
 
 const poolHistory = new History("pools");  // backlog and members of every pool, each redraw
 
@@ -36,15 +36,13 @@ const LIVE = new Set(["job_status", "task_status", "task_status_batch", "presenc
 // `known()`: the endpoints the page has heard of so far (all a user without a directory has).
 export default async function overviewPage({ toast, refresh, on, known }) {
   const box = el("div", { id: "overview-page" });
-  let timer = null;
   let drawn = 0;  // the newest redraw started: an older one that ends later is not shown
   const redraw = async () => {
-    timer = null;
     const mine = ++drawn;
     const parts = await overview(toast, refresh, known);
     if (mine === drawn) box.replaceChildren(...parts);
   };
-  const soon = () => { timer ??= setTimeout(redraw, 1000); };
+  const soon = coalesce(redraw, 1000);
   on((f) => { if (LIVE.has(f.topic)) soon(); });
   await redraw();
   const tick = setInterval(() => { if (box.isConnected) soon(); else clearInterval(tick); }, 15000);

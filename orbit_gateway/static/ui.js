@@ -53,6 +53,12 @@ export function show(box, reply, ok = (r) => JSON.stringify(r, null, 2)) {
   return null;
 }
 
+// `fn` at most once per `ms`: calls in a burst run it once, `ms` after the first.
+export function coalesce(fn, ms) {
+  let timer = null;
+  return () => { timer ??= setTimeout(() => { timer = null; fn(); }, ms); };
+}
+
 export const section = (title, ...kids) => el("div", { className: "card" }, el("h3", { textContent: title }), ...kids);
 
 // Editable NAME=value rows (environment, custom attributes): `.node` to show, `.value()` the object.

@@ -1,7 +1,7 @@
 // psij: submit a job, list my jobs, monitor one with live output (job_output events) and cancel;
 // `?job=ID` in the page's address opens that job's monitor.
 import { STATE_COLORS, countsCard } from "../chart.js";
-import { badge, behind, button, dur, el, fillList, field, input, keepNewer, keyValueRows, section, show, table, when } from "../ui.js";
+import { badge, behind, button, coalesce, dur, el, fillList, field, input, keepNewer, keyValueRows, section, show, table, when } from "../ui.js";
 
 const TERMINAL = new Set(["COMPLETED", "FAILED", "CANCELED"]);
 const STATES = ["QUEUED", "ACTIVE", "COMPLETED", "FAILED", "CANCELED"];
@@ -22,8 +22,7 @@ export default function psijPage(ctx) {
   ], [...jobs.values()].sort((a, b) => b.submitted_at - a.submitted_at),
   { empty: "no jobs yet", onRow: (j) => watch(j.job_id) })); };
 
-  let again = null;  // events about jobs not listed yet: one list_jobs for a burst of them
-  const refreshSoon = () => { again ??= setTimeout(() => { again = null; refresh(); }, 300); };
+  const refreshSoon = coalesce(() => refresh(), 300);  // jobs not listed yet: one list_jobs for a burst
 
   async function refresh() {
     const r = await ctx.call("list_jobs", {});

@@ -1,7 +1,7 @@
 // tasks: submit a command or a function, watch task_status events, inspect and cancel tasks;
 // `?task=UID` in the page's address opens that task.
 import { STATE_COLORS, countsCard } from "../chart.js";
-import { badge, button, el, field, input, keepNewer, section, show, table, when } from "../ui.js";
+import { badge, button, coalesce, el, field, input, keepNewer, section, show, table, when } from "../ui.js";
 
 const FINAL = new Set(["DONE", "FAILED", "CANCELED"]);
 const STATES = ["QUEUED", "RUNNING", "DONE", "FAILED", "CANCELED"];
@@ -34,8 +34,7 @@ export default function tasksPage(ctx) {
     }, { className: "danger small" }))],
   ], [...tasks.values()].sort((a, b) => b.submitted - a.submitted), { empty: "no tasks yet", onRow: (t) => open(t.uid) })); };
 
-  let again = null;  // a task_status_batch of tasks not listed yet: one list_tasks for all
-  const refreshSoon = () => { again ??= setTimeout(() => { again = null; refresh(); }, 300); };
+  const refreshSoon = coalesce(() => refresh(), 300);  // tasks not listed yet: one list_tasks for all
 
   async function refresh() {
     const r = await ctx.call("list_tasks", { limit: 200 });
