@@ -5,13 +5,14 @@ pick a facility, connect (a wrong token first), the facility's tables, a job fol
 from __future__ import annotations
 
 import secrets
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, expect
+
+from orbit_broker.ports import free_port
 
 from ..fakes.iri_api import FakeIri
 from .conftest import StartEndpoint
@@ -37,9 +38,7 @@ def fake(token: str) -> Iterator[FakeIri]:
 
 
 def facilities_file(tmp_path: Path, fake: FakeIri) -> Path:
-    with socket.socket() as s:  # a port nobody listens on: a facility that is down
-        s.bind(("127.0.0.1", 0))
-        down = f"http://127.0.0.1:{s.getsockname()[1]}/api/v1"
+    down = f"http://127.0.0.1:{free_port()}/api/v1"  # nobody listens: a facility that is down
     config = tmp_path / "facilities.toml"
     config.write_text(
         f'[facilities.nersc]\nlabel = "NERSC"\nurl = "{fake.url}"\nauth = "a test token"\n\n'

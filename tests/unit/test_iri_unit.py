@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
 import ssl
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from orbit_broker.ports import free_port
 from orbit_broker.tls import CertificateAuthority
 from orbit_plugins.base import Call
 from orbit_plugins.iri.api import FacilityApi
@@ -25,12 +25,6 @@ from orbit_plugins.testing import FakeContext
 from orbit_protocol import InvalidArgs, NotAuthorized, NotFound, Unavailable
 
 from ..fakes.iri_api import FakeIri
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -45,7 +39,7 @@ def fake(token: str) -> Iterator[FakeIri]:
 
 
 def write_config(path: Path, fake: FakeIri) -> Path:
-    down = f"http://127.0.0.1:{closed_port()}/api/v1"
+    down = f"http://127.0.0.1:{free_port()}/api/v1"  # nobody listens there
     path.write_text(
         json.dumps(
             {
